@@ -1,0 +1,97 @@
+"""Per-frame observations folded into per-window aggregates: pure functions, no I/O.
+
+Aggregates hold sums, counts and maxima only, so that windows split across files, workers or machines
+merge exactly by adding sums and counts and taking maxima.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one analysed frame showed, stripped of who: counts only."""
+
+    frame: int  # 0-based index in the source
+    t: float  # seconds since the start of the source
+    people: int
+    faces: int
+
+
+@dataclass(frozen=True)
+class WindowKey:
+    """The one key of every stored aggregate row; `source` is a file's content hash or a live unit's stream."""
+
+    site_id: str
+    camera_id: str
+    source: str
+    window_start: datetime
+
+
+@dataclass(frozen=True)
+class WindowAggregate:
+    key: WindowKey
+    window_end: datetime
+    frames_analysed: int
+    covered_s: float  # seconds of footage this source holds inside the window
+    people_sum: int  # sum over analysed frames of people seen: mean occupancy = people_sum / frames_analysed
+    people_max: int
+    faces_sum: int
+
+    @property
+    def occupancy_mean(self) -> float:
+        return self.people_sum / self.frames_analysed if self.frames_analysed else 0.0
+
+
+def window_start(at: datetime, window_s: int) -> datetime:
+    """Windows are aligned on multiples of their length since the Unix epoch (UTC), so every camera shares them."""
+    seconds = (at - EPOCH).total_seconds()
+    return EPOCH + timedelta(seconds=(seconds // window_s) * window_s)
+
+
+def coverage(start: datetime, duration_s: float, window: datetime, window_s: int) -> float:
+    """Seconds of a footage span [start, start + duration) that fall inside the window [window, window + length)."""
+    lo = max(start, window)
+    hi = min(start + timedelta(seconds=duration_s), window + timedelta(seconds=window_s))
+    return max(0.0, (hi - lo).total_seconds())
+
+
+def aggregate(
+    observations: Iterable[Observation],
+    *,
+    site_id: str,
+    camera_id: str,
+    source: str,
+    start: datetime,
+    duration_s: float,
+    window_s: int,
+) -> list[WindowAggregate]:
+    """One aggregate per window the footage touches, in time order; a window with footage but no
+    analysed frame (a very low sample rate) still appears, with zero frames, so it is never taken for empty."""
+    buckets: dict[datetime, list[Observation]] = {}
+    first = window_start(start, window_s)
+    last = window_start(start + timedelta(seconds=max(duration_s, 0.0)), window_s)
+    w = first
+    while w <= last:
+        if coverage(start, duration_s, w, window_s) > 0:
+            buckets[w] = []
+        w += timedelta(seconds=window_s)
+    for obs in observations:
+        buckets.setdefault(window_start(start + timedelta(seconds=obs.t), window_s), []).append(obs)
+    return [
+        WindowAggregate(
+            key=WindowKey(site_id, camera_id, source, w),
+            window_end=w + timedelta(seconds=window_s),
+            frames_analysed=len(obs),
+            covered_s=round(coverage(start, duration_s, w, window_s), 6),
+            people_sum=sum(o.people for o in obs),
+            people_max=max((o.people for o in obs), default=0),
+            faces_sum=sum(o.faces for o in obs),
+        )
+        for w, obs in sorted(buckets.items())
+    ]

@@ -1,0 +1,235 @@
+"""A batch run over many footage files of one camera: start times, resume, parallel workers, storing results.
+
+Files are identified by their content hash, so a batch that stopped halfway resumes where it was: a file already
+done for the same camera with the same parameters is skipped, and one done with other parameters is replaced.
+A file that cannot be read fails alone; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sanitary.config import CameraConfig, parse_start
+from sanitary.errors import SanitaryError
+from sanitary.pipeline import FileJob, FileResult, analyse_file
+from sanitary.sources import Continuity, Source, continuity, start_from_filename
+from sanitary.store import RunStart, Store
+
+MODELS = ("ssdlite_mobilenet_v2_coco.onnx", "centerface.onnx")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sample_fps: float | None = 5.0
+    fps: float | None = None
+    start: datetime | None = None
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    job: FileJob
+    frames: int  # frames that will be analysed, for the progress bar
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    status: str  # done, skipped, truncated, failed
+    frames_analysed: int = 0
+    windows: int = 0
+    occupancy_mean: float = 0.0
+    occupancy_max: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    files: list[PlannedFile]
+    failed: list[FileOutcome]
+    continuity: list[Continuity]
+
+
+def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> BatchPlan:
+    """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside."""
+    fps = options.fps or camera.time.fps
+    probed: list[tuple[str, Source]] = []
+    failed: list[FileOutcome] = []
+    for spec in specs:
+        try:
+            probed.append((spec, Source(spec, fps)))
+        except SanitaryError as exc:
+            failed.append(FileOutcome(spec, "failed", error=str(exc)))
+    files: list[PlannedFile] = []
+    # With one start time for several files, the files are taken as consecutive recordings.
+    running_start = options.start
+    for spec, source in probed:
+        try:
+            start = _start_time(spec, camera, running_start)
+        except SanitaryError as exc:
+            failed.append(FileOutcome(spec, "failed", error=str(exc)))
+            continue
+        if running_start is not None:
+            running_start = start + timedelta(seconds=source.info.duration_s)
+        job = FileJob(spec, camera, source.content_hash(), start, fps, options.sample_fps)
+        frames = source.info.frame_count
+        if options.sample_fps and options.sample_fps < source.info.fps:
+            frames = int(frames * options.sample_fps / source.info.fps) + 1
+        files.append(PlannedFile(job, frames, source.info.duration_s))
+    spans = [(Path(f.job.spec), f.job.start, f.duration_s) for f in files]
+    tolerance = 1.0 / (fps or 25.0) * 1.5
+    return BatchPlan(files, failed, continuity(spans, tolerance))
+
+
+def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> datetime:
+    if given is not None:
+        return given
+    pattern = camera.time.filename_pattern
+    if pattern:
+        found = start_from_filename(Path(spec), pattern, camera.tz)
+        if found is None:
+            raise SanitaryError(
+                f"{spec}: file name does not match time.filename_pattern {pattern!r}; rename it or pass --start"
+            )
+        return found
+    if camera.time.start:
+        return parse_start(camera.time.start, camera.tz, str(camera.path))
+    raise SanitaryError(
+        f"{spec}: no start time for this footage; pass --start, or set time.start or time.filename_pattern "
+        f"in {camera.path or 'the camera config'}"
+    )
+
+
+def run_params(job: FileJob) -> dict[str, Any]:
+    """Everything that changes the stored numbers: a file done with other parameters is analysed again."""
+    return {
+        "sample_fps": job.sample_fps,
+        "fps": job.fps,
+        "start": job.start.isoformat(),
+        "window_seconds": job.camera.time.window_seconds,
+        "detection": {k: v for k, v in dataclasses.asdict(job.camera.detection).items() if k != "threads"},
+        "models": list(MODELS),
+    }
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_batch(
+    plan: BatchPlan,
+    store: Store,
+    options: RunOptions,
+    on_frames: Callable[[int], None] = lambda n: None,
+) -> list[FileOutcome]:
+    """Analyse the planned files (in `options.workers` processes) and store each as soon as it is done."""
+    camera_notes = {str(c.current): f"{'gap' if c.seconds > 0 else 'overlap'} of {abs(c.seconds):.1f} s after "
+                    f"{c.previous.name}" for c in plan.continuity}
+    outcomes = list(plan.failed)
+    todo: list[tuple[PlannedFile, str]] = []
+    for planned in plan.files:
+        job = planned.job
+        params = run_params(job)
+        digest = params_hash(params)
+        if store.is_done(job.source_hash, job.camera.camera_id, digest):
+            outcomes.append(FileOutcome(job.spec, "skipped"))
+            on_frames(planned.frames)
+            continue
+        run_id = store.begin_run(
+            RunStart(job.source_hash, str(Path(job.spec).resolve()), job.camera.camera_id, job.camera.site_id,
+                     job.camera.resolved_unit_id(), digest, params)
+        )
+        todo.append((planned, run_id))
+
+    def finish(planned: PlannedFile, run_id: str, result: FileResult | None, error: str | None) -> None:
+        if result is None:
+            store.fail_run(run_id, error or "unknown error")
+            outcomes.append(FileOutcome(planned.job.spec, "failed", error=error))
+            return
+        status = "truncated" if result.truncated else "done"
+        store.finish_run(
+            run_id, result.windows, status=status, error=result.error, frames_analysed=result.frames_analysed,
+            footage=result.footage, notes=camera_notes.get(str(Path(planned.job.spec))),
+        )
+        people = sum(w.people_sum for w in result.windows)
+        outcomes.append(
+            FileOutcome(
+                planned.job.spec, status, result.frames_analysed, len(result.windows),
+                people / max(result.frames_analysed, 1), max((w.people_max for w in result.windows), default=0),
+                result.error,
+            )
+        )
+
+    if options.workers <= 1 or len(todo) <= 1:
+        for planned, run_id in todo:
+            try:
+                result = analyse_file(planned.job, on_frames)
+            except SanitaryError as exc:
+                finish(planned, run_id, None, str(exc))
+                continue
+            finish(planned, run_id, result, None)
+    else:
+        _run_parallel(todo, options.workers, finish, on_frames)
+    order = {spec: i for i, spec in enumerate(s.job.spec for s in plan.files)}
+    return sorted(outcomes, key=lambda o: order.get(o.path, -1))
+
+
+def _run_parallel(
+    todo: list[tuple[PlannedFile, str]],
+    workers: int,
+    finish: Callable[[PlannedFile, str, FileResult | None, str | None], None],
+    on_frames: Callable[[int], None],
+) -> None:
+    # Workers share the cores: each runs its models on its share, so N workers do not fight over N x cores.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        progress: Any = manager.Queue()
+        futures: dict[Future[FileResult], tuple[PlannedFile, str]] = {}
+        for planned, run_id in todo:
+            camera = dataclasses.replace(
+                planned.job.camera, detection=dataclasses.replace(planned.job.camera.detection, threads=threads)
+            )
+            job = dataclasses.replace(planned.job, camera=camera)
+            futures[pool.submit(_analyse_reporting, job, progress)] = (planned, run_id)
+        pending = set(futures)
+        while pending:
+            _drain(progress, on_frames)
+            done = {f for f in pending if f.done()}
+            for future in done:
+                planned, run_id = futures[future]
+                try:
+                    result = future.result()
+                except SanitaryError as exc:
+                    finish(planned, run_id, None, str(exc))
+                    continue
+                finish(planned, run_id, result, None)
+            pending -= done
+            if pending and not done:
+                _drain(progress, on_frames, wait=0.2)
+        _drain(progress, on_frames)
+
+
+def _analyse_reporting(job: FileJob, progress: Any) -> FileResult:
+    return analyse_file(job, progress.put)
+
+
+def _drain(progress: Any, on_frames: Callable[[int], None], wait: float = 0.0) -> None:
+    try:
+        on_frames(progress.get(timeout=wait) if wait else progress.get_nowait())
+        while True:
+            on_frames(progress.get_nowait())
+    except queue.Empty:
+        return

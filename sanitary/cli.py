@@ -1,0 +1,148 @@
+"""The `sanitary` command line. Input errors become one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from sanitary.batch import FileOutcome, RunOptions, plan_batch, run_batch
+from sanitary.config import default_camera, load_camera, parse_start
+from sanitary.errors import SanitaryError
+from sanitary.pipeline import FrameAnalyser, observe
+from sanitary.sources import Source
+from sanitary.store import Store
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Anonymous occupancy and mask-wearing aggregates from video; only aggregates are ever stored.",
+)
+console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CameraOption = Annotated[Path, typer.Option("--camera", help="Camera config (TOML), see examples/.")]
+SampleFps = Annotated[float | None, typer.Option("--sample-fps", help="Frames analysed per second of footage.")]
+FpsOption = Annotated[float | None, typer.Option("--fps", help="True frame rate, when the container is wrong.")]
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except SanitaryError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: files already stored stay stored; run again to finish the rest", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class FpsColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:5.1f} fps" if task.speed else "  ... fps")
+
+
+@app.command()
+@friendly
+def run(
+    footage: Annotated[list[str], typer.Argument(help="Video files, image folders or quoted globs.")],
+    camera: CameraOption,
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file the aggregates go to (created if absent).")],
+    sample_fps: Annotated[float, typer.Option("--sample-fps", help="Frames analysed per second of footage.")] = 5.0,
+    fps: FpsOption = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Footage start, ISO 8601 (camera time zone if naive).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Files analysed in parallel processes.")] = 1,
+) -> None:
+    """Analyse footage of one camera into per-window aggregates in a DuckDB file."""
+    cam = load_camera(camera)
+    options = RunOptions(
+        sample_fps=sample_fps,
+        fps=fps,
+        start=parse_start(start, cam.tz, "--start") if start else None,
+        workers=workers,
+    )
+    plan = plan_batch(footage, cam, options)
+    with Store(db) as store, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), FpsColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
+        outcomes = run_batch(plan, store, options, lambda n: progress.advance(task, n))
+    _print_summary(outcomes, db)
+    for c in plan.continuity:
+        kind = "gap" if c.seconds > 0 else "overlap"
+        console.print(f"{kind}: {abs(c.seconds):.1f} s between {c.previous.name} and {c.current.name}")
+    bad = [o for o in outcomes if o.status in ("failed", "truncated")]
+    if bad:
+        typer.echo(f"error: {bad[0].error}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""), err=True)
+        raise typer.Exit(1)
+
+
+def _print_summary(outcomes: list[FileOutcome], db: Path) -> None:
+    table = Table(title=f"stored in {db}")
+    for column in ("file", "status", "frames", "windows", "mean people", "max people"):
+        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    for o in outcomes:
+        table.add_row(
+            Path(o.path).name, o.status, str(o.frames_analysed), str(o.windows),
+            f"{o.occupancy_mean:.2f}", str(o.occupancy_max),
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly
+def count(
+    path: Annotated[str, typer.Argument(help="A video file, an image folder or a quoted glob.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per frame on stdout.")] = False,
+    camera: Annotated[Path | None, typer.Option("--camera", help="Camera config for thresholds.")] = None,
+    sample_fps: SampleFps = None,
+    fps: FpsOption = None,
+) -> None:
+    """Count people and faces per frame (every frame unless --sample-fps): the evaluation hook."""
+    cam = load_camera(camera) if camera else default_camera()
+    rate = fps or cam.time.fps
+    # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
+    source = Source(path, rate if rate or sample_fps else 1.0)
+    analyser = FrameAnalyser(cam.detection, source.info.width, source.info.height)
+    for frame, obs in observe(source, analyser, sample_fps):
+        if as_json:
+            line = {"frame": frame.index, "file": frame.file, "people": obs.people, "faces": obs.faces}
+            sys.stdout.write(json.dumps(line) + "\n")
+        else:
+            sys.stdout.write(f"frame {frame.index}: {obs.people} people, {obs.faces} faces\n")
+        sys.stdout.flush()
+
+
+@app.command()
+@friendly
+def audit(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to check, the DuckDB file included.")],
+) -> None:
+    """Check that no image, face box, landmark or per-person row was written anywhere."""
+    from sanitary.anonymity import audit_paths
+
+    leaks = audit_paths(paths)
+    for leak in leaks:
+        typer.echo(f"{leak.path}: {leak.where}: {leak.what}")
+    if leaks:
+        typer.echo(f"error: {len(leaks)} possible leaks of personal data", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"clean: no image data or per-person record in {len(paths)} path(s)")

@@ -1,0 +1,179 @@
+"""Camera configuration: one TOML file per camera, parsed into typed, validated values.
+
+Every section is a frozen dataclass; later features add sections (calibration, zones, alerts) without touching
+the loader. A wrong key or value is a one-line `SanitaryError` that names the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sanitary.errors import SanitaryError
+
+SiteKind = Literal["market", "bus"]
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    window_seconds: int = 60
+    # The container's rate can be wrong (the PETS clip says 10 fps, it was shot at 7).
+    fps: float | None = None
+    # ISO 8601; naive times are in the camera's time zone.
+    start: str | None = None
+    # strftime-style pattern found in file names, e.g. "%Y%m%d_%H%M%S" for NVR exports.
+    filename_pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    person_score: float = 0.35
+    # Tiles are cut to this many source pixels and upscaled to the detector's input, so small people grow.
+    tile_px: int = 200
+    # Tile side at the top of the walkable area, where people are furthest and smallest (0: same as tile_px).
+    tile_px_far: int = 0
+    tile_overlap: float = 0.25
+    # A full-frame pass as well finds people too large for a tile.
+    full_frame: bool = True
+    # Image polygon (pixels) where people can stand; tiles are only laid over its bounding box.
+    walkable: list[Point] = field(default_factory=list)
+    face_score: float = 0.5
+    # Below this height a person's face is a few pixels wide: no detector finds it, so don't pay for the search.
+    face_min_person_px: int = 80
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    camera_id: str
+    site_id: str
+    site_kind: SiteKind
+    timezone: str = "UTC"
+    unit_id: str | None = None
+    time: TimeConfig = field(default_factory=TimeConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    path: Path | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolved_unit_id(self) -> str:
+        """The machine that ran: the config's setting, else SANITARY_UNIT_ID, else the host name."""
+        return self.unit_id or os.environ.get("SANITARY_UNIT_ID") or socket.gethostname()
+
+
+def load_camera(path: Path) -> CameraConfig:
+    if not path.is_file():
+        raise SanitaryError(f"{path}: camera config not found; pass --camera with a TOML file (see examples/)")
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SanitaryError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    config = _build(CameraConfig, table, path, "")
+    config = dataclasses.replace(config, path=path)
+    _check(config, path)
+    return config
+
+
+def default_camera(camera_id: str = "camera", site_id: str = "site") -> CameraConfig:
+    return CameraConfig(camera_id=camera_id, site_id=site_id, site_kind="market")
+
+
+def _check(config: CameraConfig, path: Path) -> None:
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SanitaryError(
+            f"{path}: timezone {config.timezone!r} is unknown; use an IANA name such as 'Europe/Paris'"
+        ) from None
+    checks: list[tuple[bool, str]] = [
+        (config.time.window_seconds > 0, "time.window_seconds must be a positive number of seconds"),
+        (config.time.fps is None or config.time.fps > 0, "time.fps must be positive"),
+        (0.0 < config.detection.person_score < 1.0, "detection.person_score must be between 0 and 1"),
+        (0.0 < config.detection.face_score < 1.0, "detection.face_score must be between 0 and 1"),
+        (config.detection.tile_px >= 32, "detection.tile_px must be at least 32"),
+        (config.detection.tile_px_far == 0 or config.detection.tile_px_far >= 32,
+         "detection.tile_px_far must be at least 32, or 0 for the same as tile_px"),
+        (0.0 <= config.detection.tile_overlap < 0.9, "detection.tile_overlap must be in [0, 0.9)"),
+        (config.detection.face_min_person_px >= 0, "detection.face_min_person_px must be >= 0"),
+        (config.detection.threads >= 0, "detection.threads must be >= 0 (0: one per core)"),
+        (len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
+         "detection.walkable needs at least 3 points, or none for the whole frame"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SanitaryError(f"{path}: {message}")
+    if config.time.start is not None:
+        parse_start(config.time.start, config.tz, str(path))
+
+
+def parse_start(text: str, tz: ZoneInfo, where: str) -> datetime:
+    """An ISO 8601 time; a naive one is read in the camera's time zone."""
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise SanitaryError(
+            f"{where}: start time {text!r} is not ISO 8601; write e.g. 2021-03-01T08:00:00+01:00"
+        ) from None
+    return start if start.tzinfo else start.replace(tzinfo=tz)
+
+
+def _build(cls: type, table: dict[str, Any], path: Path, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
+        raise SanitaryError(
+            f"{path}: unknown key '{prefix}{unknown[0]}' in {where}; expected one of: {', '.join(fields)}"
+        )
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SanitaryError(f"{path}: missing required key '{prefix}{name}'")
+            continue
+        values[name] = _coerce(hints[name], table[name], path, prefix + name)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, path: Path, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise SanitaryError(f"{path}: '{key}' must be a table ([{key}])")
+        return _build(hint, value, path, key + ".")
+    origin = get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        return _coerce(options[0], value, path, key)
+    if origin is Literal:
+        if value not in get_args(hint):
+            allowed = ", ".join(repr(a) for a in get_args(hint))
+            raise SanitaryError(f"{path}: '{key}' is {value!r}; it must be one of {allowed}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise SanitaryError(f"{path}: '{key}' must be a list")
+        (item,) = get_args(hint)
+        return [_coerce(item, v, path, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:
+        args = get_args(hint)
+        if not isinstance(value, list) or len(value) != len(args):
+            raise SanitaryError(f"{path}: '{key}' must be a list of {len(args)} numbers")
+        return tuple(_coerce(a, v, path, key) for a, v in zip(args, value, strict=True))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise SanitaryError(f"{path}: '{key}' is {value!r}; it must be of type {hint.__name__}")

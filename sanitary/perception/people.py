@@ -1,0 +1,134 @@
+"""People in a frame: SSDLite-MobileNetV2 (COCO) over overlapping tiles of the walkable area.
+
+The detector sees 300x300 pixels. A 45 px tall person in a 480x360 frame shrinks to 28 px in a full-frame pass
+and is mostly missed; cut into tiles of ~180 px and upscaled, the same person is 75 px tall. All tiles (and the
+full frame, for people too tall for a tile) go through the network in one batched call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sanitary.config import DetectionConfig
+from sanitary.perception.boxes import areas, intersection_matrix, nms
+from sanitary.perception.models import open_session
+
+INPUT_PX = 300
+COCO_PERSON = 1
+MERGE_IOU = 0.35
+# A box cut by a tile edge lies mostly inside the whole box found by a neighbouring tile.
+CONTAINED = 0.8
+
+
+@dataclass(frozen=True)
+class Detections:
+    """People in one frame, in frame pixels."""
+
+    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
+    scores: np.ndarray  # (N,) float32
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def feet(self) -> np.ndarray:
+        """Bottom-centre of each box: where the person stands, (N, 2)."""
+        return np.stack([(self.boxes[:, 0] + self.boxes[:, 2]) / 2, self.boxes[:, 3]], axis=1)
+
+
+def tile_grid(roi: tuple[int, int, int, int], near_px: int, far_px: int, overlap: float) -> np.ndarray:
+    """Square tiles (x1, y1, x2, y2) covering `roi`, neighbours sharing at least `overlap` of a tile.
+
+    Tiles grow from `far_px` at the top of the region to `near_px` at its bottom: a fixed camera sees people
+    smaller the further up the image they stand, and each tile should upscale them to a size the detector knows.
+    """
+    x0, y0, x1, y1 = roi
+    rows: list[tuple[int, int]] = []
+    y = float(y0)
+    while True:
+        depth = (y - y0) / max(y1 - y0, 1)
+        size = min(round(far_px + (near_px - far_px) * depth), y1 - y0, x1 - x0)
+        if y + size >= y1:
+            rows.append((y1 - size, size))
+            break
+        rows.append((round(y), size))
+        y += size * (1 - overlap)
+    tiles = []
+    for top, size in rows:
+        span = x1 - x0 - size
+        n = int(np.ceil(span / (size * (1 - overlap)))) + 1 if span > 0 else 1
+        for left in np.linspace(x0, x1 - size, n).round().astype(int):
+            tiles.append((left, top, left + size, top + size))
+    return np.array(tiles, dtype=np.int64)
+
+
+def walkable_roi(polygon: list[tuple[float, float]], frame_w: int, frame_h: int) -> tuple[int, int, int, int]:
+    """The pixel rectangle holding the walkable polygon, padded upwards by a person's height at its top edge."""
+    if not polygon:
+        return 0, 0, frame_w, frame_h
+    pts = np.asarray(polygon, dtype=np.float64)
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+    # Feet stand in the polygon; heads stand above it.
+    head_room = int(0.15 * frame_h)
+    return max(0, x0), max(0, y0 - head_room), min(frame_w, x1), min(frame_h, y1)
+
+
+def merge_tiles(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices kept after merging detections of overlapping tiles: NMS, then fragments cut by a tile edge."""
+    keep = nms(boxes, scores, MERGE_IOU)
+    b = boxes[keep]
+    size = areas(b)
+    # Box i is a fragment when most of it lies inside a box j at least 1.5x its area.
+    inside = intersection_matrix(b, b) / np.maximum(size[:, None], 1e-9)
+    bigger = size[None, :] >= 1.5 * size[:, None]
+    fragment = ((inside >= CONTAINED) & bigger).any(axis=1)
+    return keep[~fragment]
+
+
+class PersonDetector:
+    def __init__(self, config: DetectionConfig, frame_w: int, frame_h: int) -> None:
+        self.config = config
+        self.session = open_session("ssdlite_mobilenet_v2_coco.onnx", config.threads)
+        roi = walkable_roi(config.walkable, frame_w, frame_h)
+        tiles = tile_grid(roi, config.tile_px, config.tile_px_far or config.tile_px, config.tile_overlap)
+        if config.full_frame:
+            tiles = np.vstack([[0, 0, frame_w, frame_h], tiles])
+        self.tiles = tiles
+        self.walkable = np.asarray(config.walkable, np.float32) if config.walkable else None
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        batch = np.stack(
+            [
+                cv2.resize(image[y0:y1, x0:x1], (INPUT_PX, INPUT_PX), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
+                for x0, y0, x1, y1 in self.tiles
+            ]
+        )
+        boxes, scores, classes, counts = self.session.run(
+            ["detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0"],
+            {"image_tensor:0": batch},
+        )
+        found_boxes, found_scores = [], []
+        for i, (x0, y0, x1, y1) in enumerate(self.tiles):
+            n = int(counts[i])
+            chosen = (classes[i, :n] == COCO_PERSON) & (scores[i, :n] >= self.config.person_score)
+            ymin, xmin, ymax, xmax = boxes[i, :n][chosen].T
+            w, h = x1 - x0, y1 - y0
+            found_boxes.append(np.stack([x0 + xmin * w, y0 + ymin * h, x0 + xmax * w, y0 + ymax * h], axis=1))
+            found_scores.append(scores[i, :n][chosen])
+        all_boxes = np.concatenate(found_boxes).astype(np.float32)
+        all_scores = np.concatenate(found_scores).astype(np.float32)
+        keep = merge_tiles(all_boxes, all_scores)
+        people = Detections(all_boxes[keep], all_scores[keep])
+        return self._on_walkable(people)
+
+    def _on_walkable(self, people: Detections) -> Detections:
+        """Drop detections standing outside the walkable area (posters, reflections, people on a balcony)."""
+        if self.walkable is None or len(people) == 0:
+            return people
+        feet = people.feet
+        inside = np.array([cv2.pointPolygonTest(self.walkable, (float(x), float(y)), False) >= 0 for x, y in feet])
+        return Detections(people.boxes[inside], people.scores[inside])

@@ -1,0 +1,126 @@
+"""The stages wired for one source, in their one order: frames -> people -> faces -> observation -> windows.
+
+Images, boxes and landmarks live only inside `FrameAnalyser.__call__`; what leaves it is an `Observation`
+of counts, and what leaves `analyse_file` is a list of window aggregates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sanitary.analytics import Observation, WindowAggregate, aggregate
+from sanitary.config import CameraConfig, DetectionConfig
+from sanitary.perception.faces import FaceDetector
+from sanitary.perception.people import PersonDetector
+from sanitary.sources import Frame, Source, TruncatedSourceError
+
+PROGRESS_EVERY = 25
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent per stage, summed over frames; for the progress summary and the benchmark."""
+
+    decode: float = 0.0
+    people: float = 0.0
+    faces: float = 0.0
+    frames: int = 0
+
+    def per_frame(self) -> dict[str, float]:
+        n = max(self.frames, 1)
+        return {"decode": self.decode / n, "people": self.people / n, "faces": self.faces / n}
+
+
+class FrameAnalyser:
+    """People, then faces where people are, for one frame at a time."""
+
+    def __init__(self, detection: DetectionConfig, width: int, height: int) -> None:
+        self.people = PersonDetector(detection, width, height)
+        self.faces = FaceDetector(detection)
+        self.times = StageTimes()
+
+    def __call__(self, frame: Frame) -> Observation:
+        t0 = time.perf_counter()
+        people = self.people(frame.image)
+        t1 = time.perf_counter()
+        faces = self.faces(frame.image, people)
+        t2 = time.perf_counter()
+        self.times.people += (t1 - t0) * 1000
+        self.times.faces += (t2 - t1) * 1000
+        self.times.frames += 1
+        return Observation(frame=frame.index, t=frame.t, people=len(people), faces=len(faces))
+
+
+def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -> Iterator[tuple[Frame, Observation]]:
+    """Each analysed frame with what it showed; decode time is charged to the analyser's stage times."""
+    frames = source.frames(sample_fps)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        analyser.times.decode += (time.perf_counter() - t0) * 1000
+        if frame is None:
+            return
+        yield frame, analyser(frame)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    spec: str
+    camera: CameraConfig
+    source_hash: str
+    start: datetime
+    fps: float | None
+    sample_fps: float | None
+
+
+@dataclass
+class FileResult:
+    job: FileJob
+    windows: list[WindowAggregate]
+    frames_analysed: int
+    frames_decoded: int
+    duration_s: float
+    error: str | None = None
+    truncated: bool = False
+    times: StageTimes = field(default_factory=StageTimes)
+
+    @property
+    def footage(self) -> tuple[datetime, datetime]:
+        return self.job.start, self.job.start + timedelta(seconds=self.duration_s)
+
+
+def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -> FileResult:
+    """Analyse one footage file into window aggregates.
+
+    A file cut short keeps the windows of the frames before the cut and reports the cut as its error;
+    any other bad input raises before anything is aggregated.
+    """
+    source = Source(job.spec, job.fps)
+    info = source.info
+    analyser = FrameAnalyser(job.camera.detection, info.width, info.height)
+    observations: list[Observation] = []
+    error, truncated = None, False
+    try:
+        for _, obs in observe(source, analyser, job.sample_fps):
+            observations.append(obs)
+            if on_frames and len(observations) % PROGRESS_EVERY == 0:
+                on_frames(PROGRESS_EVERY)
+    except TruncatedSourceError as exc:
+        error, truncated = str(exc), True
+    if on_frames:
+        on_frames(len(observations) % PROGRESS_EVERY)
+    decoded = source.decoded
+    duration = decoded / info.fps
+    windows = aggregate(
+        observations,
+        site_id=job.camera.site_id,
+        camera_id=job.camera.camera_id,
+        source=job.source_hash,
+        start=job.start,
+        duration_s=duration,
+        window_s=job.camera.time.window_seconds,
+    )
+    return FileResult(job, windows, len(observations), decoded, duration, error, truncated, analyser.times)

@@ -1,0 +1,232 @@
+"""DuckDB store: versioned schema, the runs table, and idempotent, all-or-nothing writes of window aggregates.
+
+Every aggregate row has one key, (site_id, camera_id, source, window_start). A source analysed again for the
+same camera replaces its earlier rows in the same transaction that writes the new ones, so a rerun never counts
+twice and a run killed midway leaves the previous rows (or none), never a half-written set.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sanitary.analytics import WindowAggregate
+from sanitary.errors import SanitaryError
+
+SCHEMA_VERSION = 1
+
+
+def _v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE TABLE runs (
+            run_id        VARCHAR PRIMARY KEY,
+            source        VARCHAR NOT NULL,
+            source_path   VARCHAR NOT NULL,
+            camera_id     VARCHAR NOT NULL,
+            site_id       VARCHAR NOT NULL,
+            unit_id       VARCHAR NOT NULL,
+            params_hash   VARCHAR NOT NULL,
+            params        JSON NOT NULL,
+            started_at    TIMESTAMPTZ NOT NULL,
+            finished_at   TIMESTAMPTZ,
+            status        VARCHAR NOT NULL,
+            error         VARCHAR,
+            frames_analysed BIGINT,
+            footage_start TIMESTAMPTZ,
+            footage_end   TIMESTAMPTZ,
+            notes         VARCHAR
+        )""")
+    con.execute("""
+        CREATE TABLE window_aggregates (
+            site_id         VARCHAR NOT NULL,
+            camera_id       VARCHAR NOT NULL,
+            source          VARCHAR NOT NULL,
+            window_start    TIMESTAMPTZ NOT NULL,
+            window_end      TIMESTAMPTZ NOT NULL,
+            unit_id         VARCHAR NOT NULL,
+            run_id          VARCHAR NOT NULL,
+            frames_analysed BIGINT NOT NULL,
+            covered_s       DOUBLE NOT NULL,
+            people_sum      BIGINT NOT NULL,
+            people_max      BIGINT NOT NULL,
+            faces_sum       BIGINT NOT NULL,
+            PRIMARY KEY (site_id, camera_id, source, window_start)
+        )""")
+    # One row per camera and window, all sources of it combined: what an official reads.
+    con.execute("""
+        CREATE VIEW camera_windows AS
+        SELECT site_id, camera_id, window_start, max(window_end) AS window_end,
+               sum(frames_analysed) AS frames_analysed,
+               sum(covered_s) AS covered_s,
+               sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
+               max(people_max) AS occupancy_max,
+               sum(faces_sum) AS faces_seen,
+               count(*) AS sources
+        FROM window_aggregates
+        GROUP BY site_id, camera_id, window_start""")
+
+
+# MIGRATIONS[i] takes a database from schema version i to i + 1.
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+
+
+@dataclass(frozen=True)
+class RunStart:
+    source: str
+    source_path: str
+    camera_id: str
+    site_id: str
+    unit_id: str
+    params_hash: str
+    params: dict[str, Any]
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.con = _connect(path)
+        self._migrate()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SanitaryError(
+                f"{self.path}: database schema v{version} is newer than this sanitary (v{SCHEMA_VERSION}); "
+                "upgrade sanitary to use it"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                MIGRATIONS[target - 1](self.con)
+                self.con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target)]
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def is_done(self, source: str, camera_id: str, params_hash: str) -> bool:
+        row = self.con.execute(
+            "SELECT count(*) FROM runs WHERE source = ? AND camera_id = ? AND params_hash = ? AND status = 'done'",
+            [source, camera_id, params_hash],
+        ).fetchone()
+        return bool(row and row[0])
+
+    def begin_run(self, run: RunStart) -> str:
+        """Record that a run started; it reads 'running' until finished, so a crash leaves a visible trace."""
+        run_id = uuid.uuid4().hex
+        self.con.execute(
+            "INSERT INTO runs (run_id, source, source_path, camera_id, site_id, unit_id, params_hash, params,"
+            " started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            [
+                run_id, run.source, run.source_path, run.camera_id, run.site_id, run.unit_id,
+                run.params_hash, json.dumps(run.params, sort_keys=True), _now(),
+            ],
+        )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        windows: list[WindowAggregate],
+        *,
+        status: str,
+        error: str | None,
+        frames_analysed: int,
+        footage: tuple[datetime, datetime] | None,
+        notes: str | None = None,
+    ) -> None:
+        """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
+        run = self.con.execute(
+            "SELECT source, camera_id, site_id, unit_id FROM runs WHERE run_id = ?", [run_id]
+        ).fetchone()
+        if run is None:
+            raise SanitaryError(f"{self.path}: run {run_id} is not in the runs table")
+        source, camera_id, site_id, unit_id = run
+        with self.transaction():
+            self.con.execute(
+                "DELETE FROM window_aggregates WHERE source = ? AND camera_id = ? AND site_id = ?",
+                [source, camera_id, site_id],
+            )
+            self.con.execute(
+                "UPDATE runs SET status = 'replaced' WHERE source = ? AND camera_id = ? AND run_id <> ?"
+                " AND status IN ('done', 'failed', 'truncated')",
+                [source, camera_id, run_id],
+            )
+            if windows:
+                self.con.executemany(
+                    "INSERT INTO window_aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [
+                            w.key.site_id, w.key.camera_id, w.key.source, w.key.window_start, w.window_end,
+                            unit_id, run_id, w.frames_analysed, w.covered_s, w.people_sum, w.people_max,
+                            w.faces_sum,
+                        ]
+                        for w in windows
+                    ],
+                )
+            self.con.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
+                " footage_start = ?, footage_end = ?, notes = ? WHERE run_id = ?",
+                [
+                    status, error, _now(), frames_analysed,
+                    footage[0] if footage else None, footage[1] if footage else None, notes, run_id,
+                ],
+            )
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """A run that stored nothing: earlier rows of the same source stay as they were."""
+        self.con.execute(
+            "UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?", [error, _now(), run_id]
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    if path.exists() and path.is_dir():
+        raise SanitaryError(f"{path}: is a folder; pass --db a file path such as sanitary.duckdb")
+    if not path.parent.exists():
+        raise SanitaryError(f"{path}: folder {path.parent} does not exist; create it or choose another --db")
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise SanitaryError(
+                f"{path}: database is in use by another process; wait for it to finish or query a copy"
+            ) from None
+        raise SanitaryError(f"{path}: cannot open as a DuckDB database ({text.splitlines()[0]})") from None
+    except duckdb.Error as exc:
+        raise SanitaryError(
+            f"{path}: not a DuckDB database this version can open ({str(exc).splitlines()[0]}); choose another --db"
+        ) from None
+    con.execute("SET TimeZone = 'UTC'")
+    return con

@@ -15,6 +15,7 @@ import base64
 import binascii
 import codecs
 import csv
+import functools
 import io
 import itertools
 import json
@@ -87,6 +88,8 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
             raise AuditError(f"{root}: no such file or folder; pass the folder the run wrote to")
         candidates = [root] if not root.is_dir() else _walk_dir(root)
         for path in candidates:
+            if path.is_symlink() and not path.exists():
+                continue  # a dangling link holds no data
             key = path.resolve()
             if key in seen:
                 continue
@@ -94,7 +97,9 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
             try:
                 mode = path.stat().st_mode
             except OSError as exc:
-                raise AuditError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from None
+                raise AuditError(
+                    f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions"
+                ) from None
             # Pipes and devices would block or never end; they cannot hold a stored leak anyway.
             if stat.S_ISREG(mode):
                 yield path
@@ -125,7 +130,7 @@ def _audit_file(path: Path) -> list[Leak]:
             found = _audit_text(path, head)
         leaks = _hit_leaks(path, _scan_bytes(path), text)
     except OSError as exc:
-        raise AuditError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from None
+        raise AuditError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions") from None
     return leaks + [Leak(path, where, what) for where, what in found]
 
 
@@ -248,7 +253,7 @@ def _npy(read: _Reader, partial: bool) -> str | None:
         return None
     if dtype != np.uint8 or not _image_shaped(shape):
         return None
-    return f"numpy uint8 array shaped like an image {shape}"
+    return f"NumPy uint8 array shaped like an image {shape}"
 
 
 def _image_shaped(shape: tuple[int, ...]) -> bool:
@@ -405,9 +410,11 @@ def _line_numbers(path: Path, offsets: list[int]) -> dict[int, int]:
 # Names: which column, key or table names mean per-person data
 
 
-def _tokens(name: str) -> list[str]:
+# Logs repeat the same few keys millions of times.
+@functools.lru_cache(maxsize=4096)
+def _tokens(name: str) -> tuple[str, ...]:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
-    return [t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t]
+    return tuple(t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t)
 
 
 # An aggregate of a per-person quantity is the product, not a leak: people_max, box_count, faces_per_window.
@@ -511,7 +518,7 @@ _MESSAGES = {
 _GEOMETRY_KINDS = frozenset({"box", "coords", "trajectory"})
 
 
-def _is_coordinate(tokens: list[str]) -> bool:
+def _is_coordinate(tokens: tuple[str, ...]) -> bool:
     if len(tokens) == 1:
         return tokens[0] in _COORD_SINGLE
     if len(tokens) == 2 and (
@@ -523,6 +530,7 @@ def _is_coordinate(tokens: list[str]) -> bool:
     return bool(words & _COORD_AXES and words & _COORD_OWNERS and not words & (_AGGREGATE | _SETTING))
 
 
+@functools.lru_cache(maxsize=4096)
 def _name_kind(name: str, *, broad: bool) -> str | None:
     """The kind of personal data a column or key name suggests.
 
@@ -652,7 +660,8 @@ def _column_findings(columns: list[tuple[str, str | None]]) -> list[tuple[str | 
         positional = True
         for bare in sorted({*itertools.chain.from_iterable(_BARE_PAIRS), *_BARE_SIZES} & set(normalized)):
             findings.append((normalized[bare], "coords"))
-    if positional and _FRAME_KEYS & set(normalized):
+    flagged = {column for column, _ in findings}
+    if positional and any(n in _FRAME_KEYS and c not in flagged for n, c in normalized.items()):
         findings.append((None, "per_frame"))
     return list(dict.fromkeys(findings))
 
@@ -698,6 +707,8 @@ def _audit_duckdb(path: Path) -> list[tuple[str, str]]:
         raise AuditError(f"{path}: DuckDB cannot open it ({first_line}); it cannot be audited") from exc
     try:
         return _audit_catalog(con)
+    except duckdb.Error as exc:
+        raise AuditError(f"{path}: DuckDB failed while reading it ({exc}); it cannot be audited") from exc
     finally:
         con.close()
 
@@ -761,7 +772,10 @@ def _value_results(
         value = f"CAST({_q(column)} AS VARCHAR)"
         op = "ILIKE" if nocase else "LIKE"
         if nocase:
-            sql = f"SELECT {value} FROM {relation} WHERE {value} {op} ? ESCAPE '\\' LIMIT {SQL_SAMPLE_ROWS}"
+            sql = (
+                f"SELECT substr({value}, 1, {LINE_MAX_CHARS}) FROM {relation} "
+                f"WHERE {value} {op} ? ESCAPE '\\' LIMIT {SQL_SAMPLE_ROWS}"
+            )
             sample = [row[0] for row in con.execute(sql, [_like_escape(needle)]).fetchall()]
             for what in _confirm_json_values(sample):
                 if (column, what) not in reported:
@@ -788,12 +802,10 @@ def _confirm_json_values(values: list[str]) -> list[str]:
     """Messages for per-person keys found in sampled text values (parsed, so config-like JSON stays clean)."""
     found: list[str] = []
     for value in values:
-        parsed = _parse_embedded_json(value[:LINE_MAX_CHARS])
-        hits = (
-            _walk(parsed, "", geometry_ok=False)
-            if parsed is not None
-            else _regex_findings(value[:LINE_MAX_CHARS], config=False)
-        )
+        parsed = _parse_embedded_json(value)
+        hits = _walk_all(parsed, geometry_ok=False) if parsed is not None else None
+        if hits is None:
+            hits = _regex_findings(value, config=False)
         for key_path, kind in hits:
             message = _MESSAGES[kind]
             what = f"{message[0].lower()}{message[1:-1]} (key {key_path})."
@@ -837,9 +849,11 @@ def _audit_zip(path: Path) -> list[tuple[str, str]]:
                         label = _check_candidate(read, validator, encoded=False)
                         if label:
                             results.append((f"archive member {info.filename}", label))
-    except (zipfile.BadZipFile, NotImplementedError, EOFError):
+    except (zipfile.BadZipFile, EOFError):
         # Not a readable zip after all (a file that merely starts with "PK"); its raw bytes were scanned.
         return results
+    except NotImplementedError as exc:
+        raise AuditError(f"{path}: cannot unpack it ({exc}); audit the unpacked files") from exc
     return results
 
 
@@ -911,9 +925,10 @@ def _walk(node: Any, trail: str, *, geometry_ok: bool) -> Iterator[tuple[str, st
     for key, value in node.items():
         key = str(key)
         path = f"{trail}.{key}" if trail else key
-        words = set(_tokens(key))
+        tokens = _tokens(key)
+        words = set(tokens)
         kind = _name_kind(key, broad=False)
-        if kind == "id" and isinstance(value, int) and _tokens(key)[-1].endswith("s"):
+        if kind == "id" and isinstance(value, int) and tokens and tokens[-1].endswith("s"):
             kind = None  # "tracks": 12 is a count
         if kind in _GEOMETRY_KINDS and geometry_ok:
             kind = None
@@ -930,6 +945,16 @@ def _walk(node: Any, trail: str, *, geometry_ok: bool) -> Iterator[tuple[str, st
         # Inside a list of people even a config's geometry is about a person.
         child_ok = False if rows else geometry_ok or bool(words & _CONFIG_WORDS)
         yield from _walk(value, path, geometry_ok=child_ok)
+
+
+def _walk_all(node: Any, *, geometry_ok: bool) -> list[tuple[str, str]] | None:
+    """All of `_walk`'s findings, or None when the nesting is too deep to walk (the caller falls back)."""
+    try:
+        findings = _walk(node, "", geometry_ok=geometry_ok)
+        # A report line, not a dump: deep key paths keep their informative end.
+        return list(dict.fromkeys((p if len(p) <= 120 else "..." + p[-117:], k) for p, k in findings))
+    except RecursionError:
+        return None
 
 
 def _parse_embedded_json(line: str) -> Any | None:
@@ -952,8 +977,8 @@ def _regex_findings(line: str, *, config: bool) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for match in _QUOTED_KEY.finditer(line):
         key, first = match.group(1), match.group(2)
-        kind = _name_kind(key, broad=False)
-        if kind == "id" and first.isdigit() and _tokens(key)[-1].endswith("s"):
+        kind, tokens = _name_kind(key, broad=False), _tokens(key)
+        if kind == "id" and first.isdigit() and tokens and tokens[-1].endswith("s"):
             continue  # "tracks": 12 is a count
         if kind and not (config and kind in _GEOMETRY_KINDS):
             found.append((key, kind))
@@ -987,7 +1012,9 @@ def _audit_text(path: Path, head: bytes) -> list[tuple[str, str]]:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             pass
         else:
-            return _document_results(_walk(document, "", geometry_ok=True))
+            findings = _walk_all(document, geometry_ok=True)
+            if findings is not None:
+                return _document_results(findings)
     whole_json = suffix in _JSON_EXTENSIONS or (first == b"[" and suffix not in {".jsonl", ".ndjson"})
     if whole_json and size <= JSON_DOCUMENT_MAX_BYTES:
         try:
@@ -995,15 +1022,14 @@ def _audit_text(path: Path, head: bytes) -> list[tuple[str, str]]:
         except (ValueError, RecursionError):
             pass  # JSON lines, or a log; read line by line
         else:
-            return _document_results(_walk(document, "", geometry_ok=False))
+            findings = _walk_all(document, geometry_ok=False)
+            if findings is not None:
+                return _document_results(findings)
     return _audit_lines(path, config=suffix in _CONFIG_EXTENSIONS)
 
 
-def _document_results(findings: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    results: list[tuple[str, str]] = []
-    for key_path, kind in dict.fromkeys(findings):
-        results.append((f"key {key_path}", _MESSAGES[kind]))
-    return results
+def _document_results(findings: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(f"key {key_path}", _MESSAGES[kind]) for key_path, kind in findings]
 
 
 def _audit_lines(path: Path, *, config: bool) -> list[tuple[str, str]]:
@@ -1012,11 +1038,9 @@ def _audit_lines(path: Path, *, config: bool) -> list[tuple[str, str]]:
     repeats: dict[tuple[str, str], int] = {}
     for number, line in _bounded_lines(path):
         parsed = None if config else _parse_embedded_json(line)
-        if parsed is not None:
-            findings = set(_walk(parsed, "", geometry_ok=False))
-        else:
-            findings = set(_regex_findings(line, config=config))
-        for finding in findings:
+        walked = _walk_all(parsed, geometry_ok=False) if parsed is not None else None
+        findings = walked if walked is not None else _regex_findings(line, config=config)
+        for finding in dict.fromkeys(findings):
             if finding not in first_seen:
                 first_seen[finding] = number
                 repeats[finding] = 0

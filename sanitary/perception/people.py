@@ -46,22 +46,25 @@ def tile_grid(roi: tuple[int, int, int, int], near_px: int, far_px: int, overlap
     smaller the further up the image they stand, and each tile should upscale them to a size the detector knows.
     """
     x0, y0, x1, y1 = roi
-    rows: list[tuple[int, int]] = []
+    rows: list[tuple[float, int]] = []
     y = float(y0)
     while True:
         depth = (y - y0) / max(y1 - y0, 1)
         size = min(round(far_px + (near_px - far_px) * depth), y1 - y0, x1 - x0)
+        rows.append((y, size))
         if y + size >= y1:
-            rows.append((y1 - size, size))
             break
-        rows.append((round(y), size))
         y += size * (1 - overlap)
+    # Pull the rows together so the last one ends on the region's edge: overlaps grow, the count does not.
+    last_top, last_size = rows[-1]
+    squeeze = (y1 - last_size - y0) / (last_top - y0) if last_top > y0 else 0.0
+    rows = [(y0 + (top - y0) * squeeze, size) for top, size in rows]
     tiles = []
     for top, size in rows:
         span = x1 - x0 - size
         n = int(np.ceil(span / (size * (1 - overlap)))) + 1 if span > 0 else 1
         for left in np.linspace(x0, x1 - size, n).round().astype(int):
-            tiles.append((left, top, left + size, top + size))
+            tiles.append((left, round(top), left + size, round(top) + size))
     return np.array(tiles, dtype=np.int64)
 
 
@@ -78,15 +81,14 @@ def walkable_roi(polygon: list[tuple[float, float]], frame_w: int, frame_h: int)
 
 
 def merge_tiles(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Indices kept after merging detections of overlapping tiles: NMS, then fragments cut by a tile edge."""
-    keep = nms(boxes, scores, MERGE_IOU)
-    b = boxes[keep]
-    size = areas(b)
+    """Indices kept after merging detections of overlapping tiles: fragments cut by a tile edge go first,
+    whatever their score, then NMS keeps the best of each group."""
+    size = areas(boxes)
     # Box i is a fragment when most of it lies inside a box j at least 1.5x its area.
-    inside = intersection_matrix(b, b) / np.maximum(size[:, None], 1e-9)
+    inside = intersection_matrix(boxes, boxes) / np.maximum(size[:, None], 1e-9)
     bigger = size[None, :] >= 1.5 * size[:, None]
-    fragment = ((inside >= CONTAINED) & bigger).any(axis=1)
-    return keep[~fragment]
+    whole = np.flatnonzero(~((inside >= CONTAINED) & bigger).any(axis=1))
+    return whole[nms(boxes[whole], scores[whole], MERGE_IOU)]
 
 
 class PersonDetector:

@@ -1,0 +1,3 @@
+from sanitary.cli import app
+
+app(prog_name="sanitary")

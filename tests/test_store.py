@@ -1,0 +1,113 @@
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sanitary.analytics import Observation, aggregate
+from sanitary.errors import SanitaryError
+from sanitary.store import SCHEMA_VERSION, RunStart, Store
+
+T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def windows(source: str, people: int) -> list:
+    obs = [Observation(frame=i, t=float(i), people=people, faces=1) for i in range(150)]
+    return aggregate(obs, site_id="s", camera_id="c", source=source, start=T0, duration_s=150.0, window_s=60)
+
+
+def run_start(source: str, params_hash: str = "p1") -> RunStart:
+    return RunStart(source, f"/footage/{source}.mp4", "c", "s", "unit-1", params_hash, {"sample_fps": 5})
+
+
+def rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "SELECT source, minute(window_start), frames_analysed, people_sum FROM window_aggregates ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_rerun_replaces_and_never_counts_twice(tmp_path: Path) -> None:
+    db = tmp_path / "a.duckdb"
+    with Store(db) as store:
+        first = store.begin_run(run_start("h1"))
+        store.finish_run(first, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None)
+        other = store.begin_run(run_start("h2"))
+        store.finish_run(other, windows("h2", 1), status="done", error=None, frames_analysed=150, footage=None)
+        assert store.is_done("h1", "c", "p1") and not store.is_done("h1", "c", "p2")
+        again = store.begin_run(run_start("h1", "p2"))
+        store.finish_run(again, windows("h1", 3), status="done", error=None, frames_analysed=150, footage=None)
+        statuses = dict(store.con.execute("SELECT run_id, status FROM runs").fetchall())
+        stored = rows(store.con)
+    assert stored == [("h1", 0, 60, 180), ("h1", 1, 60, 180), ("h1", 2, 30, 90),
+                        ("h2", 0, 60, 60), ("h2", 1, 60, 60), ("h2", 2, 30, 30)]
+    assert statuses == {first: "replaced", other: "done", again: "done"}
+
+
+def test_a_failed_write_keeps_what_was_stored(tmp_path: Path) -> None:
+    db = tmp_path / "a.duckdb"
+    with Store(db) as store:
+        run = store.begin_run(run_start("h1"))
+        store.finish_run(run, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None)
+        before = rows(store.con)
+        rerun = store.begin_run(run_start("h1", "p2"))
+        broken = windows("h1", 5)
+        broken.append(broken[0])  # a duplicate key makes the insert fail halfway
+        with pytest.raises(duckdb.ConstraintException):
+            store.finish_run(rerun, broken, status="done", error=None, frames_analysed=150, footage=None)
+        store.fail_run(rerun, "insert failed")
+        assert rows(store.con) == before
+
+
+def test_a_run_killed_midway_leaves_no_window(tmp_path: Path) -> None:
+    db = tmp_path / "killed.duckdb"
+    code = (
+        "import os, sys\n"
+        "from sanitary.store import Store\n"
+        f"from tests.test_store import run_start, windows\n"
+        f"store = Store(__import__('pathlib').Path({str(db)!r}))\n"
+        "run = store.begin_run(run_start('h1'))\n"
+        "store.con.execute('BEGIN TRANSACTION')\n"
+        "store.con.execute('DELETE FROM window_aggregates')\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], check=False, timeout=60)
+    with Store(db) as store:
+        status = store.con.execute("SELECT status FROM runs").fetchall()
+        assert status == [("running",)]
+        assert store.con.execute("SELECT count(*) FROM window_aggregates").fetchone() == (0,)
+        assert not store.is_done("h1", "c", "p1")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "new.duckdb"
+    Store(db).close()
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    with pytest.raises(SanitaryError, match=r"schema v2 is newer than this sanitary \(v1\); upgrade"):
+        Store(db)
+
+
+def test_not_a_database_and_locked(tmp_path: Path) -> None:
+    text = tmp_path / "notes.duckdb"
+    text.write_text("hello\n" * 100)
+    with pytest.raises(SanitaryError, match="notes.duckdb"):
+        Store(text)
+    db = tmp_path / "busy.duckdb"
+    Store(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('ready', flush=True); "
+         "time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(SanitaryError, match="in use by another process"):
+            Store(db)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    Store(db).close()

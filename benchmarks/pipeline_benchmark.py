@@ -80,8 +80,14 @@ class Matches:
         return 2 * self.recall * self.precision / max(self.recall + self.precision, 1e-9)
 
     def as_dict(self) -> dict[str, float]:
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn,
-                "recall": self.recall, "precision": self.precision, "f1": self.f1}
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "recall": self.recall,
+            "precision": self.precision,
+            "f1": self.f1,
+        }
 
 
 def load_gt(path: Path, n_frames: int) -> list[np.ndarray]:
@@ -248,6 +254,7 @@ def targets(at_config: dict[str, Any], pipeline_fps: float) -> list[dict[str, An
 
 def format_rows(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
     def line(row: list[str]) -> str:
         cells = (c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         return "  ".join(cells).rstrip()
@@ -275,15 +282,21 @@ def speed_rows(s: dict[str, Any]) -> list[str]:
     p = s["pipeline"]
     stages = p["stage_ms_per_frame"]
     rows = [
-        ["decode-only fps (before / after / mean)",
-         f"{s['decode_fps_before']:.1f} / {s['decode_fps_after']:.1f} / {s['decode_fps']:.1f}"],
+        [
+            "decode-only fps (before / after / mean)",
+            f"{s['decode_fps_before']:.1f} / {s['decode_fps_after']:.1f} / {s['decode_fps']:.1f}",
+        ],
         ["pipeline fps (every frame)", f"{p['fps']:.2f}  ({p['frames']} frames)"],
         ["pipeline / decode", f"{s['pipeline_over_decode']:.3f}"],
-        [f"ms per frame: {' / '.join(STAGES)} / wall",
-         " / ".join(f"{v:.1f}" for v in (*(stages[k] for k in STAGES), p["wall_ms_per_frame"]))],
+        [
+            f"ms per frame: {' / '.join(STAGES)} / wall",
+            " / ".join(f"{v:.1f}" for v in (*(stages[k] for k in STAGES), p["wall_ms_per_frame"])),
+        ],
         ["person tiles per frame", str(p["tiles"])],
-        ["RSS after models / peak after pipeline (MB)",
-         f"{p['rss_after_models_mb'] or float('nan'):.0f} / {p['peak_rss_mb']:.0f}"],
+        [
+            "RSS after models / peak after pipeline (MB)",
+            f"{p['rss_after_models_mb'] or float('nan'):.0f} / {p['peak_rss_mb']:.0f}",
+        ],
     ]
     return format_rows(rows)
 

@@ -97,9 +97,7 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
             try:
                 mode = path.stat().st_mode
             except OSError as exc:
-                raise AuditError(
-                    f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions"
-                ) from None
+                raise AuditError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions") from None
             # Pipes and devices would block or never end; they cannot hold a stored leak anyway.
             if stat.S_ISREG(mode):
                 yield path
@@ -451,9 +449,7 @@ _LANDMARK_WORDS = frozenset(
 )  # fmt: skip
 _EMBEDDING_WORDS = frozenset({"embedding", "embeddings", "emb", "embs", "descriptor", "descriptors"})
 _FEATURE_WORDS = frozenset({"feature", "features", "feat", "feats"})
-_CROP_WORDS = frozenset(
-    {"crop", "crops", "facecrop", "thumbnail", "thumbnails", "thumb", "thumbs", "mugshot"}
-)
+_CROP_WORDS = frozenset({"crop", "crops", "facecrop", "thumbnail", "thumbnails", "thumb", "thumbs", "mugshot"})
 _IMAGE_WORDS = frozenset(
     {"image", "images", "img", "imgs", "pixel", "pixels", "jpeg", "jpg", "png", "snapshot", "snapshots",
      "patch", "patches"}
@@ -761,9 +757,7 @@ def _value_results(
         f"coalesce(bool_or(CAST({_q(c)} AS VARCHAR) {'ILIKE' if nocase else 'LIKE'} ? ESCAPE '\\'), false)"
         for c, _, nocase in probes
     )
-    flags = con.execute(
-        f"SELECT {selects} FROM {relation}", [_like_escape(n) for _, n, _ in probes]
-    ).fetchone()
+    flags = con.execute(f"SELECT {selects} FROM {relation}", [_like_escape(n) for _, n, _ in probes]).fetchone()
     results: list[tuple[str, str]] = []
     reported: set[tuple[str, str]] = set()
     for (column, needle, nocase), flagged in zip(probes, flags or (), strict=False):

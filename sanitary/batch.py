@@ -135,8 +135,10 @@ def run_batch(
     on_frames: Callable[[int], None] = lambda n: None,
 ) -> list[FileOutcome]:
     """Analyse the planned files (in `options.workers` processes) and store each as soon as it is done."""
-    camera_notes = {str(c.current): f"{'gap' if c.seconds > 0 else 'overlap'} of {abs(c.seconds):.1f} s after "
-                    f"{c.previous.name}" for c in plan.continuity}
+    camera_notes = {
+        str(c.current): f"{'gap' if c.seconds > 0 else 'overlap'} of {abs(c.seconds):.1f} s after {c.previous.name}"
+        for c in plan.continuity
+    }
     outcomes = list(plan.failed)
     todo: list[tuple[PlannedFile, str]] = []
     for planned in plan.files:
@@ -148,8 +150,15 @@ def run_batch(
             on_frames(planned.frames)
             continue
         run_id = store.begin_run(
-            RunStart(job.source_hash, str(Path(job.spec).resolve()), job.camera.camera_id, job.camera.site_id,
-                     job.camera.resolved_unit_id(), digest, params)
+            RunStart(
+                job.source_hash,
+                str(Path(job.spec).resolve()),
+                job.camera.camera_id,
+                job.camera.site_id,
+                job.camera.resolved_unit_id(),
+                digest,
+                params,
+            )
         )
         todo.append((planned, run_id))
 
@@ -160,14 +169,23 @@ def run_batch(
             return
         status = "truncated" if result.truncated else "done"
         store.finish_run(
-            run_id, result.windows, status=status, error=result.error, frames_analysed=result.frames_analysed,
-            footage=result.footage, notes=camera_notes.get(str(Path(planned.job.spec))),
+            run_id,
+            result.windows,
+            status=status,
+            error=result.error,
+            frames_analysed=result.frames_analysed,
+            footage=result.footage,
+            notes=camera_notes.get(str(Path(planned.job.spec))),
         )
         people = sum(w.people_sum for w in result.windows)
         outcomes.append(
             FileOutcome(
-                planned.job.spec, status, result.frames_analysed, len(result.windows),
-                people / max(result.frames_analysed, 1), max((w.people_max for w in result.windows), default=0),
+                planned.job.spec,
+                status,
+                result.frames_analysed,
+                len(result.windows),
+                people / max(result.frames_analysed, 1),
+                max((w.people_max for w in result.windows), default=0),
                 result.error,
             )
         )

@@ -11,7 +11,15 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -79,10 +87,19 @@ def run(
         workers=workers,
     )
     plan = plan_batch(footage, cam, options)
-    with Store(db) as store, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), FpsColumn(),
-        TimeRemainingColumn(), console=console, transient=False,
-    ) as progress:
+    with (
+        Store(db) as store,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            FpsColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
         outcomes = run_batch(plan, store, options, lambda n: progress.advance(task, n))
     _print_summary(outcomes, db)
@@ -101,8 +118,12 @@ def _print_summary(outcomes: list[FileOutcome], db: Path) -> None:
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
     for o in outcomes:
         table.add_row(
-            Path(o.path).name, o.status, str(o.frames_analysed), str(o.windows),
-            f"{o.occupancy_mean:.2f}", str(o.occupancy_max),
+            Path(o.path).name,
+            o.status,
+            str(o.frames_analysed),
+            str(o.windows),
+            f"{o.occupancy_mean:.2f}",
+            str(o.occupancy_max),
         )
     console.print(table)
 

@@ -103,13 +103,17 @@ def _check(config: CameraConfig, path: Path) -> None:
         (0.0 < config.detection.person_score < 1.0, "detection.person_score must be between 0 and 1"),
         (0.0 < config.detection.face_score < 1.0, "detection.face_score must be between 0 and 1"),
         (config.detection.tile_px >= 32, "detection.tile_px must be at least 32"),
-        (config.detection.tile_px_far == 0 or config.detection.tile_px_far >= 32,
-         "detection.tile_px_far must be at least 32, or 0 for the same as tile_px"),
+        (
+            config.detection.tile_px_far == 0 or config.detection.tile_px_far >= 32,
+            "detection.tile_px_far must be at least 32, or 0 for the same as tile_px",
+        ),
         (0.0 <= config.detection.tile_overlap < 0.9, "detection.tile_overlap must be in [0, 0.9)"),
         (config.detection.face_min_person_px >= 0, "detection.face_min_person_px must be >= 0"),
         (config.detection.threads >= 0, "detection.threads must be >= 0 (0: one per core)"),
-        (len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
-         "detection.walkable needs at least 3 points, or none for the whole frame"),
+        (
+            len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
+            "detection.walkable needs at least 3 points, or none for the whole frame",
+        ),
     ]
     for ok, message in checks:
         if not ok:

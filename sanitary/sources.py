@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import math
 import re
 from collections.abc import Iterator
@@ -79,7 +80,9 @@ class Source:
         if first is None:
             raise SanitaryError(f"{self._images[0]}: cannot decode this image; remove it or re-export it")
         if fps is None:
-            raise SanitaryError(f"{self.spec}: images carry no frame rate; pass --fps or set time.fps in the camera config")
+            raise SanitaryError(
+                f"{self.spec}: images carry no frame rate; pass --fps or set time.fps in the camera config"
+            )
         h, w = first.shape[:2]
         return SourceInfo(path, "images", fps, len(self._images), w, h)
 
@@ -198,7 +201,7 @@ def continuity(spans: list[tuple[Path, datetime, float]], tolerance_s: float) ->
     """Gaps and overlaps between consecutive files (path, start, duration) of one camera, in time order."""
     ordered = sorted(spans, key=lambda s: s[1])
     found = []
-    for (p0, s0, d0), (p1, s1, _) in zip(ordered, ordered[1:], strict=False):
+    for (p0, s0, d0), (p1, s1, _) in itertools.pairwise(ordered):
         delta = (s1 - (s0 + timedelta(seconds=d0))).total_seconds()
         if abs(delta) > tolerance_s:
             found.append(Continuity(p0, p1, delta))

@@ -116,9 +116,7 @@ class Store:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
                 MIGRATIONS[target - 1](self.con)
-                self.con.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target)]
-                )
+                self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target)])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -144,8 +142,15 @@ class Store:
             "INSERT INTO runs (run_id, source, source_path, camera_id, site_id, unit_id, params_hash, params,"
             " started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
             [
-                run_id, run.source, run.source_path, run.camera_id, run.site_id, run.unit_id,
-                run.params_hash, json.dumps(run.params, sort_keys=True), _now(),
+                run_id,
+                run.source,
+                run.source_path,
+                run.camera_id,
+                run.site_id,
+                run.unit_id,
+                run.params_hash,
+                json.dumps(run.params, sort_keys=True),
+                _now(),
             ],
         )
         return run_id
@@ -183,8 +188,17 @@ class Store:
                     "INSERT INTO window_aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         [
-                            w.key.site_id, w.key.camera_id, w.key.source, w.key.window_start, w.window_end,
-                            unit_id, run_id, w.frames_analysed, w.covered_s, w.people_sum, w.people_max,
+                            w.key.site_id,
+                            w.key.camera_id,
+                            w.key.source,
+                            w.key.window_start,
+                            w.window_end,
+                            unit_id,
+                            run_id,
+                            w.frames_analysed,
+                            w.covered_s,
+                            w.people_sum,
+                            w.people_max,
                             w.faces_sum,
                         ]
                         for w in windows
@@ -194,8 +208,14 @@ class Store:
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
                 " footage_start = ?, footage_end = ?, notes = ? WHERE run_id = ?",
                 [
-                    status, error, _now(), frames_analysed,
-                    footage[0] if footage else None, footage[1] if footage else None, notes, run_id,
+                    status,
+                    error,
+                    _now(),
+                    frames_analysed,
+                    footage[0] if footage else None,
+                    footage[1] if footage else None,
+                    notes,
+                    run_id,
                 ],
             )
 

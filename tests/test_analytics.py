@@ -21,8 +21,10 @@ def test_coverage_is_the_overlap_in_seconds() -> None:
 
 def test_aggregate_exact_numbers() -> None:
     # 95 s of footage from 08:00:30, one frame analysed every 10 s.
-    obs = [Observation(frame=i * 70, t=i * 10.0, people=p, faces=f) for i, (p, f) in
-           enumerate([(2, 1), (3, 0), (5, 2), (4, 1), (0, 0), (1, 1), (6, 3), (2, 0), (3, 1), (1, 0)])]
+    obs = [
+        Observation(frame=i * 70, t=i * 10.0, people=p, faces=f)
+        for i, (p, f) in enumerate([(2, 1), (3, 0), (5, 2), (4, 1), (0, 0), (1, 1), (6, 3), (2, 0), (3, 1), (1, 0)])
+    ]
     windows = aggregate(obs, site_id="s", camera_id="c", source="h", start=T0, duration_s=95.0, window_s=60)
     assert [w.key.window_start.minute for w in windows] == [0, 1, 2]
     first, second, third = windows

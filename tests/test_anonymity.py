@@ -170,9 +170,7 @@ def test_random_binary_is_not_mistaken_for_images(tmp_path: Path) -> None:
     )
     np.save(tmp_path / "mean.npy", np.zeros(512, dtype=np.float32))
     np.save(tmp_path / "lut.npy", np.arange(256, dtype=np.uint8))
-    (tmp_path / "readme.txt").write_text(
-        "Formats: GIF89a, PNG, /9j/ is how JPEG base64 starts; path a/9j/b.\n"
-    )
+    (tmp_path / "readme.txt").write_text("Formats: GIF89a, PNG, /9j/ is how JPEG base64 starts; path a/9j/b.\n")
 
     assert audit_paths([tmp_path]) == []
 
@@ -202,9 +200,7 @@ def test_crop_written_as_png_with_misleading_extension(tmp_path: Path, face: np.
     assert "PNG" in leaks[0].what
 
 
-@pytest.mark.parametrize(
-    ("ext", "label"), [(".gif", "GIF"), (".bmp", "BMP"), (".webp", "WebP"), (".tiff", "TIFF")]
-)
+@pytest.mark.parametrize(("ext", "label"), [(".gif", "GIF"), (".bmp", "BMP"), (".webp", "WebP"), (".tiff", "TIFF")])
 def test_crop_in_other_image_formats(tmp_path: Path, ext: str, label: str) -> None:
     dump = tmp_path / "dump.dat"
     dump.write_bytes(b"header" + encode(synthetic_face(), ext) + b"trailer")
@@ -248,10 +244,7 @@ def test_crop_base64_in_json_log(tmp_path: Path, face: np.ndarray) -> None:
     log = tmp_path / "debug.jsonl"
     data_url = "data:image/jpeg;base64," + base64.b64encode(encode(face, ".jpg")).decode()
     log.write_text(
-        json.dumps(COUNT_LINES[0])
-        + "\n"
-        + json.dumps({"level": "debug", "msg": "face", "image": data_url})
-        + "\n"
+        json.dumps(COUNT_LINES[0]) + "\n" + json.dumps({"level": "debug", "msg": "face", "image": data_url}) + "\n"
     )
 
     leaks = audit_paths([tmp_path])
@@ -331,9 +324,7 @@ def test_track_id_column_in_aggregate_table(tmp_path: Path) -> None:
 
 def test_track_id_in_jsonl(tmp_path: Path) -> None:
     lines = tmp_path / "tracks.jsonl"
-    lines.write_text(
-        "".join(json.dumps({"t": i / 2, "track_id": i % 3, "zone": "door"}) + "\n" for i in range(5))
-    )
+    lines.write_text("".join(json.dumps({"t": i / 2, "track_id": i % 3, "zone": "door"}) + "\n" for i in range(5)))
 
     leaks = audit_paths([lines])
 
@@ -344,9 +335,7 @@ def test_list_column_of_floats(tmp_path: Path) -> None:
     db = tmp_path / "sanitary.duckdb"
     make_project_db(db)
     con = duckdb.connect(str(db))
-    con.execute(
-        "CREATE TABLE window_extras (window_start TIMESTAMPTZ, v FLOAT[], w DOUBLE[4], tags VARCHAR[])"
-    )
+    con.execute("CREATE TABLE window_extras (window_start TIMESTAMPTZ, v FLOAT[], w DOUBLE[4], tags VARCHAR[])")
     con.execute("INSERT INTO window_extras VALUES (now(), [0.1, 0.2], [1, 2, 3, 4], ['a'])")
     con.close()
 
@@ -415,9 +404,7 @@ def test_locked_duckdb_raises(tmp_path: Path) -> None:
     db = tmp_path / "sanitary.duckdb"
     make_project_db(db)
     # Another process holding the write lock, as a run still in progress does.
-    code = (
-        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); time.sleep(60)"
-    )
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); time.sleep(60)"
     holder = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"

@@ -27,8 +27,19 @@ def first_run(pets: Path, camera: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("run")
     db = out / "agg.duckdb"
     # Frames 0-209: 30 s of footage at the true 7 fps, every frame analysed.
-    result = run_cli("run", str(pets / "frames" / "frame_0[0-1]*.jpg"), str(pets / "frames" / "frame_020*.jpg"),
-                     "--camera", str(camera), "--db", str(db), "--sample-fps", "7", "--start", "2009-03-01T12:00:00")
+    result = run_cli(
+        "run",
+        str(pets / "frames" / "frame_0[0-1]*.jpg"),
+        str(pets / "frames" / "frame_020*.jpg"),
+        "--camera",
+        str(camera),
+        "--db",
+        str(db),
+        "--sample-fps",
+        "7",
+        "--start",
+        "2009-03-01T12:00:00",
+    )
     assert result.returncode == 0, result.stderr
     return out, db
 
@@ -70,8 +81,19 @@ def test_windows_match_ground_truth(pets: Path, first_run: tuple[Path, Path]) ->
 def test_rerun_skips_and_counts_nothing_twice(pets: Path, camera: Path, first_run: tuple[Path, Path]) -> None:
     _, db = first_run
     before = windows(db)
-    result = run_cli("run", str(pets / "frames" / "frame_0[0-1]*.jpg"), str(pets / "frames" / "frame_020*.jpg"),
-                     "--camera", str(camera), "--db", str(db), "--sample-fps", "7", "--start", "2009-03-01T12:00:00")
+    result = run_cli(
+        "run",
+        str(pets / "frames" / "frame_0[0-1]*.jpg"),
+        str(pets / "frames" / "frame_020*.jpg"),
+        "--camera",
+        str(camera),
+        "--db",
+        str(db),
+        "--sample-fps",
+        "7",
+        "--start",
+        "2009-03-01T12:00:00",
+    )
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr
     assert windows(db) == before
@@ -107,18 +129,38 @@ def test_count_json_lines(pets: Path) -> None:
     assert lines[3]["file"] == "frame_0013.jpg"
     truth = pets_counts(pets)
     assert sum(abs(line["people"] - truth[10 + line["frame"]]) for line in lines) / 10 <= 1.0
-    sampled = run_cli("count", str(pets / "pets09_s2l1_view001_480x360.avi"), "--json", "--camera",
-                      str(PETS_CAMERA), "--sample-fps", "0.5")
+    sampled = run_cli(
+        "count",
+        str(pets / "pets09_s2l1_view001_480x360.avi"),
+        "--json",
+        "--camera",
+        str(PETS_CAMERA),
+        "--sample-fps",
+        "0.5",
+    )
     frames = [json.loads(line)["frame"] for line in sampled.stdout.splitlines()]
-    assert frames[:4] == [0, 14, 28, 42] and all(f is None for f in
-                                                  [json.loads(x)["file"] for x in sampled.stdout.splitlines()])
+    assert frames[:4] == [0, 14, 28, 42] and all(
+        f is None for f in [json.loads(x)["file"] for x in sampled.stdout.splitlines()]
+    )
 
 
 def test_parallel_workers_store_each_file(pets: Path, camera: Path, tmp_path: Path) -> None:
     db = tmp_path / "par.duckdb"
-    result = run_cli("run", str(pets / "frames" / "frame_030*.jpg"), str(pets / "frames" / "frame_031*.jpg"),
-                     "--camera", str(camera), "--db", str(db), "--sample-fps", "7", "--workers", "2",
-                     "--start", "2009-03-01T12:05:00")
+    result = run_cli(
+        "run",
+        str(pets / "frames" / "frame_030*.jpg"),
+        str(pets / "frames" / "frame_031*.jpg"),
+        "--camera",
+        str(camera),
+        "--db",
+        str(db),
+        "--sample-fps",
+        "7",
+        "--workers",
+        "2",
+        "--start",
+        "2009-03-01T12:05:00",
+    )
     assert result.returncode == 0, result.stderr
     rows = windows(db)
     assert len({r[6] for r in rows}) == 2
@@ -150,10 +192,12 @@ def test_bad_input_one_line_and_nothing_lost(pets: Path, first_run: tuple[Path, 
     missing = tmp_path / "nowhere.mp4"
     cases = [
         (("run", str(missing), "--camera", str(PETS_CAMERA), "--db", str(db)), 1, "nowhere.mp4: no such file"),
-        (("run", str(pets / "frames"), "--camera", str(bad_config), "--db", str(db)), 2,
-         "unknown key 'detection.tile_overlapp'"),
-        (("run", str(missing), "--camera", str(tmp_path / "none.toml"), "--db", str(db)), 2,
-         "camera config not found"),
+        (
+            ("run", str(pets / "frames"), "--camera", str(bad_config), "--db", str(db)),
+            2,
+            "unknown key 'detection.tile_overlapp'",
+        ),
+        (("run", str(missing), "--camera", str(tmp_path / "none.toml"), "--db", str(db)), 2, "camera config not found"),
         (("count", str(tmp_path / "empty"), "--json"), 2, "no such file or folder"),
     ]
     for args, code, message in cases:

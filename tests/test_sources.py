@@ -48,8 +48,11 @@ def test_container_rate_used_without_override(tmp_path: Path) -> None:
 def test_image_folder_and_glob_are_sorted(tmp_path: Path) -> None:
     folder = write_images(tmp_path / "imgs", 6)
     frames = list(Source(str(folder), fps=2.0).frames(sample_fps=1.0))
-    assert [(f.index, f.file, f.t) for f in frames] == [(0, "img_000.png", 0.0), (2, "img_002.png", 1.0),
-                                                       (4, "img_004.png", 2.0)]
+    assert [(f.index, f.file, f.t) for f in frames] == [
+        (0, "img_000.png", 0.0),
+        (2, "img_002.png", 1.0),
+        (4, "img_004.png", 2.0),
+    ]
     globbed = Source(str(folder / "img_00[3-5].png"), fps=1.0)
     assert [f.file for f in globbed.frames()] == ["img_003.png", "img_004.png", "img_005.png"]
     with pytest.raises(SanitaryError, match="pass --fps"):

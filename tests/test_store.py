@@ -41,8 +41,14 @@ def test_rerun_replaces_and_never_counts_twice(tmp_path: Path) -> None:
         store.finish_run(again, windows("h1", 3), status="done", error=None, frames_analysed=150, footage=None)
         statuses = dict(store.con.execute("SELECT run_id, status FROM runs").fetchall())
         stored = rows(store.con)
-    assert stored == [("h1", 0, 60, 180), ("h1", 1, 60, 180), ("h1", 2, 30, 90),
-                        ("h2", 0, 60, 60), ("h2", 1, 60, 60), ("h2", 2, 30, 30)]
+    assert stored == [
+        ("h1", 0, 60, 180),
+        ("h1", 1, 60, 180),
+        ("h1", 2, 30, 90),
+        ("h2", 0, 60, 60),
+        ("h2", 1, 60, 60),
+        ("h2", 2, 30, 30),
+    ]
     assert statuses == {first: "replaced", other: "done", again: "done"}
 
 
@@ -93,14 +99,18 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_not_a_database_and_locked(tmp_path: Path) -> None:
     text = tmp_path / "notes.duckdb"
     text.write_text("hello\n" * 100)
-    with pytest.raises(SanitaryError, match="notes.duckdb"):
+    with pytest.raises(SanitaryError, match=r"notes\.duckdb"):
         Store(text)
     db = tmp_path / "busy.duckdb"
     Store(db).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('ready', flush=True); "
-         "time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "ready"

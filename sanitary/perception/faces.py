@@ -101,9 +101,7 @@ def _decode(
     return boxes[best], scores[best], lm[best]
 
 
-def _to_frame(
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], regions: np.ndarray, owners: np.ndarray
-) -> Faces:
+def _to_frame(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], regions: np.ndarray, owners: np.ndarray) -> Faces:
     boxes, scores, marks, person = [], [], [], []
     for (b, s, lm), region, owner in zip(found, regions, owners, strict=True):
         if len(b) == 0:

@@ -162,10 +162,13 @@ def run_batch(
         )
         todo.append((planned, run_id))
 
-    def finish(planned: PlannedFile, run_id: str, result: FileResult | None, error: str | None) -> None:
-        if result is None:
-            store.fail_run(run_id, error or "unknown error")
-            outcomes.append(FileOutcome(planned.job.spec, "failed", error=error))
+    def settle(planned: PlannedFile, run_id: str, compute: Callable[[], FileResult]) -> None:
+        """Store what `compute` gives for a file, or record why it gave nothing."""
+        try:
+            result = compute()
+        except SanitaryError as exc:
+            store.fail_run(run_id, str(exc))
+            outcomes.append(FileOutcome(planned.job.spec, "failed", error=str(exc)))
             return
         status = "truncated" if result.truncated else "done"
         store.finish_run(
@@ -192,14 +195,9 @@ def run_batch(
 
     if options.workers <= 1 or len(todo) <= 1:
         for planned, run_id in todo:
-            try:
-                result = analyse_file(planned.job, on_frames)
-            except SanitaryError as exc:
-                finish(planned, run_id, None, str(exc))
-                continue
-            finish(planned, run_id, result, None)
+            settle(planned, run_id, lambda job=planned.job: analyse_file(job, on_frames))
     else:
-        _run_parallel(todo, options.workers, finish, on_frames)
+        _run_parallel(todo, options.workers, settle, on_frames)
     order = {spec: i for i, spec in enumerate(s.job.spec for s in plan.files)}
     return sorted(outcomes, key=lambda o: order.get(o.path, -1))
 
@@ -207,7 +205,7 @@ def run_batch(
 def _run_parallel(
     todo: list[tuple[PlannedFile, str]],
     workers: int,
-    finish: Callable[[PlannedFile, str, FileResult | None, str | None], None],
+    settle: Callable[[PlannedFile, str, Callable[[], FileResult]], None],
     on_frames: Callable[[int], None],
 ) -> None:
     # Workers share the cores: each runs its models on its share, so N workers do not fight over N x cores.
@@ -228,12 +226,7 @@ def _run_parallel(
             done = {f for f in pending if f.done()}
             for future in done:
                 planned, run_id = futures[future]
-                try:
-                    result = future.result()
-                except SanitaryError as exc:
-                    finish(planned, run_id, None, str(exc))
-                    continue
-                finish(planned, run_id, result, None)
+                settle(planned, run_id, future.result)
             pending -= done
             if pending and not done:
                 _drain(progress, on_frames, wait=0.2)

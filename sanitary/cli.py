@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from sanitary.anonymity import audit_paths
 from sanitary.batch import FileOutcome, RunOptions, plan_batch, run_batch
 from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
@@ -158,8 +159,6 @@ def audit(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to check, the DuckDB file included.")],
 ) -> None:
     """Check that no image, face box, landmark or per-person row was written anywhere."""
-    from sanitary.anonymity import audit_paths
-
     leaks = audit_paths(paths)
     for leak in leaks:
         typer.echo(f"{leak.path}: {leak.where}: {leak.what}")

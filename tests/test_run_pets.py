@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
+import cv2
 import duckdb
 import pytest
 
@@ -22,12 +24,9 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def first_run(pets: Path, camera: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    out = tmp_path_factory.mktemp("run")
-    db = out / "agg.duckdb"
-    # Frames 0-209: 30 s of footage at the true 7 fps, every frame analysed.
-    result = run_cli(
+def run_first_stretch(pets: Path, camera: Path, db: Path) -> subprocess.CompletedProcess[str]:
+    """Frames 0-209 as two files (two globs): 30 s of footage at the true 7 fps, every frame analysed."""
+    return run_cli(
         "run",
         str(pets / "frames" / "frame_0[0-1]*.jpg"),
         str(pets / "frames" / "frame_020*.jpg"),
@@ -40,6 +39,13 @@ def first_run(pets: Path, camera: Path, tmp_path_factory: pytest.TempPathFactory
         "--start",
         "2009-03-01T12:00:00",
     )
+
+
+@pytest.fixture(scope="module")
+def first_run(pets: Path, camera: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("run")
+    db = out / "agg.duckdb"
+    result = run_first_stretch(pets, camera, db)
     assert result.returncode == 0, result.stderr
     return out, db
 
@@ -81,19 +87,7 @@ def test_windows_match_ground_truth(pets: Path, first_run: tuple[Path, Path]) ->
 def test_rerun_skips_and_counts_nothing_twice(pets: Path, camera: Path, first_run: tuple[Path, Path]) -> None:
     _, db = first_run
     before = windows(db)
-    result = run_cli(
-        "run",
-        str(pets / "frames" / "frame_0[0-1]*.jpg"),
-        str(pets / "frames" / "frame_020*.jpg"),
-        "--camera",
-        str(camera),
-        "--db",
-        str(db),
-        "--sample-fps",
-        "7",
-        "--start",
-        "2009-03-01T12:00:00",
-    )
+    result = run_first_stretch(pets, camera, db)
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr
     assert windows(db) == before
@@ -105,6 +99,15 @@ def test_nothing_personal_is_written(first_run: tuple[Path, Path]) -> None:
     assert audit_paths([out]) == []
     result = run_cli("audit", str(out))
     assert result.returncode == 0 and "clean" in result.stdout
+
+
+def test_audit_command_flags_a_leaked_crop(pets: Path, tmp_path: Path) -> None:
+    crop = cv2.imread(str(pets / "frames" / "frame_0000.jpg"))[100:160, 300:330]
+    # A debugging dump with a misleading name: the bytes, not the extension, give it away.
+    (tmp_path / "debug.bin").write_bytes(cv2.imencode(".jpg", crop)[1].tobytes())
+    result = run_cli("audit", str(tmp_path))
+    assert result.returncode == 1
+    assert "debug.bin" in result.stdout and "possible leaks" in result.stderr
 
 
 def test_whole_clip_at_one_frame_a_second(pets: Path, tmp_path: Path) -> None:

@@ -10,7 +10,37 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
+from sanitary.mask_rate import MaskShares, mask_shares
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class MaskCounts:
+    """Faces by how the mask classifier read them; `unknown` is never folded into either side of a rate."""
+
+    with_mask: int = 0
+    without_mask: int = 0
+    incorrect: int = 0
+    unknown: int = 0
+
+    def __add__(self, other: MaskCounts) -> MaskCounts:
+        return MaskCounts(
+            self.with_mask + other.with_mask,
+            self.without_mask + other.without_mask,
+            self.incorrect + other.incorrect,
+            self.unknown + other.unknown,
+        )
+
+    @property
+    def classified(self) -> tuple[int, int, int]:
+        return self.with_mask, self.without_mask, self.incorrect
+
+    @property
+    def total(self) -> int:
+        return sum(self.classified) + self.unknown
 
 
 @dataclass(frozen=True)
@@ -20,7 +50,11 @@ class Observation:
     frame: int  # 0-based index in the source
     t: float  # seconds since the start of the source
     people: int
-    faces: int
+    masks: MaskCounts
+
+    @property
+    def faces(self) -> int:
+        return self.masks.total
 
 
 @dataclass(frozen=True)
@@ -41,7 +75,12 @@ class WindowAggregate:
     covered_s: float  # seconds of footage this source holds inside the window
     people_sum: int  # sum over analysed frames of people seen: mean occupancy = people_sum / frames_analysed
     people_max: int
-    faces_sum: int
+    masks: MaskCounts  # face-frames by mask reading, summed over analysed frames
+    mask_shares: MaskShares | None  # corrected for classifier error; None where no face was classified
+
+    @property
+    def faces_sum(self) -> int:
+        return self.masks.total
 
     @property
     def occupancy_mean(self) -> float:
@@ -70,9 +109,11 @@ def aggregate(
     start: datetime,
     duration_s: float,
     window_s: int,
+    confusion: np.ndarray,
 ) -> list[WindowAggregate]:
     """One aggregate per window the footage touches, in time order; a window with footage but no
-    analysed frame (a very low sample rate) still appears, with zero frames, so it is never taken for empty."""
+    analysed frame (a very low sample rate) still appears, with zero frames, so it is never taken for empty.
+    `confusion` is the mask classifier's validation confusion matrix (counts), for the rate's interval."""
     buckets: dict[datetime, list[Observation]] = {}
     first = window_start(start, window_s)
     last = window_start(start + timedelta(seconds=max(duration_s, 0.0)), window_s)
@@ -83,15 +124,19 @@ def aggregate(
         w += timedelta(seconds=window_s)
     for obs in observations:
         buckets.setdefault(window_start(start + timedelta(seconds=obs.t), window_s), []).append(obs)
-    return [
-        WindowAggregate(
-            key=WindowKey(site_id, camera_id, source, w),
-            window_end=w + timedelta(seconds=window_s),
-            frames_analysed=len(obs),
-            covered_s=round(coverage(start, duration_s, w, window_s), 6),
-            people_sum=sum(o.people for o in obs),
-            people_max=max((o.people for o in obs), default=0),
-            faces_sum=sum(o.faces for o in obs),
+    windows = []
+    for w, obs in sorted(buckets.items()):
+        masks = sum((o.masks for o in obs), MaskCounts())
+        windows.append(
+            WindowAggregate(
+                key=WindowKey(site_id, camera_id, source, w),
+                window_end=w + timedelta(seconds=window_s),
+                frames_analysed=len(obs),
+                covered_s=round(coverage(start, duration_s, w, window_s), 6),
+                people_sum=sum(o.people for o in obs),
+                people_max=max((o.people for o in obs), default=0),
+                masks=masks,
+                mask_shares=mask_shares(masks.classified, confusion),
+            )
         )
-        for w, obs in sorted(buckets.items())
-    ]
+    return windows

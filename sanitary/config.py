@@ -48,9 +48,23 @@ class DetectionConfig:
     # Image polygon (pixels) where people can stand; tiles are only laid over its bounding box.
     walkable: list[Point] = field(default_factory=list)
     face_score: float = 0.5
+    # "people": faces in the head region of each person; "frame": the whole frame, for close-range cameras
+    # (inside a bus) that see heads and shoulders rather than whole people.
+    face_search: Literal["people", "frame"] = "people"
+    face_frame_px: int = 640
     # Below this height a person's face is a few pixels wide: no detector finds it, so don't pay for the search.
     face_min_person_px: int = 80
     threads: int = 0
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """When a face is read as `unknown` rather than guessed into either side of the mask rate."""
+
+    min_face_px: float = 12.0
+    # Nose offset from the middle of the eyes, in eye distances; beyond it the face is too side-on.
+    max_nose_offset: float = 0.5
+    min_confidence: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class CameraConfig:
     unit_id: str | None = None
     time: TimeConfig = field(default_factory=TimeConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
     path: Path | None = None
 
     @property
@@ -110,6 +125,10 @@ def _check(config: CameraConfig, path: Path) -> None:
         (0.0 <= config.detection.tile_overlap < 0.9, "detection.tile_overlap must be in [0, 0.9)"),
         (config.detection.face_min_person_px >= 0, "detection.face_min_person_px must be >= 0"),
         (config.detection.threads >= 0, "detection.threads must be >= 0 (0: one per core)"),
+        (config.detection.face_frame_px >= 64, "detection.face_frame_px must be at least 64"),
+        (config.masks.min_face_px >= 0, "masks.min_face_px must be >= 0"),
+        (config.masks.max_nose_offset > 0, "masks.max_nose_offset must be positive"),
+        (0.0 <= config.masks.min_confidence < 1.0, "masks.min_confidence must be in [0, 1)"),
         (
             len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
             "detection.walkable needs at least 3 points, or none for the whole frame",

@@ -1,4 +1,4 @@
-"""The stages wired for one source, in their one order: frames -> people -> faces -> observation -> windows.
+"""The stages wired for one source, in their one order: frames -> people -> faces -> masks -> observation -> windows.
 
 Images, boxes and landmarks live only inside `FrameAnalyser.__call__`; what leaves it is an `Observation`
 of counts, and what leaves `analyse_file` is a list of window aggregates.
@@ -11,9 +11,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sanitary.analytics import Observation, WindowAggregate, aggregate
-from sanitary.config import CameraConfig, DetectionConfig
+import numpy as np
+
+from sanitary.analytics import MaskCounts, Observation, WindowAggregate, aggregate
+from sanitary.config import CameraConfig
+from sanitary.mask_rate import MaskShares, mask_shares
 from sanitary.perception.faces import FaceDetector
+from sanitary.perception.masks import MaskClassifier
 from sanitary.perception.people import PersonDetector
 from sanitary.sources import Frame, Source, TruncatedSourceError
 
@@ -27,19 +31,21 @@ class StageTimes:
     decode: float = 0.0
     people: float = 0.0
     faces: float = 0.0
+    masks: float = 0.0
     frames: int = 0
 
     def per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
-        return {"decode": self.decode / n, "people": self.people / n, "faces": self.faces / n}
+        return {"decode": self.decode / n, "people": self.people / n, "faces": self.faces / n, "masks": self.masks / n}
 
 
 class FrameAnalyser:
-    """People, then faces where people are, for one frame at a time."""
+    """People, then faces where people are, then each face's mask, for one frame at a time."""
 
-    def __init__(self, detection: DetectionConfig, width: int, height: int) -> None:
-        self.people = PersonDetector(detection, width, height)
-        self.faces = FaceDetector(detection)
+    def __init__(self, camera: CameraConfig) -> None:
+        self.people = PersonDetector(camera.detection)
+        self.faces = FaceDetector(camera.detection)
+        self.masks = MaskClassifier(camera.masks, camera.detection.threads)
         self.times = StageTimes()
 
     def __call__(self, frame: Frame) -> Observation:
@@ -48,10 +54,13 @@ class FrameAnalyser:
         t1 = time.perf_counter()
         faces = self.faces(frame.image, people)
         t2 = time.perf_counter()
+        readings = self.masks(frame.image, faces)
+        t3 = time.perf_counter()
         self.times.people += (t1 - t0) * 1000
         self.times.faces += (t2 - t1) * 1000
+        self.times.masks += (t3 - t2) * 1000
         self.times.frames += 1
-        return Observation(frame=frame.index, t=frame.t, people=len(people), faces=len(faces))
+        return Observation(frame=frame.index, t=frame.t, people=len(people), masks=MaskCounts(*readings.counts()))
 
 
 def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -> Iterator[tuple[Frame, Observation]]:
@@ -83,6 +92,7 @@ class FileResult:
     frames_analysed: int
     frames_decoded: int
     duration_s: float
+    mask_shares: MaskShares | None = None  # over the whole file
     error: str | None = None
     truncated: bool = False
     times: StageTimes = field(default_factory=StageTimes)
@@ -100,7 +110,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     """
     source = Source(job.spec, job.fps)
     info = source.info
-    analyser = FrameAnalyser(job.camera.detection, info.width, info.height)
+    analyser = FrameAnalyser(job.camera)
     observations: list[Observation] = []
     error, truncated = None, False
     try:
@@ -114,6 +124,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         on_frames(len(observations) % PROGRESS_EVERY)
     decoded = source.decoded
     duration = decoded / info.fps
+    confusion = np.asarray(analyser.masks.card["validation"]["confusion"])
     windows = aggregate(
         observations,
         site_id=job.camera.site_id,
@@ -122,5 +133,8 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         start=job.start,
         duration_s=duration,
         window_s=job.camera.time.window_seconds,
+        confusion=confusion,
     )
-    return FileResult(job, windows, len(observations), decoded, duration, error, truncated, analyser.times)
+    masks = sum((w.masks for w in windows), MaskCounts())
+    shares = mask_shares(masks.classified, confusion)
+    return FileResult(job, windows, len(observations), decoded, duration, shares, error, truncated, analyser.times)

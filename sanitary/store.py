@@ -21,7 +21,7 @@ import duckdb
 from sanitary.analytics import WindowAggregate
 from sanitary.errors import SanitaryError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
@@ -74,8 +74,59 @@ def _v1(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY site_id, camera_id, window_start""")
 
 
+def _v2(con: duckdb.DuckDBPyConnection) -> None:
+    """Mask wearing. Rows written before it hold NULL, not 0: their faces were never classified."""
+    for column in ("faces_with_mask", "faces_without_mask", "faces_mask_incorrect", "faces_mask_unknown"):
+        con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} BIGINT")
+    for column in ("mask_rate", "mask_rate_low", "mask_rate_high"):
+        con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} DOUBLE")
+    con.execute("DROP VIEW camera_windows")
+    con.execute("""
+        CREATE VIEW camera_windows AS
+        SELECT site_id, camera_id, window_start, max(window_end) AS window_end,
+               sum(frames_analysed) AS frames_analysed,
+               sum(covered_s) AS covered_s,
+               sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
+               max(people_max) AS occupancy_max,
+               sum(faces_sum) AS faces_seen,
+               sum(faces_with_mask) AS faces_with_mask,
+               sum(faces_without_mask) AS faces_without_mask,
+               sum(faces_mask_incorrect) AS faces_mask_incorrect,
+               sum(faces_mask_unknown) AS faces_mask_unknown,
+               sum(faces_with_mask) + sum(faces_without_mask) + sum(faces_mask_incorrect) AS mask_rate_n,
+               -- The corrected rate and its interval need the classifier's confusion matrix: stored per source
+               -- row, so shown here only where one source covers the window.
+               CASE WHEN count(*) = 1 THEN any_value(mask_rate) END AS mask_rate,
+               CASE WHEN count(*) = 1 THEN any_value(mask_rate_low) END AS mask_rate_low,
+               CASE WHEN count(*) = 1 THEN any_value(mask_rate_high) END AS mask_rate_high,
+               count(*) AS sources
+        FROM window_aggregates
+        GROUP BY site_id, camera_id, window_start""")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
+AGGREGATE_COLUMNS = (
+    "site_id",
+    "camera_id",
+    "source",
+    "window_start",
+    "window_end",
+    "unit_id",
+    "run_id",
+    "frames_analysed",
+    "covered_s",
+    "people_sum",
+    "people_max",
+    "faces_sum",
+    "faces_with_mask",
+    "faces_without_mask",
+    "faces_mask_incorrect",
+    "faces_mask_unknown",
+    "mask_rate",
+    "mask_rate_low",
+    "mask_rate_high",
+)
 
 
 @dataclass(frozen=True)
@@ -185,24 +236,9 @@ class Store:
             )
             if windows:
                 self.con.executemany(
-                    "INSERT INTO window_aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        [
-                            w.key.site_id,
-                            w.key.camera_id,
-                            w.key.source,
-                            w.key.window_start,
-                            w.window_end,
-                            unit_id,
-                            run_id,
-                            w.frames_analysed,
-                            w.covered_s,
-                            w.people_sum,
-                            w.people_max,
-                            w.faces_sum,
-                        ]
-                        for w in windows
-                    ],
+                    f"INSERT INTO window_aggregates ({', '.join(AGGREGATE_COLUMNS)})"
+                    f" VALUES ({', '.join('?' * len(AGGREGATE_COLUMNS))})",
+                    [_row(w, unit_id, run_id) for w in windows],
                 )
             self.con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
@@ -224,6 +260,17 @@ class Store:
         self.con.execute(
             "UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?", [error, _now(), run_id]
         )
+
+
+def _row(w: WindowAggregate, unit_id: str, run_id: str) -> list[object]:
+    shares = w.mask_shares
+    k = w.key
+    m = w.masks
+    return [
+        k.site_id, k.camera_id, k.source, k.window_start, w.window_end, unit_id, run_id, w.frames_analysed,
+        w.covered_s, w.people_sum, w.people_max, w.faces_sum, m.with_mask, m.without_mask, m.incorrect, m.unknown,
+        shares.mask_rate if shares else None, shares.low[0] if shares else None, shares.high[0] if shares else None,
+    ]  # fmt: skip
 
 
 def _now() -> datetime:

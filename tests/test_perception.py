@@ -65,7 +65,7 @@ def test_head_regions_only_for_people_tall_enough() -> None:
 
 def test_people_on_real_pets_frames(pets: Path) -> None:
     camera = load_camera(PETS_CAMERA)
-    detector = PersonDetector(camera.detection, 480, 360)
+    detector = PersonDetector(camera.detection)
     truth = pets_counts(pets)
     errors = []
     for frame in range(0, 795, 53):

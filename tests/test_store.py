@@ -5,18 +5,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
-from sanitary.analytics import Observation, aggregate
+from sanitary.analytics import MaskCounts, Observation, aggregate
 from sanitary.errors import SanitaryError
-from sanitary.store import SCHEMA_VERSION, RunStart, Store
+from sanitary.store import MIGRATIONS, SCHEMA_VERSION, RunStart, Store
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 
 
 def windows(source: str, people: int) -> list:
-    obs = [Observation(frame=i, t=float(i), people=people, faces=1) for i in range(150)]
-    return aggregate(obs, site_id="s", camera_id="c", source=source, start=T0, duration_s=150.0, window_s=60)
+    obs = [Observation(frame=i, t=float(i), people=people, masks=MaskCounts(with_mask=1)) for i in range(150)]
+    return aggregate(
+        obs,
+        site_id="s",
+        camera_id="c",
+        source=source,
+        start=T0,
+        duration_s=150.0,
+        window_s=60,
+        confusion=np.diag([50, 50, 50]),
+    )
 
 
 def run_start(source: str, params_hash: str = "p1") -> RunStart:
@@ -87,12 +97,38 @@ def test_a_run_killed_midway_leaves_no_window(tmp_path: Path) -> None:
         assert not store.is_done("h1", "c", "p1")
 
 
+def test_a_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+        MIGRATIONS[0](con)
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        con.execute(
+            "INSERT INTO window_aggregates VALUES ('s', 'c', 'h0', '2021-03-01 08:00:00+00', '2021-03-01 08:01:00+00',"
+            " 'u', 'r', 10, 60.0, 30, 5, 2)"
+        )
+    with Store(db) as store:
+        assert store.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        old = store.con.execute(
+            "SELECT people_sum, faces_sum, faces_with_mask, mask_rate FROM window_aggregates WHERE source = 'h0'"
+        ).fetchone()
+        assert old == (30, 2, None, None)  # never classified: NULL, not zero
+        run = store.begin_run(run_start("h1"))
+        store.finish_run(run, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None)
+        view = store.con.execute(
+            "SELECT occupancy_mean, faces_with_mask, mask_rate_n, mask_rate FROM camera_windows"
+            " WHERE minute(window_start) = 2"
+        ).fetchone()
+    assert view[:3] == (2.0, 30, 30)
+    assert view[3] == pytest.approx(1.0)
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "new.duckdb"
     Store(db).close()
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
-    with pytest.raises(SanitaryError, match=r"schema v2 is newer than this sanitary \(v1\); upgrade"):
+    with pytest.raises(SanitaryError, match=rf"schema v{SCHEMA_VERSION + 1} is newer than this sanitary"):
         Store(db)
 
 

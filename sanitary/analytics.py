@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from sanitary.distancing import FrameDistancing
 from sanitary.mask_rate import MaskShares, mask_shares
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,6 +52,7 @@ class Observation:
     t: float  # seconds since the start of the source
     people: int
     masks: MaskCounts
+    ground: FrameDistancing
 
     @property
     def faces(self) -> int:
@@ -68,6 +70,25 @@ class WindowKey:
 
 
 @dataclass(frozen=True)
+class DistancingWindow:
+    """Close contacts and spacing over a window; present only for a calibrated camera."""
+
+    close_pair_frames: int  # frames with at least one close pair
+    close_pairs_sum: int  # close pairs summed over frames
+    people_close_sum: int  # people in a close pair, summed over frames
+    nearest_min_m: float | None  # smallest nearest-neighbour distance seen; None with fewer than 2 people
+    nearest_median_m: float | None  # median over every person-frame's nearest-neighbour distance
+
+
+@dataclass(frozen=True)
+class ZoneWindow:
+    name: str
+    area_m2: float | None  # None for a pixel zone of an uncalibrated camera
+    people_sum: int
+    people_max: int
+
+
+@dataclass(frozen=True)
 class WindowAggregate:
     key: WindowKey
     window_end: datetime
@@ -77,6 +98,8 @@ class WindowAggregate:
     people_max: int
     masks: MaskCounts  # face-frames by mask reading, summed over analysed frames
     mask_shares: MaskShares | None  # corrected for classifier error; None where no face was classified
+    distancing: DistancingWindow | None
+    zones: tuple[ZoneWindow, ...]
 
     @property
     def faces_sum(self) -> int:
@@ -110,6 +133,7 @@ def aggregate(
     duration_s: float,
     window_s: int,
     confusion: np.ndarray,
+    zones: tuple[tuple[str, float | None], ...] = (),
 ) -> list[WindowAggregate]:
     """One aggregate per window the footage touches, in time order; a window with footage but no
     analysed frame (a very low sample rate) still appears, with zero frames, so it is never taken for empty.
@@ -137,6 +161,36 @@ def aggregate(
                 people_max=max((o.people for o in obs), default=0),
                 masks=masks,
                 mask_shares=mask_shares(masks.classified, confusion),
+                distancing=distancing_window(obs),
+                zones=zone_windows(obs, zones),
             )
         )
     return windows
+
+
+def distancing_window(observations: list[Observation]) -> DistancingWindow | None:
+    if not observations or not all(o.ground.measured for o in observations):
+        return None
+    nearest = [d for o in observations for d in o.ground.nearest_m]
+    return DistancingWindow(
+        close_pair_frames=sum(o.ground.close_pairs > 0 for o in observations),
+        close_pairs_sum=sum(o.ground.close_pairs for o in observations),
+        people_close_sum=sum(o.ground.people_close for o in observations),
+        nearest_min_m=min(nearest) if nearest else None,
+        nearest_median_m=float(np.median(nearest)) if nearest else None,
+    )
+
+
+def zone_windows(
+    observations: list[Observation], zones: tuple[tuple[str, float | None], ...]
+) -> tuple[ZoneWindow, ...]:
+    """Occupancy of each (name, area) zone over the window, in the order of `zones`."""
+    return tuple(
+        ZoneWindow(
+            name,
+            area,
+            sum(o.ground.zone_people[z] for o in observations),
+            max((o.ground.zone_people[z] for o in observations), default=0),
+        )
+        for z, (name, area) in enumerate(zones)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -9,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
+import cv2
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -25,10 +28,15 @@ from rich.text import Text
 
 from sanitary.anonymity import audit_paths
 from sanitary.batch import FileOutcome, RunOptions, plan_batch, run_batch
+from sanitary.calibration import PointPairs, calibrate, point_pairs, write_calibration
+from sanitary.calibration_plot import calibration_plot
 from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
+from sanitary.geometry import HomographyFit, check_horizon, frame_region, tsai_ground_homography
 from sanitary.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces
+from sanitary.perception.faces import FaceDetector
 from sanitary.perception.models import WEIGHTS_DIR
+from sanitary.perception.people import PersonDetector
 from sanitary.pipeline import FrameAnalyser, observe
 from sanitary.sources import Source
 from sanitary.store import Store
@@ -243,3 +251,69 @@ def train_mask(
     out.mkdir(parents=True, exist_ok=True)
     card = train(data, out, validation, epochs, limit, seed, threads)
     console.print(json.dumps(card.get("validation", {}), indent=2))
+
+
+@app.command("calibrate")
+@friendly
+def calibrate_command(
+    camera: Annotated[Path, typer.Argument(help="Camera config (TOML); its [calibration] is read and written.")],
+    points: Annotated[
+        Path | None, typer.Option("--points", help="CSV of image_x, image_y, ground_x, ground_y pairs.")
+    ] = None,
+    tsai: Annotated[Path | None, typer.Option("--tsai", help="Import a Tsai camera calibration (XML).")] = None,
+    frame: Annotated[Path | None, typer.Option("--frame", help="A frame of this camera (image file).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a grid and bird's-eye check (PNG).")] = None,
+) -> None:
+    """Fit the camera's image-to-ground homography, print its errors, and write it into the config."""
+    cam = load_camera(camera)
+    image = _read_frame(frame) if frame else None
+    if image is not None:
+        height, width = image.shape[:2]
+    elif len(cam.calibration.image_size) == 2:
+        width, height = cam.calibration.image_size
+    else:
+        raise SanitaryError(f"{camera}: frame size unknown; pass --frame with a frame of this camera")
+    pairs = point_pairs(cam, points)
+    region = np.asarray(cam.detection.walkable, np.float64) if cam.detection.walkable else frame_region(width, height)
+    if tsai:
+        H = tsai_ground_homography(tsai, width, height)
+        check_horizon(H, region)
+        console.print(f"imported {tsai} for {width}x{height} frames")
+    else:
+        fit = calibrate(cam, pairs, width, height)
+        _print_fit(fit, pairs)
+        H = fit.H
+    cam = write_calibration(camera, H, width, height)
+    console.print(f"wrote the homography into {camera}")
+    if plot:
+        if image is None:
+            raise SanitaryError(f"{plot}: a plot needs --frame, a frame of this camera to draw on")
+        # Blur generously: a person the detector misses at its usual threshold would stay recognisable.
+        sweep = dataclasses.replace(cam.detection, person_score=0.05, walkable=[], full_frame=True)
+        people = PersonDetector(sweep)(image)
+        faces = FaceDetector(dataclasses.replace(sweep, face_search="frame", face_score=0.3))(image, people)
+        picture = calibration_plot(image, H, region, people, faces, pairs.image, pairs.ground)
+        if not cv2.imwrite(str(plot), picture):
+            raise SanitaryError(f"{plot}: cannot write the picture here; choose a .png path in a writable folder")
+        console.print(f"wrote {plot} (people pixelated)")
+
+
+def _read_frame(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise SanitaryError(f"{path}: cannot read this frame; pass an image file (PNG, JPEG) from the camera")
+    return image
+
+
+def _print_fit(fit: HomographyFit, pairs: PointPairs) -> None:
+    table = Table(title="calibration points")
+    for column in ("#", "image px", "ground m", "error px", "error m", "leave-one-out m", "inlier"):
+        table.add_column(column, justify="right")
+    loo = fit.loo_m if fit.loo_m is not None else np.full(len(fit.error_m), np.nan)
+    for i, (p, g) in enumerate(zip(pairs.image, pairs.ground, strict=True)):
+        table.add_row(
+            str(i + 1), f"{p[0]:.1f}, {p[1]:.1f}", f"{g[0]:.2f}, {g[1]:.2f}", f"{fit.error_px[i]:.2f}",
+            f"{fit.error_m[i]:.3f}", f"{loo[i]:.3f}", "yes" if fit.inliers[i] else "no",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"RMS {fit.rms_px:.2f} px, {fit.rms_m:.3f} m over {int(fit.inliers.sum())} inliers")

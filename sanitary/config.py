@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+
 from sanitary.errors import SanitaryError
+from sanitary.geometry import ZoneGeometry
 
 SiteKind = Literal["market", "bus"]
 Point = tuple[float, float]
@@ -68,6 +71,37 @@ class MaskConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    """Image-to-ground calibration: point pairs (here or in a CSV), and the homography fitted from them."""
+
+    # Pixels at the footage's resolution and the same points on the ground in metres, in the same order.
+    image_points: list[Point] = field(default_factory=list)
+    ground_points: list[Point] = field(default_factory=list)
+    # CSV with columns image_x, image_y, ground_x, ground_y; a relative path is relative to this config file.
+    points_csv: str | None = None
+    # Written by `sanitary calibrate`: image pixels -> ground metres, for frames of `image_size` (width, height).
+    homography: list[list[float]] = field(default_factory=list)
+    image_size: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DistancingConfig:
+    threshold_m: float = 1.0
+    # A pair counts as close only when it is closer than the threshold with at least this probability, given
+    # the distance's uncertainty; 0.5 counts the pairs whose measured distance is under the threshold.
+    confidence: float = 0.5
+    # Uncertainty of a feet point, as a share of the person's box height (measured on PETS, README "Geometry").
+    feet_sigma_fraction: float = 0.06
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    name: str
+    polygon: list[Point]
+    units: Literal["m", "px"] = "m"
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     camera_id: str
     site_id: str
@@ -77,11 +111,21 @@ class CameraConfig:
     time: TimeConfig = field(default_factory=TimeConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    distancing: DistancingConfig = field(default_factory=DistancingConfig)
+    zones: list[ZoneConfig] = field(default_factory=list)
     path: Path | None = None
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def ground_homography(self) -> np.ndarray | None:
+        """Image pixels -> ground metres, or None for a camera not calibrated yet."""
+        return np.asarray(self.calibration.homography, np.float64) if self.calibration.homography else None
+
+    def zone_geometry(self) -> tuple[ZoneGeometry, ...]:
+        return tuple(ZoneGeometry(z.name, tuple(z.polygon), z.units) for z in self.zones)
 
     def resolved_unit_id(self) -> str:
         """The machine that ran: the config's setting, else SANITARY_UNIT_ID, else the host name."""
@@ -129,6 +173,22 @@ def _check(config: CameraConfig, path: Path) -> None:
         (config.masks.min_face_px >= 0, "masks.min_face_px must be >= 0"),
         (config.masks.max_nose_offset > 0, "masks.max_nose_offset must be positive"),
         (0.0 <= config.masks.min_confidence < 1.0, "masks.min_confidence must be in [0, 1)"),
+        (config.distancing.threshold_m > 0, "distancing.threshold_m must be positive"),
+        (0.0 < config.distancing.confidence < 1.0, "distancing.confidence must be between 0 and 1"),
+        (config.distancing.feet_sigma_fraction > 0, "distancing.feet_sigma_fraction must be positive"),
+        (
+            len(config.calibration.image_points) == len(config.calibration.ground_points),
+            "calibration.image_points and calibration.ground_points must pair up (same number of points)",
+        ),
+        (
+            config.calibration.homography == [] or np.asarray(config.calibration.homography).shape == (3, 3),
+            "calibration.homography must be a 3x3 matrix",
+        ),
+        (
+            config.calibration.homography == [] or len(config.calibration.image_size) == 2,
+            "calibration.image_size [width, height] must come with calibration.homography",
+        ),
+        (len({z.name for z in config.zones}) == len(config.zones), "zones must have distinct names"),
         (
             len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
             "detection.walkable needs at least 3 points, or none for the whole frame",
@@ -139,6 +199,10 @@ def _check(config: CameraConfig, path: Path) -> None:
             raise SanitaryError(f"{path}: {message}")
     if config.time.start is not None:
         parse_start(config.time.start, config.tz, str(path))
+    try:
+        config.zone_geometry()
+    except SanitaryError as exc:
+        raise SanitaryError(f"{path}: {exc}") from None
 
 
 def parse_start(text: str, tz: ZoneInfo, where: str) -> datetime:

@@ -1,4 +1,5 @@
-"""The stages wired for one source, in their one order: frames -> people -> faces -> masks -> observation -> windows.
+"""The stages wired for one source, in their one order:
+frames -> people -> faces -> masks -> ground positions -> observation -> windows.
 
 Images, boxes and landmarks live only inside `FrameAnalyser.__call__`; what leaves it is an `Observation`
 of counts, and what leaves `analyse_file` is a list of window aggregates.
@@ -15,6 +16,8 @@ import numpy as np
 
 from sanitary.analytics import MaskCounts, Observation, WindowAggregate, aggregate
 from sanitary.config import CameraConfig
+from sanitary.distancing import measure
+from sanitary.geometry import zone_area_m2
 from sanitary.mask_rate import MaskShares, mask_shares
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.masks import MaskClassifier
@@ -32,21 +35,30 @@ class StageTimes:
     people: float = 0.0
     faces: float = 0.0
     masks: float = 0.0
+    ground: float = 0.0
     frames: int = 0
 
     def per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
-        return {"decode": self.decode / n, "people": self.people / n, "faces": self.faces / n, "masks": self.masks / n}
+        stages = ("decode", "people", "faces", "masks", "ground")
+        return {stage: getattr(self, stage) / n for stage in stages}
 
 
 class FrameAnalyser:
-    """People, then faces where people are, then each face's mask, for one frame at a time."""
+    """People, then faces where people are, then each face's mask, then where people stand, one frame at a time."""
 
     def __init__(self, camera: CameraConfig) -> None:
         self.people = PersonDetector(camera.detection)
         self.faces = FaceDetector(camera.detection)
         self.masks = MaskClassifier(camera.masks, camera.detection.threads)
+        self.homography = camera.ground_homography()
+        self.zones = camera.zone_geometry()
+        self.distancing = camera.distancing
         self.times = StageTimes()
+
+    def zone_areas(self) -> tuple[tuple[str, float | None], ...]:
+        h = self.homography
+        return tuple((z.name, zone_area_m2(z, h) if z.units == "m" or h is not None else None) for z in self.zones)
 
     def __call__(self, frame: Frame) -> Observation:
         t0 = time.perf_counter()
@@ -56,11 +68,14 @@ class FrameAnalyser:
         t2 = time.perf_counter()
         readings = self.masks(frame.image, faces)
         t3 = time.perf_counter()
+        ground = measure(people, self.homography, self.zones, self.distancing)
+        t4 = time.perf_counter()
         self.times.people += (t1 - t0) * 1000
         self.times.faces += (t2 - t1) * 1000
         self.times.masks += (t3 - t2) * 1000
+        self.times.ground += (t4 - t3) * 1000
         self.times.frames += 1
-        return Observation(frame=frame.index, t=frame.t, people=len(people), masks=MaskCounts(*readings.counts()))
+        return Observation(frame.index, frame.t, len(people), MaskCounts(*readings.counts()), ground)
 
 
 def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -> Iterator[tuple[Frame, Observation]]:
@@ -134,6 +149,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         duration_s=duration,
         window_s=job.camera.time.window_seconds,
         confusion=confusion,
+        zones=analyser.zone_areas(),
     )
     masks = sum((w.masks for w in windows), MaskCounts())
     shares = mask_shares(masks.classified, confusion)

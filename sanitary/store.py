@@ -18,10 +18,10 @@ from typing import Any
 
 import duckdb
 
-from sanitary.analytics import WindowAggregate
+from sanitary.analytics import WindowAggregate, ZoneWindow
 from sanitary.errors import SanitaryError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
@@ -104,8 +104,50 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY site_id, camera_id, window_start""")
 
 
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Ground-plane distancing and zones. NULL distancing: the camera was not calibrated, or the row predates it."""
+    for column in ("close_pair_frames", "close_pairs_sum", "people_close_sum"):
+        con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} BIGINT")
+    for column in ("nearest_min_m", "nearest_median_m"):
+        con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} DOUBLE")
+    con.execute("""
+        CREATE TABLE zone_windows (
+            site_id         VARCHAR NOT NULL,
+            camera_id       VARCHAR NOT NULL,
+            source          VARCHAR NOT NULL,
+            window_start    TIMESTAMPTZ NOT NULL,
+            zone            VARCHAR NOT NULL,
+            area_m2         DOUBLE,
+            frames_analysed BIGINT NOT NULL,
+            people_sum      BIGINT NOT NULL,
+            people_max      BIGINT NOT NULL,
+            PRIMARY KEY (site_id, camera_id, source, window_start, zone)
+        )""")
+    con.execute("""
+        CREATE VIEW zone_occupancy AS
+        SELECT site_id, camera_id, zone, window_start, any_value(area_m2) AS area_m2,
+               sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
+               max(people_max) AS occupancy_max,
+               sum(people_sum) / nullif(sum(frames_analysed), 0) / any_value(area_m2) AS density_per_m2
+        FROM zone_windows
+        GROUP BY site_id, camera_id, zone, window_start""")
+    con.execute("""
+        CREATE VIEW distancing_windows AS
+        SELECT site_id, camera_id, window_start,
+               sum(frames_analysed) AS frames_analysed,
+               sum(close_pair_frames) AS close_pair_frames,
+               sum(close_pairs_sum) AS close_pairs_sum,
+               sum(people_close_sum) / nullif(sum(frames_analysed), 0) AS people_close_mean,
+               min(nearest_min_m) AS nearest_min_m,
+               -- A median does not combine across sources; shown where one source covers the window.
+               CASE WHEN count(*) = 1 THEN any_value(nearest_median_m) END AS nearest_median_m
+        FROM window_aggregates
+        WHERE close_pairs_sum IS NOT NULL
+        GROUP BY site_id, camera_id, window_start""")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
 AGGREGATE_COLUMNS = (
     "site_id",
     "camera_id",
@@ -126,7 +168,15 @@ AGGREGATE_COLUMNS = (
     "mask_rate",
     "mask_rate_low",
     "mask_rate_high",
+    "close_pair_frames",
+    "close_pairs_sum",
+    "people_close_sum",
+    "nearest_min_m",
+    "nearest_median_m",
 )
+ZONE_COLUMNS = (
+    "site_id", "camera_id", "source", "window_start", "zone", "area_m2", "frames_analysed", "people_sum", "people_max",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -225,21 +275,18 @@ class Store:
             raise SanitaryError(f"{self.path}: run {run_id} is not in the runs table")
         source, camera_id, site_id, unit_id = run
         with self.transaction():
-            self.con.execute(
-                "DELETE FROM window_aggregates WHERE source = ? AND camera_id = ? AND site_id = ?",
-                [source, camera_id, site_id],
-            )
+            for table in ("window_aggregates", "zone_windows"):
+                self.con.execute(
+                    f"DELETE FROM {table} WHERE source = ? AND camera_id = ? AND site_id = ?",
+                    [source, camera_id, site_id],
+                )
             self.con.execute(
                 "UPDATE runs SET status = 'replaced' WHERE source = ? AND camera_id = ? AND run_id <> ?"
                 " AND status IN ('done', 'failed', 'truncated')",
                 [source, camera_id, run_id],
             )
-            if windows:
-                self.con.executemany(
-                    f"INSERT INTO window_aggregates ({', '.join(AGGREGATE_COLUMNS)})"
-                    f" VALUES ({', '.join('?' * len(AGGREGATE_COLUMNS))})",
-                    [_row(w, unit_id, run_id) for w in windows],
-                )
+            self._insert("window_aggregates", AGGREGATE_COLUMNS, [_row(w, unit_id, run_id) for w in windows])
+            self._insert("zone_windows", ZONE_COLUMNS, [_zone_row(w, z) for w in windows for z in w.zones])
             self.con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
                 " footage_start = ?, footage_end = ?, notes = ? WHERE run_id = ?",
@@ -254,6 +301,11 @@ class Store:
                     run_id,
                 ],
             )
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[list[object]]) -> None:
+        if rows:
+            placeholders = ", ".join("?" * len(columns))
+            self.con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
 
     def fail_run(self, run_id: str, error: str) -> None:
         """A run that stored nothing: earlier rows of the same source stay as they were."""
@@ -270,7 +322,17 @@ def _row(w: WindowAggregate, unit_id: str, run_id: str) -> list[object]:
         k.site_id, k.camera_id, k.source, k.window_start, w.window_end, unit_id, run_id, w.frames_analysed,
         w.covered_s, w.people_sum, w.people_max, w.faces_sum, m.with_mask, m.without_mask, m.incorrect, m.unknown,
         shares.mask_rate if shares else None, shares.low[0] if shares else None, shares.high[0] if shares else None,
+        *(
+            (g.close_pair_frames, g.close_pairs_sum, g.people_close_sum, g.nearest_min_m, g.nearest_median_m)
+            if (g := w.distancing) else (None,) * 5
+        ),
     ]  # fmt: skip
+
+
+def _zone_row(w: WindowAggregate, z: ZoneWindow) -> list[object]:
+    k = w.key
+    return [k.site_id, k.camera_id, k.source, k.window_start, z.name, z.area_m2, w.frames_analysed, z.people_sum,
+            z.people_max]  # fmt: skip
 
 
 def _now() -> datetime:

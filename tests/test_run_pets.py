@@ -220,5 +220,5 @@ def test_newer_schema_refused_by_the_cli(pets: Path, tmp_path: Path) -> None:
     result = run_cli("run", str(pets / "frames" / "frame_000*.jpg"), "--camera", str(PETS_CAMERA), "--db", str(db))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"error: {db}: database schema v99 is newer than this sanitary (v2); upgrade sanitary to use it"
+        f"error: {db}: database schema v99 is newer than this sanitary (v3); upgrade sanitary to use it"
     )

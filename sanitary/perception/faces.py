@@ -59,8 +59,8 @@ def head_regions(people: Detections, frame_w: int, frame_h: int, min_person_px: 
 
 
 def frame_input_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """Whole-frame input (w, h): the frame scaled down to `long_side` at most, each side a multiple of 32."""
-    scale = min(1.0, long_side / max(width, height))
+    """Whole-frame input (w, h): the frame scaled to `long_side` on its long side, each a multiple of 32."""
+    scale = long_side / max(width, height)
     return tuple(max(32, int(np.ceil(v * scale / 32)) * 32) for v in (width, height))  # type: ignore[return-value]
 
 

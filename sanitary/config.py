@@ -64,7 +64,7 @@ class DetectionConfig:
 class MaskConfig:
     """When a face is read as `unknown` rather than guessed into either side of the mask rate."""
 
-    min_face_px: float = 12.0
+    min_face_px: float = 4.0
     # Nose offset from the middle of the eyes, in eye distances; beyond it the face is too side-on.
     max_nose_offset: float = 0.5
     min_confidence: float = 0.6

@@ -37,7 +37,7 @@ GT = "gt_mot_480x360.txt"
 FRAMES = "frames"
 SWEEP = (0.2, 0.25, 0.3, 0.35, 0.4)
 MATCH_IOUS = (0.5, 0.3)
-STAGES = ("decode", "people", "faces", "masks")
+STAGES = ("decode", "people", "faces", "masks", "ground", "tracking")
 # Targets from the issue.
 TARGET_IOU = 0.3
 TARGET_RECALL = 0.80
@@ -200,7 +200,7 @@ def decode_fps(avi: Path, fps: float | None, limit: int | None) -> float:
 
 def pipeline_run(avi: Path, camera: CameraConfig, limit: int | None) -> dict[str, Any]:
     source = Source(str(avi), camera.time.fps)
-    analyser = FrameAnalyser(camera)
+    analyser = FrameAnalyser(camera, source.info.fps)
     rss_models = rss_mb()
     start = time.perf_counter()
     n = sum(1 for _ in limited(observe(source, analyser, sample_fps=None), limit))

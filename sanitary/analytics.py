@@ -6,7 +6,8 @@ merge exactly by adding sums and counts and taking maxima.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from sanitary.distancing import FrameDistancing
 from sanitary.mask_rate import MaskShares, mask_shares
+from sanitary.perception.masks import UNKNOWN
+from sanitary.person_ledger import Contact, Crossing, PersonSummary
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOT_MEASURED = FrameDistancing(0, 0, (), (), measured=False)
@@ -54,6 +57,7 @@ class Observation:
     people: int
     masks: MaskCounts
     ground: FrameDistancing = NOT_MEASURED
+    tracks: int | None = None  # people tracked in this frame; None with tracking off
 
     @property
     def faces(self) -> int:
@@ -90,6 +94,33 @@ class ZoneWindow:
 
 
 @dataclass(frozen=True)
+class PersonEvents:
+    """What tracked people did that is counted where it happened: line crossings and close contacts."""
+
+    crossings: list[Crossing]
+    contacts: list[Contact]
+    line_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PersonWindow:
+    """Counts of distinct people over a window, from tracks: each person once, however long they stayed."""
+
+    people_distinct: int
+    masks: MaskCounts  # people by their mask vote
+    mask_shares: MaskShares | None
+    dwell_counts: tuple[int, ...]  # people whose visit ended in this window, by dwell-time bin
+    close_contacts: int  # pairs close for at least the contact time, during this window
+
+
+@dataclass(frozen=True)
+class LineWindow:
+    name: str
+    people_in: int
+    people_out: int
+
+
+@dataclass(frozen=True)
 class WindowAggregate:
     key: WindowKey
     window_end: datetime
@@ -101,6 +132,8 @@ class WindowAggregate:
     mask_shares: MaskShares | None  # corrected for classifier error; None where no face was classified
     distancing: DistancingWindow | None
     zones: tuple[ZoneWindow, ...]
+    persons: PersonWindow | None = None
+    lines: tuple[LineWindow, ...] = ()
 
     @property
     def faces_sum(self) -> int:
@@ -135,6 +168,9 @@ def aggregate(
     window_s: int,
     confusion: np.ndarray,
     zones: tuple[tuple[str, float | None], ...] = (),
+    people: list[PersonSummary] | None = None,
+    events: PersonEvents | None = None,
+    dwell_bins_s: tuple[float, ...] = (),
 ) -> list[WindowAggregate]:
     """One aggregate per window the footage touches, in time order; a window with footage but no
     analysed frame (a very low sample rate) still appears, with zero frames, so it is never taken for empty.
@@ -149,6 +185,16 @@ def aggregate(
         w += timedelta(seconds=window_s)
     for obs in observations:
         buckets.setdefault(window_start(start + timedelta(seconds=obs.t), window_s), []).append(obs)
+
+    def when(t: float) -> datetime:
+        return window_start(start + timedelta(seconds=t), window_s)
+
+    present: dict[datetime, list[PersonSummary]] = {}
+    ended: dict[datetime, list[PersonSummary]] = {}
+    for person in people or []:
+        for w in {when(t) for t in person.seen_t}:
+            present.setdefault(w, []).append(person)
+        ended.setdefault(when(person.last_t), []).append(person)
     windows = []
     for w, obs in sorted(buckets.items()):
         masks = sum((o.masks for o in obs), MaskCounts())
@@ -164,9 +210,42 @@ def aggregate(
                 mask_shares=mask_shares(masks.classified, confusion),
                 distancing=distancing_window(obs),
                 zones=zone_windows(obs, zones),
+                persons=None
+                if people is None
+                else person_window(w, present.get(w, []), ended.get(w, []), events, when, dwell_bins_s, confusion),
+                lines=line_windows(w, events, when),
             )
         )
     return windows
+
+
+def person_window(
+    w: datetime,
+    present: list[PersonSummary],
+    ended: list[PersonSummary],
+    events: PersonEvents | None,
+    when: Callable[[float], datetime],
+    dwell_bins_s: tuple[float, ...],
+    confusion: np.ndarray,
+) -> PersonWindow:
+    """People seen in window `w` (`present`) by mask vote; those whose visit ended in it (`ended`) by dwell."""
+    votes = [sum(p.mask == c for p in present) for c in range(3)]
+    masks = MaskCounts(*votes, unknown=sum(p.mask == UNKNOWN for p in present))
+    dwell = [0] * (len(dwell_bins_s) + 1)
+    for p in ended:
+        dwell[bisect.bisect_right(dwell_bins_s, p.dwell_s)] += 1
+    contacts = [c for c in events.contacts if when(c.start_t) <= w <= when(c.end_t)] if events else []
+    return PersonWindow(len(present), masks, mask_shares(masks.classified, confusion), tuple(dwell), len(contacts))
+
+
+def line_windows(w: datetime, events: PersonEvents | None, when: Callable[[float], datetime]) -> tuple[LineWindow, ...]:
+    if events is None:
+        return ()
+    here = [c for c in events.crossings if when(c.t) == w]
+    return tuple(
+        LineWindow(name, sum(c.inward for c in here if c.line == k), sum(not c.inward for c in here if c.line == k))
+        for k, name in enumerate(events.line_names)
+    )
 
 
 def distancing_window(observations: list[Observation]) -> DistancingWindow | None:

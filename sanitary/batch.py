@@ -125,6 +125,11 @@ def run_params(job: FileJob) -> dict[str, Any]:
         "window_seconds": job.camera.time.window_seconds,
         "detection": {k: v for k, v in dataclasses.asdict(job.camera.detection).items() if k != "threads"},
         "masks": dataclasses.asdict(job.camera.masks),
+        "tracking": dataclasses.asdict(job.camera.tracking),
+        "lines": [dataclasses.asdict(x) for x in job.camera.lines],
+        "zones": [dataclasses.asdict(z) for z in job.camera.zones],
+        "distancing": dataclasses.asdict(job.camera.distancing),
+        "homography": job.camera.calibration.homography,
         "models": list(MODELS),
         # A retrained mask model changes the rates: files done with the old one are analysed again.
         "mask_model_sha256": load_card().get("sha256"),
@@ -186,6 +191,7 @@ def run_batch(
             frames_analysed=result.frames_analysed,
             footage=result.footage,
             notes=camera_notes.get(str(Path(planned.job.spec))),
+            dwell_bins_s=tuple(planned.job.camera.tracking.dwell_bins_s),
         )
         people = sum(w.people_sum for w in result.windows)
         outcomes.append(

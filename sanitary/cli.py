@@ -158,10 +158,12 @@ def count(
     rate = fps or cam.time.fps
     # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
     source = Source(path, rate if rate or sample_fps else 1.0)
-    analyser = FrameAnalyser(cam)
+    analyser = FrameAnalyser(cam, min(sample_fps or source.info.fps, source.info.fps))
     for frame, obs in observe(source, analyser, sample_fps):
         if as_json:
             line = {"frame": frame.index, "file": frame.file, "people": obs.people, "faces": obs.faces}
+            if obs.tracks is not None:
+                line["tracks"] = obs.tracks
             sys.stdout.write(json.dumps(line) + "\n")
         else:
             sys.stdout.write(f"frame {frame.index}: {obs.people} people, {obs.faces} faces\n")
@@ -244,6 +246,7 @@ def train_mask(
     """Train the three-class mask classifier from an ImageNet MobileNetV2 and export it to ONNX."""
     # Imported here: torch is only in the training extra, and the module says how to install it when absent.
     from sanitary.train.mask_classifier import train
+
     out.mkdir(parents=True, exist_ok=True)
     card = train(data, out, validation, epochs, limit, seed, threads)
     console.print(json.dumps(card.get("validation", {}), indent=2))

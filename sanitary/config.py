@@ -102,6 +102,33 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    # A person unseen this long is gone: their track ends and is forgotten.
+    max_lost_s: float = 2.0
+    # Detections in this many consecutive analysed frames before a track counts as a person.
+    confirm_frames: int = 3
+    max_iou_distance: float = 0.7
+    max_appearance_distance: float = 0.3
+    # A person's mask reading is a vote over the frames where their face was read with confidence.
+    min_mask_frames: int = 2
+    # Two people closer than distancing.threshold_m for this long make one close contact.
+    contact_s: float = 2.0
+    # Upper edges of the dwell-time histogram bins, in seconds (a last, open bin follows).
+    dwell_bins_s: list[float] = field(default_factory=lambda: [10.0, 30.0, 60.0, 300.0])
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    """A counting line (a door, a gate): crossing it from its left to its right, walking from `a` to `b`, is in."""
+
+    name: str
+    a: Point
+    b: Point
+    units: Literal["m", "px"] = "px"
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     camera_id: str
     site_id: str
@@ -114,6 +141,8 @@ class CameraConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     distancing: DistancingConfig = field(default_factory=DistancingConfig)
     zones: list[ZoneConfig] = field(default_factory=list)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    lines: list[LineConfig] = field(default_factory=list)
     path: Path | None = None
 
     @property
@@ -189,6 +218,21 @@ def _check(config: CameraConfig, path: Path) -> None:
             "calibration.image_size [width, height] must come with calibration.homography",
         ),
         (len({z.name for z in config.zones}) == len(config.zones), "zones must have distinct names"),
+        (len({x.name for x in config.lines}) == len(config.lines), "lines must have distinct names"),
+        (all(x.a != x.b for x in config.lines), "a line's two points a and b must differ"),
+        (
+            all(x.units == "px" for x in config.lines) or bool(config.calibration.homography),
+            "a line in metres needs the camera's calibration (run sanitary calibrate)",
+        ),
+        (config.tracking.max_lost_s > 0, "tracking.max_lost_s must be positive"),
+        (config.tracking.confirm_frames >= 1, "tracking.confirm_frames must be at least 1"),
+        (config.tracking.min_mask_frames >= 1, "tracking.min_mask_frames must be at least 1"),
+        (config.tracking.contact_s >= 0, "tracking.contact_s must be >= 0"),
+        (
+            config.tracking.dwell_bins_s == sorted(set(config.tracking.dwell_bins_s))
+            and all(b > 0 for b in config.tracking.dwell_bins_s),
+            "tracking.dwell_bins_s must be increasing positive seconds",
+        ),
         (
             len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
             "detection.walkable needs at least 3 points, or none for the whole frame",

@@ -33,6 +33,8 @@ class FrameDistancing:
     zone_people: tuple[int, ...]  # people standing in each zone, in config order
 
     measured: bool = True  # False without a calibration: distances unknown, only pixel zones counted
+    # The close pairs as indices into this frame's detections, for the tracker to turn into contacts.
+    close_index: tuple[tuple[int, int], ...] = ()
 
 
 def measure(
@@ -57,4 +59,6 @@ def measure(
     sigma = distance_sigma(H, feet, feet_sigma_px(heights, config.feet_sigma_fraction))
     close = np.triu(close_pairs(d, sigma, config.threshold_m, config.confidence), k=1)
     people_close = int((close | close.T).any(axis=1).sum())
-    return FrameDistancing(int(close.sum()), people_close, nearest, zone_people)
+    index = np.flatnonzero(standing)
+    pairs = tuple((int(index[i]), int(index[j])) for i, j in np.argwhere(close))
+    return FrameDistancing(int(close.sum()), people_close, nearest, zone_people, close_index=pairs)

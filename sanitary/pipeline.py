@@ -14,15 +14,17 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from sanitary.analytics import MaskCounts, Observation, WindowAggregate, aggregate
+from sanitary.analytics import MaskCounts, Observation, PersonEvents, WindowAggregate, aggregate
 from sanitary.config import CameraConfig
-from sanitary.distancing import measure
-from sanitary.geometry import zone_area_m2
+from sanitary.distancing import FrameDistancing, measure
+from sanitary.geometry import on_ground, to_ground, zone_area_m2
 from sanitary.mask_rate import MaskShares, mask_shares
-from sanitary.perception.faces import FaceDetector
-from sanitary.perception.masks import MaskClassifier
-from sanitary.perception.people import PersonDetector
+from sanitary.perception.faces import FaceDetector, Faces, owner_of
+from sanitary.perception.masks import UNKNOWN, MaskClassifier, MaskReadings
+from sanitary.perception.people import Detections, PersonDetector
+from sanitary.person_ledger import PersonLedger
 from sanitary.sources import Frame, Source, TruncatedSourceError
+from sanitary.tracking import PeopleTracker
 
 PROGRESS_EVERY = 25
 
@@ -36,24 +38,33 @@ class StageTimes:
     faces: float = 0.0
     masks: float = 0.0
     ground: float = 0.0
+    tracking: float = 0.0
     frames: int = 0
 
     def per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
-        stages = ("decode", "people", "faces", "masks", "ground")
+        stages = ("decode", "people", "faces", "masks", "ground", "tracking")
         return {stage: getattr(self, stage) / n for stage in stages}
 
 
 class FrameAnalyser:
     """People, then faces where people are, then each face's mask, then where people stand, one frame at a time."""
 
-    def __init__(self, camera: CameraConfig) -> None:
+    def __init__(self, camera: CameraConfig, analysed_fps: float) -> None:
         self.people = PersonDetector(camera.detection)
         self.faces = FaceDetector(camera.detection)
         self.masks = MaskClassifier(camera.masks, camera.detection.threads)
         self.homography = camera.ground_homography()
         self.zones = camera.zone_geometry()
         self.distancing = camera.distancing
+        t = camera.tracking
+        self.tracker = PeopleTracker(t, analysed_fps) if t.enabled else None
+        self.lines = camera.lines
+        self.ledger = PersonLedger(
+            [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines],
+            t.min_mask_frames,
+            t.contact_s,
+        )
         self.times = StageTimes()
 
     def zone_areas(self) -> tuple[tuple[str, float | None], ...]:
@@ -70,12 +81,59 @@ class FrameAnalyser:
         t3 = time.perf_counter()
         ground = measure(people, self.homography, self.zones, self.distancing)
         t4 = time.perf_counter()
+        tracked = self._track(frame, people, faces, readings, ground)
+        t5 = time.perf_counter()
         self.times.people += (t1 - t0) * 1000
         self.times.faces += (t2 - t1) * 1000
         self.times.masks += (t3 - t2) * 1000
         self.times.ground += (t4 - t3) * 1000
+        self.times.tracking += (t5 - t4) * 1000
         self.times.frames += 1
-        return Observation(frame.index, frame.t, len(people), MaskCounts(*readings.counts()), ground)
+        return Observation(frame.index, frame.t, len(people), MaskCounts(*readings.counts()), ground, tracked)
+
+    def _track(
+        self, frame: Frame, people: Detections, faces: Faces, readings: MaskReadings, ground: FrameDistancing
+    ) -> int | None:
+        """Hand the tracked people's doings to the ledger; the number of people tracked in this frame."""
+        if self.tracker is None:
+            return None
+        tracks = self.tracker(frame.image, people)
+        person_mask = np.full(len(people), UNKNOWN, np.int64)
+        owners = faces.person if self.faces.config.face_search == "people" else owner_of(faces, people)
+        for owner, reading in zip(owners, readings.classes, strict=True):
+            if owner >= 0:
+                person_mask[owner] = reading
+        feet = people.feet.astype(np.float64)
+        line_points = [self._line_points(feet, line.units) for line in self.lines]
+        by_detection = dict(zip(tracks.detection.tolist(), tracks.ids.tolist(), strict=True))
+        close = {
+            (min(by_detection[i], by_detection[j]), max(by_detection[i], by_detection[j]))
+            for i, j in ground.close_index
+            if i in by_detection and j in by_detection
+        }
+        self.ledger.update(
+            frame.t,
+            tracks.ids,
+            person_mask[tracks.detection],
+            [points[tracks.detection] for points in line_points],
+            close,
+        )
+        self.ledger.end(tracks.ended)
+        return len(tracks)
+
+    def _line_points(self, feet: np.ndarray, units: str) -> np.ndarray:
+        if units == "px" or self.homography is None:
+            return feet
+        points = np.full_like(feet, np.nan)
+        standing = on_ground(self.homography, feet)
+        points[standing] = to_ground(self.homography, feet[standing])
+        return points
+
+    def finish(self) -> PersonLedger:
+        """The footage ended: every track still alive ends here."""
+        if self.tracker is not None:
+            self.ledger.end(self.tracker.finish())
+        return self.ledger
 
 
 def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -> Iterator[tuple[Frame, Observation]]:
@@ -125,7 +183,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     """
     source = Source(job.spec, job.fps)
     info = source.info
-    analyser = FrameAnalyser(job.camera)
+    analyser = FrameAnalyser(job.camera, min(job.sample_fps or info.fps, info.fps))
     observations: list[Observation] = []
     error, truncated = None, False
     try:
@@ -140,6 +198,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     decoded = source.decoded
     duration = decoded / info.fps
     confusion = np.asarray(analyser.masks.card["validation"]["confusion"])
+    ledger = analyser.finish()
     windows = aggregate(
         observations,
         site_id=job.camera.site_id,
@@ -150,6 +209,9 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         window_s=job.camera.time.window_seconds,
         confusion=confusion,
         zones=analyser.zone_areas(),
+        people=ledger.people if analyser.tracker else None,
+        events=PersonEvents(ledger.crossings, ledger.contacts, tuple(x.name for x in job.camera.lines)),
+        dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
     )
     masks = sum((w.masks for w in windows), MaskCounts())
     shares = mask_shares(masks.classified, confusion)

@@ -21,7 +21,7 @@ import duckdb
 from sanitary.analytics import WindowAggregate, ZoneWindow
 from sanitary.errors import SanitaryError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
@@ -146,8 +146,30 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY site_id, camera_id, window_start""")
 
 
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    """Tracking: distinct people, their mask votes, dwell times, line crossings, close contacts."""
+    for column in ("people_distinct", "persons_with_mask", "persons_without_mask", "persons_mask_incorrect",
+                   "persons_mask_unknown", "close_contacts"):  # fmt: skip
+        con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} BIGINT")
+    for column in ("person_mask_rate", "person_mask_rate_low", "person_mask_rate_high"):
+        con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} DOUBLE")
+    key = (
+        "site_id VARCHAR NOT NULL, camera_id VARCHAR NOT NULL, source VARCHAR NOT NULL, "
+        "window_start TIMESTAMPTZ NOT NULL"
+    )
+    con.execute(f"""
+        CREATE TABLE dwell_windows ({key},
+            bin_low_s DOUBLE NOT NULL, bin_high_s DOUBLE, people BIGINT NOT NULL,
+            PRIMARY KEY (site_id, camera_id, source, window_start, bin_low_s))""")
+    con.execute(f"""
+        CREATE TABLE line_windows ({key},
+            line VARCHAR NOT NULL, people_in BIGINT NOT NULL, people_out BIGINT NOT NULL,
+            PRIMARY KEY (site_id, camera_id, source, window_start, line))""")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
+PER_WINDOW_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows")
 AGGREGATE_COLUMNS = (
     "site_id",
     "camera_id",
@@ -173,7 +195,18 @@ AGGREGATE_COLUMNS = (
     "people_close_sum",
     "nearest_min_m",
     "nearest_median_m",
+    "people_distinct",
+    "persons_with_mask",
+    "persons_without_mask",
+    "persons_mask_incorrect",
+    "persons_mask_unknown",
+    "person_mask_rate",
+    "person_mask_rate_low",
+    "person_mask_rate_high",
+    "close_contacts",
 )
+DWELL_COLUMNS = ("site_id", "camera_id", "source", "window_start", "bin_low_s", "bin_high_s", "people")
+LINE_COLUMNS = ("site_id", "camera_id", "source", "window_start", "line", "people_in", "people_out")
 ZONE_COLUMNS = (
     "site_id", "camera_id", "source", "window_start", "zone", "area_m2", "frames_analysed", "people_sum", "people_max",
 )  # fmt: skip
@@ -266,6 +299,7 @@ class Store:
         frames_analysed: int,
         footage: tuple[datetime, datetime] | None,
         notes: str | None = None,
+        dwell_bins_s: tuple[float, ...] = (),
     ) -> None:
         """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
         run = self.con.execute(
@@ -275,7 +309,7 @@ class Store:
             raise SanitaryError(f"{self.path}: run {run_id} is not in the runs table")
         source, camera_id, site_id, unit_id = run
         with self.transaction():
-            for table in ("window_aggregates", "zone_windows"):
+            for table in PER_WINDOW_TABLES:
                 self.con.execute(
                     f"DELETE FROM {table} WHERE source = ? AND camera_id = ? AND site_id = ?",
                     [source, camera_id, site_id],
@@ -287,6 +321,9 @@ class Store:
             )
             self._insert("window_aggregates", AGGREGATE_COLUMNS, [_row(w, unit_id, run_id) for w in windows])
             self._insert("zone_windows", ZONE_COLUMNS, [_zone_row(w, z) for w in windows for z in w.zones])
+            self._insert("dwell_windows", DWELL_COLUMNS, [r for w in windows for r in _dwell_rows(w, dwell_bins_s)])
+            self._insert("line_windows", LINE_COLUMNS, [[*_key(w), x.name, x.people_in, x.people_out] for w in windows
+                                                        for x in w.lines])  # fmt: skip
             self.con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
                 " footage_start = ?, footage_end = ?, notes = ? WHERE run_id = ?",
@@ -326,13 +363,30 @@ def _row(w: WindowAggregate, unit_id: str, run_id: str) -> list[object]:
             (g.close_pair_frames, g.close_pairs_sum, g.people_close_sum, g.nearest_min_m, g.nearest_median_m)
             if (g := w.distancing) else (None,) * 5
         ),
+        *(
+            (p.people_distinct, p.masks.with_mask, p.masks.without_mask, p.masks.incorrect, p.masks.unknown,
+             *((p.mask_shares.mask_rate, p.mask_shares.low[0], p.mask_shares.high[0]) if p.mask_shares
+               else (None,) * 3),
+             p.close_contacts)
+            if (p := w.persons) else (None,) * 9
+        ),
     ]  # fmt: skip
 
 
+def _key(w: WindowAggregate) -> list[object]:
+    return [w.key.site_id, w.key.camera_id, w.key.source, w.key.window_start]
+
+
+def _dwell_rows(w: WindowAggregate, bins: tuple[float, ...]) -> list[list[object]]:
+    if w.persons is None:
+        return []
+    edges = (0.0, *bins)
+    highs = (*bins, None)
+    return [[*_key(w), lo, hi, n] for lo, hi, n in zip(edges, highs, w.persons.dwell_counts, strict=True)]
+
+
 def _zone_row(w: WindowAggregate, z: ZoneWindow) -> list[object]:
-    k = w.key
-    return [k.site_id, k.camera_id, k.source, k.window_start, z.name, z.area_m2, w.frames_analysed, z.people_sum,
-            z.people_max]  # fmt: skip
+    return [*_key(w), z.name, z.area_m2, w.frames_analysed, z.people_sum, z.people_max]
 
 
 def _now() -> datetime:

@@ -135,3 +135,17 @@ def _to_frame(
     if not boxes:
         return Faces.empty()
     return Faces(np.concatenate(boxes), np.concatenate(scores), np.concatenate(marks), np.concatenate(person))
+
+
+def owner_of(faces: Faces, people: Detections) -> np.ndarray:
+    """For faces found over the whole frame: the person box holding each face's centre in its upper half, or -1."""
+    owners = np.full(len(faces), -1, np.int64)
+    if len(people) == 0:
+        return owners
+    b = people.boxes
+    for i, (x1, y1, x2, y2) in enumerate(faces.boxes):
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        upper = (b[:, 0] <= cx) & (cx <= b[:, 2]) & (b[:, 1] <= cy) & (cy <= (b[:, 1] + b[:, 3]) / 2)
+        if upper.any():
+            owners[i] = int(np.flatnonzero(upper)[0])
+    return owners

@@ -1,0 +1,142 @@
+"""What each tracked person did, kept in memory only while their track lives, handed on without identity.
+
+When a track ends, its record becomes a `PersonSummary` (when seen, mask vote) with no id; line crossings and
+close contacts become anonymous events. Pure bookkeeping: no image, no position is kept beyond the last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sanitary.perception.masks import UNKNOWN
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    first_t: float
+    last_t: float
+    seen_t: tuple[float, ...]  # times of the frames the person was tracked in (to place them in windows)
+    mask: int  # class index by vote, or UNKNOWN
+    mask_frames: int  # frames whose confident reading took part in the vote
+
+    @property
+    def dwell_s(self) -> float:
+        return self.last_t - self.first_t
+
+
+@dataclass(frozen=True)
+class Crossing:
+    line: int  # index into the camera's lines
+    inward: bool
+    t: float
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Two people closer than the distancing threshold from `start_t` to `end_t`, for at least the contact time."""
+
+    start_t: float
+    end_t: float
+
+
+@dataclass
+class _Record:
+    first_t: float
+    last_t: float
+    seen_t: list[float] = field(default_factory=list)
+    votes: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))
+    last_point: dict[int, np.ndarray] = field(default_factory=dict)  # per line: last feet point in its units
+
+
+def vote(votes: np.ndarray, min_frames: int) -> int:
+    """The class most often read; UNKNOWN with too few readings or a tie between the top classes."""
+    if votes.sum() < min_frames:
+        return UNKNOWN
+    top = np.flatnonzero(votes == votes.max())
+    return int(top[0]) if len(top) == 1 else UNKNOWN
+
+
+def crossing_side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> float:
+    """> 0 when p is left of the directed line a -> b (in image pixels, y down: right of it on screen)."""
+    return float((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]))
+
+
+def crosses(a: np.ndarray, b: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> bool | None:
+    """Whether the step p0 -> p1 crosses the segment a-b: True inward (from its left to its right),
+    False outward, None when it does not cross."""
+    s0, s1 = crossing_side(a, b, p0), crossing_side(a, b, p1)
+    if s0 == 0 or (s0 > 0) == (s1 > 0) or s1 == 0:
+        return None
+    # The step must also pass between a and b, not beyond an end of the door.
+    t0, t1 = crossing_side(p0, p1, a), crossing_side(p0, p1, b)
+    if (t0 > 0) == (t1 > 0):
+        return None
+    return s0 < 0
+
+
+class PersonLedger:
+    def __init__(self, lines: list[tuple[np.ndarray, np.ndarray]], min_mask_frames: int, contact_s: float) -> None:
+        self.lines = lines
+        self.min_mask_frames = min_mask_frames
+        self.contact_s = contact_s
+        self.records: dict[int, _Record] = {}
+        self.pairs: dict[tuple[int, int], tuple[float, float]] = {}  # close since, last seen close
+        self.people: list[PersonSummary] = []
+        self.crossings: list[Crossing] = []
+        self.contacts: list[Contact] = []
+
+    def update(
+        self,
+        t: float,
+        ids: np.ndarray,
+        masks: np.ndarray,
+        line_points: list[np.ndarray],
+        close: set[tuple[int, int]],
+    ) -> None:
+        """One frame: `masks` is each tracked person's mask reading (or UNKNOWN), `line_points[k]` their feet
+        in line k's units, `close` the pairs of track ids close in this frame."""
+        for i, track in enumerate(ids.tolist()):
+            record = self.records.setdefault(track, _Record(t, t))
+            record.last_t = t
+            record.seen_t.append(t)
+            if masks[i] != UNKNOWN:
+                record.votes[masks[i]] += 1
+            for k, (a, b) in enumerate(self.lines):
+                point = line_points[k][i]
+                previous = record.last_point.get(k)
+                if previous is not None and (inward := crosses(a, b, previous, point)) is not None:
+                    self.crossings.append(Crossing(k, inward, t))
+                record.last_point[k] = point
+        self._pairs(t, close)
+
+    def _pairs(self, t: float, close: set[tuple[int, int]]) -> None:
+        for pair in close:
+            since, _ = self.pairs.get(pair, (t, t))
+            self.pairs[pair] = (since, t)
+        for pair in [p for p in self.pairs if p not in close]:
+            self._end_pair(pair)
+
+    def _end_pair(self, pair: tuple[int, int]) -> None:
+        since, last = self.pairs.pop(pair)
+        if last - since >= self.contact_s:
+            self.contacts.append(Contact(since, last))
+
+    def end(self, tracks: tuple[int, ...]) -> None:
+        """Tracks that ended: their records become anonymous summaries and are forgotten."""
+        for track in tracks:
+            record = self.records.pop(track, None)
+            if record is None:
+                continue  # a track that never became a confirmed person
+            self.people.append(
+                PersonSummary(
+                    record.first_t,
+                    record.last_t,
+                    tuple(record.seen_t),
+                    vote(record.votes, self.min_mask_frames),
+                    int(record.votes.sum()),
+                )
+            )
+            for pair in [p for p in self.pairs if track in p]:
+                self._end_pair(pair)

@@ -110,6 +110,8 @@ class TrackingConfig:
     confirm_frames: int = 3
     max_iou_distance: float = 0.7
     max_appearance_distance: float = 0.3
+    # A track shorter than this is a detector flicker, not a person: it is not counted.
+    min_person_s: float = 1.0
     # A person's mask reading is a vote over the frames where their face was read with confidence.
     min_mask_frames: int = 2
     # Two people closer than distancing.threshold_m for this long make one close contact.
@@ -228,6 +230,7 @@ def _check(config: CameraConfig, path: Path) -> None:
         (config.tracking.confirm_frames >= 1, "tracking.confirm_frames must be at least 1"),
         (config.tracking.min_mask_frames >= 1, "tracking.min_mask_frames must be at least 1"),
         (config.tracking.contact_s >= 0, "tracking.contact_s must be >= 0"),
+        (config.tracking.min_person_s >= 0, "tracking.min_person_s must be >= 0"),
         (
             config.tracking.dwell_bins_s == sorted(set(config.tracking.dwell_bins_s))
             and all(b > 0 for b in config.tracking.dwell_bins_s),

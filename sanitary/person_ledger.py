@@ -77,10 +77,17 @@ def crosses(a: np.ndarray, b: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> boo
 
 
 class PersonLedger:
-    def __init__(self, lines: list[tuple[np.ndarray, np.ndarray]], min_mask_frames: int, contact_s: float) -> None:
+    def __init__(
+        self,
+        lines: list[tuple[np.ndarray, np.ndarray]],
+        min_mask_frames: int,
+        contact_s: float,
+        min_person_s: float = 0.0,
+    ) -> None:
         self.lines = lines
         self.min_mask_frames = min_mask_frames
         self.contact_s = contact_s
+        self.min_person_s = min_person_s
         self.records: dict[int, _Record] = {}
         self.pairs: dict[tuple[int, int], tuple[float, float]] = {}  # close since, last seen close
         self.people: list[PersonSummary] = []
@@ -127,8 +134,9 @@ class PersonLedger:
         """Tracks that ended: their records become anonymous summaries and are forgotten."""
         for track in tracks:
             record = self.records.pop(track, None)
-            if record is None:
-                continue  # a track that never became a confirmed person
+            # A track that never became a confirmed person, or one too brief to be anyone: a detector flicker.
+            if record is None or record.last_t - record.first_t < self.min_person_s:
+                continue
             self.people.append(
                 PersonSummary(
                     record.first_t,

@@ -64,6 +64,7 @@ class FrameAnalyser:
             [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines],
             t.min_mask_frames,
             t.contact_s,
+            t.min_person_s,
         )
         self.times = StageTimes()
 

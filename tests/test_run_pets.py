@@ -84,6 +84,25 @@ def test_windows_match_ground_truth(pets: Path, first_run: tuple[Path, Path]) ->
         assert abs(people_max - max(by_window[k])) <= 2
 
 
+def test_distinct_people_per_window_from_tracks(pets: Path, first_run: tuple[Path, Path]) -> None:
+    _, db = first_run
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT people_distinct, occupancy_max FROM window_aggregates JOIN camera_windows USING (window_start)"
+            " WHERE second(window_start) < 20 ORDER BY window_start"
+        ).fetchall()
+        dwell = con.execute("SELECT sum(people) FROM dwell_windows").fetchone()[0]
+    truth: dict[int, set[int]] = {}
+    for line in (pets / "gt_mot_480x360.txt").read_text().splitlines():
+        frame, person = (int(v) for v in line.split(",")[:2])
+        if frame <= 140:
+            truth.setdefault((frame - 1) // 70, set()).add(person)
+    for (distinct, most), k in zip(rows, (0, 1), strict=True):
+        # Each person once: more than the most seen at one time, about the number of true identities.
+        assert most <= distinct <= len(truth[k]) + 3
+    assert dwell > 0
+
+
 def test_rerun_skips_and_counts_nothing_twice(pets: Path, camera: Path, first_run: tuple[Path, Path]) -> None:
     _, db = first_run
     before = windows(db)
@@ -127,7 +146,8 @@ def test_count_json_lines(pets: Path) -> None:
     result = run_cli("count", str(pets / "frames" / "frame_001*.jpg"), "--json", "--camera", str(PETS_CAMERA))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [set(line) for line in lines] == [{"frame", "file", "people", "faces"}] * 10
+    assert [set(line) for line in lines] == [{"frame", "file", "people", "faces", "tracks"}] * 10
+    assert lines[0]["tracks"] == 0 and max(line["tracks"] for line in lines) > 0  # confirmed after 3 frames
     assert [line["frame"] for line in lines] == list(range(10))
     assert lines[3]["file"] == "frame_0013.jpg"
     truth = pets_counts(pets)

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from sanitary.anonymity import audit_paths
+from sanitary.store import SCHEMA_VERSION
 from tests.conftest import PETS_CAMERA, pets_counts, run_cli
 
 WINDOW_S = 10
@@ -240,5 +241,5 @@ def test_newer_schema_refused_by_the_cli(pets: Path, tmp_path: Path) -> None:
     result = run_cli("run", str(pets / "frames" / "frame_000*.jpg"), "--camera", str(PETS_CAMERA), "--db", str(db))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"error: {db}: database schema v99 is newer than this sanitary (v3); upgrade sanitary to use it"
+        f"error: {db}: database schema v99 is newer than this sanitary (v{SCHEMA_VERSION}); upgrade sanitary to use it"
     )

@@ -104,3 +104,12 @@ def test_faces_found_in_head_regions_of_real_photos(pets: Path) -> None:
         if len(result) and iou_matrix(result.boxes, np.array([[x1, y1, x2, y2]], np.float32)).max() >= 0.3:
             found += 1
     assert found >= 0.6 * len(faces)
+
+
+def test_default_tiles_scale_with_the_frame() -> None:
+    detector = PersonDetector(DetectionConfig())
+    small, large, wide = detector.tiles_for(480, 360), detector.tiles_for(1280, 960), detector.tiles_for(1920, 1080)
+    assert len(small) == len(large) == 9  # the same shape of frame, the same tiles, whatever the resolution
+    assert set((small[:, 2] - small[:, 0]).tolist()) == {198}
+    assert set((large[:, 2] - large[:, 0]).tolist()) == {528}
+    assert len(wide) == 12 and set((wide[:, 2] - wide[:, 0]).tolist()) == {594}

@@ -18,6 +18,9 @@ from sanitary.perception.boxes import areas, intersection_matrix, nms
 from sanitary.perception.models import open_session
 
 INPUT_PX = 300
+# Without a configured tile size, tiles are this share of the frame height: as many tiles at any resolution
+# of a frame shape, and a person half the frame tall still fits whole in one.
+AUTO_TILE = 0.55
 COCO_PERSON = 1
 MERGE_IOU = 0.35
 # A box cut by a tile edge lies mostly inside the whole box found by a neighbouring tile.
@@ -104,7 +107,8 @@ class PersonDetector:
         if (frame_w, frame_h) not in self._tiles:
             c = self.config
             roi = walkable_roi(c.walkable, frame_w, frame_h)
-            tiles = tile_grid(roi, c.tile_px, c.tile_px_far or c.tile_px, c.tile_overlap)
+            near = c.tile_px or round(AUTO_TILE * frame_h)
+            tiles = tile_grid(roi, near, c.tile_px_far or near, c.tile_overlap)
             if c.full_frame:
                 tiles = np.vstack([[0, 0, frame_w, frame_h], tiles])
             self._tiles[frame_w, frame_h] = tiles

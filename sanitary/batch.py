@@ -77,8 +77,11 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
         except SanitaryError as exc:
             failed.append(FileOutcome(spec, "failed", error=str(exc)))
     files: list[PlannedFile] = []
-    # With one start time for several files, the files are taken as consecutive recordings.
+    # With one start time for several files (--start, or the config's without a file-name pattern), the files
+    # are taken as consecutive recordings.
     running_start = options.start
+    if running_start is None and camera.time.start and not camera.time.filename_pattern:
+        running_start = parse_start(camera.time.start, camera.tz, str(camera.path))
     for spec, source in probed:
         try:
             start = _start_time(spec, camera, running_start)
@@ -108,8 +111,6 @@ def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> date
                 f"{spec}: file name does not match time.filename_pattern {pattern!r}; rename it or pass --start"
             )
         return found
-    if camera.time.start:
-        return parse_start(camera.time.start, camera.tz, str(camera.path))
     raise SanitaryError(
         f"{spec}: no start time for this footage; pass --start, or set time.start or time.filename_pattern "
         f"in {camera.path or 'the camera config'}"

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sanitary.config import default_camera
-from sanitary.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces, report
+from sanitary.mask_eval import MaskReport, by_image, evaluate, evaluate_detected, load_faces, report
 from sanitary.perception.masks import MaskClassifier, face_crops, load_card
 from sanitary.perception.models import WEIGHTS_DIR, open_session
 from sanitary.voc import MASK_CLASSES, AnnotatedFace, read_split
@@ -59,8 +59,7 @@ def baseline_report(faces: list[AnnotatedFace]) -> MaskReport:
     """The baseline's readings in our three-class report; it never says mask_weared_incorrect."""
     session = open_session(BASELINE)
     truth, predicted = [], []
-    for image_path in dict.fromkeys(f.image for f in faces):
-        group = [f for f in faces if f.image == image_path]
+    for image_path, group in by_image(faces):
         image = cv2.imread(str(image_path))
         (probs,) = session.run(None, {"image": baseline_crops(image, np.array([f.box for f in group], np.float32))})
         predicted.extend(probs.argmax(axis=1).tolist())  # 0 mask -> with_mask, 1 no mask -> without_mask

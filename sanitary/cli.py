@@ -158,7 +158,7 @@ def count(
     rate = fps or cam.time.fps
     # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
     source = Source(path, rate if rate or sample_fps else 1.0)
-    analyser = FrameAnalyser(cam, min(sample_fps or source.info.fps, source.info.fps))
+    analyser = FrameAnalyser(cam, source.info.analysed_fps(sample_fps))
     for frame, obs in observe(source, analyser, sample_fps):
         if as_json:
             line = {"frame": frame.index, "file": frame.file, "people": obs.people, "faces": obs.faces}

@@ -20,7 +20,7 @@ from sanitary.config import DetectionConfig, MaskConfig
 from sanitary.errors import SanitaryError
 from sanitary.perception.boxes import iou_matrix
 from sanitary.perception.faces import FaceDetector, Faces
-from sanitary.perception.masks import UNKNOWN, MaskClassifier, face_crops
+from sanitary.perception.masks import UNKNOWN, MaskClassifier, face_crops, read_masks
 from sanitary.perception.people import Detections
 from sanitary.sources import IMAGE_SUFFIXES
 from sanitary.voc import MASK_CLASSES, AnnotatedFace, read_voc
@@ -120,16 +120,13 @@ def evaluate(faces: list[AnnotatedFace], masks: MaskConfig, crops_are_faces: boo
     """Classify each annotated face from its annotated box, as a face detector would hand it over."""
     classifier = MaskClassifier(masks)
     truth, predicted = [], []
-    for image_path, group in _by_image(faces):
+    for image_path, group in by_image(faces):
         image = cv2.imread(str(image_path))
         boxes = np.array([f.box for f in group], np.float32)
         # A crop image is the face already; an annotated box gets the same margin as in the pipeline.
         crops = face_crops(image, boxes, margin=0.0) if crops_are_faces else face_crops(image, boxes)
-        probs = classifier.probabilities(crops)
-        sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        classes = probs.argmax(axis=1)
-        unknown = (probs.max(axis=1) < masks.min_confidence) | (sides < masks.min_face_px)
-        predicted.extend(np.where(unknown, UNKNOWN, classes).tolist())
+        # Annotations carry no landmarks: the side-on rule is left to --detect.
+        predicted.extend(read_masks(classifier.probabilities(crops), boxes, masks).classes.tolist())
         truth.extend(MASK_CLASSES.index(f.label) for f in group)
     return report(truth, predicted)
 
@@ -140,7 +137,7 @@ def evaluate_detected(faces: list[AnnotatedFace], masks: MaskConfig, detection: 
     classifier = MaskClassifier(masks)
     truth, predicted = [], []
     found = {name: {"annotated": 0, "found": 0, "right": 0} for name in MASK_CLASSES}
-    for image_path, group in _by_image(faces):
+    for image_path, group in by_image(faces):
         image = cv2.imread(str(image_path))
         detected: Faces = detector(image, NO_PEOPLE)
         readings = classifier(image, detected)
@@ -172,7 +169,7 @@ def _match(annotated: np.ndarray, detected: np.ndarray) -> list[int]:
     return match
 
 
-def _by_image(faces: list[AnnotatedFace]) -> list[tuple[Path, list[AnnotatedFace]]]:
+def by_image(faces: list[AnnotatedFace]) -> list[tuple[Path, list[AnnotatedFace]]]:
     groups: dict[Path, list[AnnotatedFace]] = {}
     for f in faces:
         groups.setdefault(f.image, []).append(f)

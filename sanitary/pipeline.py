@@ -184,7 +184,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     """
     source = Source(job.spec, job.fps)
     info = source.info
-    analyser = FrameAnalyser(job.camera, min(job.sample_fps or info.fps, info.fps))
+    analyser = FrameAnalyser(job.camera, info.analysed_fps(job.sample_fps))
     observations: list[Observation] = []
     error, truncated = None, False
     try:

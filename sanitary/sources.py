@@ -49,6 +49,10 @@ class SourceInfo:
     def duration_s(self) -> float:
         return self.frame_count / self.fps
 
+    def analysed_fps(self, sample_fps: float | None) -> float:
+        """Frames analysed per second of footage: the sample rate, never more than the footage has."""
+        return min(sample_fps or self.fps, self.fps)
+
 
 class TruncatedSourceError(SanitaryError):
     """The source ended before its declared length; the frames before the cut were analysed."""

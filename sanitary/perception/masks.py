@@ -95,16 +95,23 @@ class MaskClassifier:
         if len(faces) == 0:
             return MaskReadings.empty()
         probs = self.probabilities(face_crops(image_bgr, faces.boxes))
-        classes = probs.argmax(axis=1).astype(np.int64)
-        confidence = probs.max(axis=1).astype(np.float32)
-        sides = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
-        t = self.thresholds
-        # Too small to see a nose, turned too far to see both sides of the mouth, or not sure enough:
-        # such a face is counted as seen, never guessed into either side of the mask rate.
-        unknown = (sides < t.min_face_px) | (nose_offset(faces.landmarks) > t.max_nose_offset)
-        unknown |= confidence < t.min_confidence
-        classes[unknown] = UNKNOWN
-        return MaskReadings(classes, confidence)
+        return read_masks(probs, faces.boxes, self.thresholds, nose_offset(faces.landmarks))
+
+
+def read_masks(
+    probs: np.ndarray, boxes: np.ndarray, thresholds: MaskConfig, nose: np.ndarray | None = None
+) -> MaskReadings:
+    """Class probabilities to readings. Too small to see a nose, turned too far to see both sides of the mouth
+    (when landmarks give `nose` offsets), or not sure enough: such a face is counted as seen, never guessed
+    into either side of the mask rate."""
+    classes = probs.argmax(axis=1).astype(np.int64)
+    confidence = probs.max(axis=1).astype(np.float32)
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    unknown = (sides < thresholds.min_face_px) | (confidence < thresholds.min_confidence)
+    if nose is not None:
+        unknown |= nose > thresholds.max_nose_offset
+    classes[unknown] = UNKNOWN
+    return MaskReadings(classes, confidence)
 
 
 def load_card() -> dict:

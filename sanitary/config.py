@@ -132,6 +132,72 @@ class LineConfig:
     units: Literal["m", "px"] = "px"
 
 
+Profile = Literal["market", "fr-transport-2021-269"]
+# Decree 2021-269 (France): counts and mask rates only, on public transport, aggregated over 20 minutes.
+FR_TRANSPORT = "fr-transport-2021-269"
+FR_TRANSPORT_WINDOW_S = 1200
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """What may be stored: the compliance profile, the smallest group a mask rate is shown for, how long."""
+
+    profile: Profile = "market"
+    # A window with fewer people keeps its people count, but its mask counts and rates are suppressed: a rate
+    # over two people tells who of the two wore a mask.
+    k_min: int = 5
+    # Aggregates older than this are deleted when the store is next written (0: kept until deleted by hand).
+    retention_days: float = 0.0
+
+
+@dataclass(frozen=True)
+class PrivacyMask:
+    """Pixels (at the footage's resolution) blanked before any detector sees the frame: a window, a doorway."""
+
+    polygon: list[Point]
+
+
+@dataclass(frozen=True)
+class OptOutConfig:
+    """The head-shake opt-out: a "no" (yaw swinging left-right-left) excludes the person from the aggregates."""
+
+    enabled: bool = True
+    # Yaw (degrees, from the face landmarks) the head must pass on each side of straight ahead.
+    yaw_deg: float = 15.0
+    # Left-right-left within this many seconds.
+    max_shake_s: float = 2.0
+
+
+AlertMeasure = Literal["occupancy", "zone_occupancy", "mask_rate", "close_pairs_per_min", "close_contacts_per_min"]
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Raised when `measure`, over the trailing `span_s`, goes above `above` (or below `below`); cleared only once
+    it is back past the threshold by `hysteresis` (a share of it); raised again no sooner than `cooldown_s`."""
+
+    name: str
+    measure: AlertMeasure
+    above: float | None = None
+    below: float | None = None
+    zone: str | None = None  # for zone_occupancy
+    min_people: int = 5  # mask_rate: only judged with at least this many people seen over the span
+    span_s: float = 60.0
+    hysteresis: float = 0.1
+    cooldown_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class AlertSinks:
+    stdout: bool = True
+    # Append-only JSON lines; a relative path is relative to the working directory.
+    file: str | None = None
+    webhook: str | None = None
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 3
+    webhook_backoff_s: float = 1.0
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     camera_id: str
@@ -147,6 +213,11 @@ class CameraConfig:
     zones: list[ZoneConfig] = field(default_factory=list)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     lines: list[LineConfig] = field(default_factory=list)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    privacy_masks: list[PrivacyMask] = field(default_factory=list)
+    optout: OptOutConfig = field(default_factory=OptOutConfig)
+    alerts: list[AlertRule] = field(default_factory=list)
+    alert_sinks: AlertSinks = field(default_factory=AlertSinks)
     path: Path | None = None
 
     @property
@@ -245,6 +316,13 @@ def _check(config: CameraConfig, path: Path) -> None:
             len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
             "detection.walkable needs at least 3 points, or none for the whole frame",
         ),
+        (config.privacy.k_min >= 1, "privacy.k_min must be at least 1"),
+        (config.privacy.retention_days >= 0, "privacy.retention_days must be >= 0 (0: keep)"),
+        (all(len(m.polygon) >= 3 for m in config.privacy_masks), "a privacy_masks polygon needs at least 3 points"),
+        (0.0 < config.optout.yaw_deg < 90.0, "optout.yaw_deg must be between 0 and 90 degrees"),
+        (config.optout.max_shake_s > 0, "optout.max_shake_s must be positive"),
+        *_alert_checks(config),
+        *_profile_checks(config),
     ]
     for ok, message in checks:
         if not ok:
@@ -255,6 +333,58 @@ def _check(config: CameraConfig, path: Path) -> None:
         config.zone_geometry()
     except SanitaryError as exc:
         raise SanitaryError(f"{path}: {exc}") from None
+
+
+def _alert_checks(config: CameraConfig) -> list[tuple[bool, str]]:
+    sinks = config.alert_sinks
+    checks = [
+        (len({r.name for r in config.alerts}) == len(config.alerts), "alerts must have distinct names"),
+        (
+            sinks.webhook is None or sinks.webhook.startswith(("http://", "https://")),
+            "alert_sinks.webhook must be an http:// or https:// URL",
+        ),
+        (sinks.webhook_timeout_s > 0, "alert_sinks.webhook_timeout_s must be positive"),
+        (sinks.webhook_retries >= 0, "alert_sinks.webhook_retries must be >= 0"),
+        (sinks.webhook_backoff_s >= 0, "alert_sinks.webhook_backoff_s must be >= 0"),
+    ]
+    zones = {z.name for z in config.zones}
+    for rule in config.alerts:
+        where = f"alert '{rule.name}'"
+        checks += [
+            ((rule.above is None) != (rule.below is None), f"{where} needs exactly one of 'above' or 'below'"),
+            (
+                (rule.zone is not None) == (rule.measure == "zone_occupancy"),
+                f"{where}: 'zone' goes with measure 'zone_occupancy', and only with it",
+            ),
+            (rule.zone is None or rule.zone in zones, f"{where}: zone {rule.zone!r} is not one of the [[zones]]"),
+            (
+                rule.measure != "mask_rate" or all(0 <= x <= 1 for x in (rule.above, rule.below) if x is not None),
+                f"{where}: a mask_rate threshold is a share between 0 and 1",
+            ),
+            (rule.min_people >= 0, f"{where}: min_people must be >= 0"),
+            (rule.span_s > 0, f"{where}: span_s must be positive"),
+            (0.0 <= rule.hysteresis < 1.0, f"{where}: hysteresis must be in [0, 1)"),
+            (rule.cooldown_s >= 0, f"{where}: cooldown_s must be >= 0"),
+        ]
+    return checks
+
+
+def _profile_checks(config: CameraConfig) -> list[tuple[bool, str]]:
+    """The decree's profile refuses any setting that would store more than counts and mask rates."""
+    if config.privacy.profile != FR_TRANSPORT:
+        return []
+    return [
+        (config.site_kind == "bus", f"profile {FR_TRANSPORT} is for public transport only; site_kind must be 'bus'"),
+        (
+            config.time.window_seconds == FR_TRANSPORT_WINDOW_S,
+            f"profile {FR_TRANSPORT} aggregates over 20 minutes; set time.window_seconds = {FR_TRANSPORT_WINDOW_S}",
+        ),
+        (not config.zones, f"profile {FR_TRANSPORT} stores no zone aggregates; remove the [[zones]]"),
+        (
+            all(r.measure in ("occupancy", "mask_rate") for r in config.alerts),
+            f"profile {FR_TRANSPORT} alerts only on occupancy and mask_rate; remove the other [[alerts]]",
+        ),
+    ]
 
 
 def parse_start(text: str, tz: ZoneInfo, where: str) -> datetime:

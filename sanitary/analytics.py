@@ -109,8 +109,8 @@ class PersonWindow:
     people_distinct: int
     masks: MaskCounts  # people by their mask vote
     mask_shares: MaskShares | None
-    dwell_counts: tuple[int, ...]  # people whose visit ended in this window, by dwell-time bin
-    close_contacts: int  # pairs close for at least the contact time, during this window
+    dwell_counts: tuple[int, ...]  # people whose visit ended in this window, by dwell-time bin ((): not stored)
+    close_contacts: int | None  # pairs close for at least the contact time, during this window (None: not stored)
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,9 @@ class WindowAggregate:
     zones: tuple[ZoneWindow, ...]
     persons: PersonWindow | None = None
     lines: tuple[LineWindow, ...] = ()
+    # Too few people for a mask rate that tells nobody's choice: the store keeps no mask count or rate of it.
+    mask_suppressed: bool = False
+    opt_outs: int = 0  # people who shook their head "no" in this window; nothing else of them is counted
 
     @property
     def faces_sum(self) -> int:

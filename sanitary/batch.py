@@ -25,6 +25,7 @@ from sanitary.errors import SanitaryError
 from sanitary.mask_rate import MaskShares
 from sanitary.perception.masks import load_card
 from sanitary.pipeline import FileJob, FileResult, analyse_file
+from sanitary.signage import uncovered
 from sanitary.sources import Continuity, Source, continuity, start_from_filename
 from sanitary.store import RunStart, Store
 
@@ -37,6 +38,8 @@ class RunOptions:
     fps: float | None = None
     start: datetime | None = None
     workers: int = 1
+    # The operator's reason to analyse footage that no opt-out sign covered; recorded with each run.
+    signage_override: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,15 @@ class PlannedFile:
     frames: int  # frames that will be analysed, for the progress bar
     duration_s: float
 
+    @property
+    def footage(self) -> tuple[datetime, datetime]:
+        return self.job.start, self.job.start + timedelta(seconds=self.duration_s)
+
 
 @dataclass(frozen=True)
 class FileOutcome:
     path: str
-    status: str  # done, skipped, truncated, failed
+    status: str  # done, skipped, truncated, failed, refused
     frames_analysed: int = 0
     windows: int = 0
     occupancy_mean: float = 0.0
@@ -131,10 +138,18 @@ def run_params(job: FileJob) -> dict[str, Any]:
         "zones": [dataclasses.asdict(z) for z in job.camera.zones],
         "distancing": dataclasses.asdict(job.camera.distancing),
         "homography": job.camera.calibration.homography,
+        "privacy": {"profile": job.camera.privacy.profile, "k_min": job.camera.privacy.k_min},
+        "privacy_masks": [m.polygon for m in job.camera.privacy_masks],
+        "optout": dataclasses.asdict(job.camera.optout),
         "models": list(MODELS),
         # A retrained mask model changes the rates: files done with the old one are analysed again.
         "mask_model_sha256": load_card().get("sha256"),
     }
+
+
+def _span(gap: tuple[datetime, datetime], camera: CameraConfig) -> str:
+    start, end = (t.astimezone(camera.tz).isoformat(timespec="seconds") for t in gap)
+    return f"from {start} to {end}"
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -162,6 +177,10 @@ def run_batch(
             outcomes.append(FileOutcome(job.spec, "skipped"))
             on_frames(planned.frames)
             continue
+        gaps = uncovered(store.signs(job.camera.site_id, job.camera.camera_id), *planned.footage)
+        override = None
+        if gaps and options.signage_override:
+            override = f"{options.signage_override} (no sign {_span(gaps[0], job.camera)}, {len(gaps)} gap(s))"
         run_id = store.begin_run(
             RunStart(
                 job.source_hash,
@@ -171,8 +190,18 @@ def run_batch(
                 job.camera.resolved_unit_id(),
                 digest,
                 params,
+                override,
             )
         )
+        if gaps and override is None:
+            error = (
+                f"{job.spec}: no opt-out sign covered camera {job.camera.camera_id} {_span(gaps[0], job.camera)}; "
+                "record it with `sanitary signage add`, or pass --without-signage REASON (recorded in runs)"
+            )
+            store.fail_run(run_id, error, status="refused")
+            outcomes.append(FileOutcome(job.spec, "refused", error=error))
+            on_frames(planned.frames)
+            continue
         todo.append((planned, run_id))
 
     def settle(planned: PlannedFile, run_id: str, compute: Callable[[], FileResult]) -> None:
@@ -193,6 +222,7 @@ def run_batch(
             footage=result.footage,
             notes=camera_notes.get(str(Path(planned.job.spec))),
             dwell_bins_s=tuple(planned.job.camera.tracking.dwell_bins_s),
+            privacy=planned.job.camera.privacy,
         )
         people = sum(w.people_sum for w in result.windows)
         outcomes.append(

@@ -6,9 +6,11 @@ import dataclasses
 import functools
 import json
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -38,6 +40,7 @@ from sanitary.perception.faces import FaceDetector
 from sanitary.perception.models import WEIGHTS_DIR
 from sanitary.perception.people import PersonDetector
 from sanitary.pipeline import FrameAnalyser, observe
+from sanitary.signage import Sign
 from sanitary.sources import Source
 from sanitary.store import Store
 from sanitary.voc import read_split
@@ -90,14 +93,21 @@ def run(
         str | None, typer.Option("--start", help="Footage start, ISO 8601 (camera time zone if naive).")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Files analysed in parallel processes.")] = 1,
+    without_signage: Annotated[
+        str | None,
+        typer.Option("--without-signage", help="Why footage no opt-out sign covered may be analysed (recorded)."),
+    ] = None,
 ) -> None:
     """Analyse footage of one camera into per-window aggregates in a DuckDB file."""
     cam = load_camera(camera)
+    if without_signage is not None and not without_signage.strip():
+        raise SanitaryError("--without-signage needs a reason, e.g. --without-signage 'research footage, consented'")
     options = RunOptions(
         sample_fps=sample_fps,
         fps=fps,
         start=parse_start(start, cam.tz, "--start") if start else None,
         workers=workers,
+        signage_override=without_signage,
     )
     plan = plan_batch(footage, cam, options)
     with (
@@ -119,7 +129,7 @@ def run(
     for c in plan.continuity:
         kind = "gap" if c.seconds > 0 else "overlap"
         console.print(f"{kind}: {abs(c.seconds):.1f} s between {c.previous.name} and {c.current.name}")
-    bad = [o for o in outcomes if o.status in ("failed", "truncated")]
+    bad = [o for o in outcomes if o.status in ("failed", "truncated", "refused")]
     if bad:
         typer.echo(f"error: {bad[0].error}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""), err=True)
         raise typer.Exit(1)
@@ -316,3 +326,68 @@ def _print_fit(fit: HomographyFit, pairs: PointPairs) -> None:
         )  # fmt: skip
     console.print(table)
     console.print(f"RMS {fit.rms_px:.2f} px, {fit.rms_m:.3f} m over {int(fit.inliers.sum())} inliers")
+
+
+signage_app = typer.Typer(no_args_is_help=True, help="The register of opt-out signs: what they say, where, when.")
+app.add_typer(signage_app, name="signage")
+DbOption = Annotated[Path, typer.Option("--db", help="The DuckDB file.")]
+
+
+@signage_app.command("add")
+@friendly
+def signage_add(
+    db: DbOption,
+    camera: CameraOption,
+    text: Annotated[str, typer.Option("--text", help="What the sign says, word for word.")],
+    language: Annotated[str, typer.Option("--language", help="Language of the text, e.g. fr.")],
+    where: Annotated[str, typer.Option("--where", help="Where the sign stands.")],
+    posted: Annotated[str, typer.Option("--posted", help="When it was put up, ISO 8601 (camera time zone if naive).")],
+    removed: Annotated[str | None, typer.Option("--removed", help="When it was taken down, if it was.")] = None,
+) -> None:
+    """Record an opt-out sign for a camera."""
+    cam = load_camera(camera)
+    posted_at = parse_start(posted, cam.tz, "--posted")
+    removed_at = parse_start(removed, cam.tz, "--removed") if removed else None
+    if removed_at is not None and removed_at <= posted_at:
+        raise SanitaryError(f"--removed {removed} is not after --posted {posted}; check the two times")
+    for value, option in ((text, "--text"), (language, "--language"), (where, "--where")):
+        if not value.strip():
+            raise SanitaryError(f"{option} is empty; say what the sign says, in which language and where it stands")
+    sign = Sign(uuid.uuid4().hex[:8], cam.site_id, cam.camera_id, text, language, where, posted_at, removed_at)
+    with Store(db) as store:
+        store.add_sign(sign)
+    typer.echo(f"sign {sign.sign_id} recorded for {cam.site_id}/{cam.camera_id}")
+
+
+@signage_app.command("list")
+@friendly
+def signage_list(
+    db: DbOption,
+    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    camera_id: Annotated[str | None, typer.Option("--camera-id", help="Only this camera.")] = None,
+) -> None:
+    """List the signs recorded, with when each stood."""
+    with Store(db) as store:
+        signs = store.signs(site, camera_id)
+    table = Table(title=f"opt-out signs in {db}")
+    for column in ("id", "site", "camera", "posted", "removed", "language", "where", "text"):
+        table.add_column(column)
+    for s in signs:
+        removed = s.removed_at.isoformat(timespec="minutes") if s.removed_at else "still up"
+        table.add_row(s.sign_id, s.site_id, s.camera_id, s.posted_at.isoformat(timespec="minutes"), removed,
+                      s.language, s.location, s.text)  # fmt: skip
+    Console(width=200).print(table)
+
+
+@signage_app.command("remove")
+@friendly
+def signage_remove(
+    sign_id: Annotated[str, typer.Argument(help="The sign's id, from `sanitary signage list`.")],
+    db: DbOption,
+    at: Annotated[str, typer.Option("--at", help="When it was taken down, ISO 8601 with its offset.")],
+) -> None:
+    """Record that a sign was taken down (the record is kept: footage from while it stood stays covered)."""
+    removed_at = parse_start(at, ZoneInfo("UTC"), "--at")
+    with Store(db) as store:
+        sign = store.remove_sign(sign_id, removed_at)
+    typer.echo(f"sign {sign.sign_id} of {sign.site_id}/{sign.camera_id} removed at {removed_at.isoformat()}")

@@ -23,6 +23,7 @@ from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.masks import UNKNOWN, MaskClassifier, MaskReadings
 from sanitary.perception.people import Detections, PersonDetector
 from sanitary.person_ledger import PersonLedger
+from sanitary.privacy import PrivacyMasker, apply_profile
 from sanitary.sources import Frame, Source, TruncatedSourceError
 from sanitary.tracking import PeopleTracker
 
@@ -51,6 +52,7 @@ class FrameAnalyser:
     """People, then faces where people are, then each face's mask, then where people stand, one frame at a time."""
 
     def __init__(self, camera: CameraConfig, analysed_fps: float) -> None:
+        self.blank = PrivacyMasker(camera.privacy_masks)
         self.people = PersonDetector(camera.detection)
         self.faces = FaceDetector(camera.detection)
         self.masks = MaskClassifier(camera.masks, camera.detection.threads)
@@ -74,15 +76,16 @@ class FrameAnalyser:
 
     def __call__(self, frame: Frame) -> Observation:
         t0 = time.perf_counter()
-        people = self.people(frame.image)
+        image = self.blank(frame.image)
+        people = self.people(image)
         t1 = time.perf_counter()
-        faces = self.faces(frame.image, people)
+        faces = self.faces(image, people)
         t2 = time.perf_counter()
-        readings = self.masks(frame.image, faces)
+        readings = self.masks(image, faces)
         t3 = time.perf_counter()
         ground = measure(people, self.homography, self.zones, self.distancing)
         t4 = time.perf_counter()
-        tracked = self._track(frame, people, faces, readings, ground)
+        tracked = self._track(image, frame.t, people, faces, readings, ground)
         t5 = time.perf_counter()
         self.times.people += (t1 - t0) * 1000
         self.times.faces += (t2 - t1) * 1000
@@ -93,12 +96,18 @@ class FrameAnalyser:
         return Observation(frame.index, frame.t, len(people), MaskCounts(*readings.counts()), ground, tracked)
 
     def _track(
-        self, frame: Frame, people: Detections, faces: Faces, readings: MaskReadings, ground: FrameDistancing
+        self,
+        image: np.ndarray,
+        t: float,
+        people: Detections,
+        faces: Faces,
+        readings: MaskReadings,
+        ground: FrameDistancing,
     ) -> int | None:
         """Hand the tracked people's doings to the ledger; the number of people tracked in this frame."""
         if self.tracker is None:
             return None
-        tracks = self.tracker(frame.image, people)
+        tracks = self.tracker(image, people)
         person_mask = np.full(len(people), UNKNOWN, np.int64)
         owners = faces.person if self.faces.config.face_search == "people" else owner_of(faces, people)
         for owner, reading in zip(owners, readings.classes, strict=True):
@@ -113,7 +122,7 @@ class FrameAnalyser:
             if i in by_detection and j in by_detection
         }
         self.ledger.update(
-            frame.t,
+            t,
             tracks.ids,
             person_mask[tracks.detection],
             [points[tracks.detection] for points in line_points],
@@ -214,6 +223,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         events=PersonEvents(ledger.crossings, ledger.contacts, tuple(x.name for x in job.camera.lines)),
         dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
     )
+    windows = apply_profile(windows, job.camera.privacy)
     masks = sum((w.masks for w in windows), MaskCounts())
     shares = mask_shares(masks.classified, confusion)
     return FileResult(job, windows, len(observations), decoded, duration, shares, error, truncated, analyser.times)

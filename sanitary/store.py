@@ -7,6 +7,7 @@ twice and a run killed midway leaves the previous rows (or none), never a half-w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,9 +20,13 @@ from typing import Any
 import duckdb
 
 from sanitary.analytics import WindowAggregate, ZoneWindow
+from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
+from sanitary.mask_rate import MaskShares
+from sanitary.signage import Sign
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+DEFAULT_PRIVACY = PrivacyConfig()
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
@@ -167,9 +172,82 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
             PRIMARY KEY (site_id, camera_id, source, window_start, line))""")
 
 
+def _v5(con: duckdb.DuckDBPyConnection) -> None:
+    """Privacy by design: the profile and cell size behind each row, opt-outs, the signage register, alerts,
+    and a log of what retention deleted. Rows written before it hold NULL: no profile was applied to them."""
+    con.execute("ALTER TABLE window_aggregates ADD COLUMN privacy_profile VARCHAR")
+    con.execute("ALTER TABLE window_aggregates ADD COLUMN k_min BIGINT")
+    con.execute("ALTER TABLE window_aggregates ADD COLUMN mask_suppressed BOOLEAN")
+    con.execute("ALTER TABLE window_aggregates ADD COLUMN opt_outs BIGINT")
+    con.execute("ALTER TABLE runs ADD COLUMN signage_override VARCHAR")
+    con.execute("""
+        CREATE TABLE signage (
+            sign_id     VARCHAR PRIMARY KEY,
+            site_id     VARCHAR NOT NULL,
+            camera_id   VARCHAR NOT NULL,
+            text        VARCHAR NOT NULL,
+            language    VARCHAR NOT NULL,
+            location    VARCHAR NOT NULL,
+            posted_at   TIMESTAMPTZ NOT NULL,
+            removed_at  TIMESTAMPTZ,
+            recorded_at TIMESTAMPTZ NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE alerts (
+            site_id    VARCHAR NOT NULL,
+            camera_id  VARCHAR NOT NULL,
+            source     VARCHAR NOT NULL,
+            event_at   TIMESTAMPTZ NOT NULL,
+            rule       VARCHAR NOT NULL,
+            state      VARCHAR NOT NULL,
+            measure    VARCHAR NOT NULL,
+            zone       VARCHAR,
+            direction  VARCHAR NOT NULL,
+            threshold  DOUBLE NOT NULL,
+            value      DOUBLE NOT NULL,
+            delivery   VARCHAR NOT NULL,
+            run_id     VARCHAR NOT NULL,
+            PRIMARY KEY (site_id, camera_id, source, event_at, rule, state)
+        )""")
+    con.execute("""
+        CREATE TABLE retention_log (
+            deleted_at   TIMESTAMPTZ NOT NULL,
+            site_id      VARCHAR NOT NULL,
+            camera_id    VARCHAR NOT NULL,
+            cutoff       TIMESTAMPTZ NOT NULL,
+            windows_deleted BIGINT NOT NULL,
+            rows_deleted BIGINT NOT NULL
+        )""")
+    con.execute("DROP VIEW camera_windows")
+    con.execute("""
+        CREATE VIEW camera_windows AS
+        SELECT site_id, camera_id, window_start, max(window_end) AS window_end,
+               sum(frames_analysed) AS frames_analysed,
+               sum(covered_s) AS covered_s,
+               sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
+               max(people_max) AS occupancy_max,
+               sum(faces_sum) AS faces_seen,
+               sum(faces_with_mask) AS faces_with_mask,
+               sum(faces_without_mask) AS faces_without_mask,
+               sum(faces_mask_incorrect) AS faces_mask_incorrect,
+               sum(faces_mask_unknown) AS faces_mask_unknown,
+               sum(faces_with_mask) + sum(faces_without_mask) + sum(faces_mask_incorrect) AS mask_rate_n,
+               -- The corrected rate and its interval need the classifier's confusion matrix: stored per source
+               -- row, so shown here only where one source covers the window.
+               CASE WHEN count(*) = 1 THEN any_value(mask_rate) END AS mask_rate,
+               CASE WHEN count(*) = 1 THEN any_value(mask_rate_low) END AS mask_rate_low,
+               CASE WHEN count(*) = 1 THEN any_value(mask_rate_high) END AS mask_rate_high,
+               coalesce(bool_or(mask_suppressed), false) AS mask_suppressed,
+               sum(opt_outs) AS opt_outs,
+               count(*) AS sources
+        FROM window_aggregates
+        GROUP BY site_id, camera_id, window_start""")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
-PER_WINDOW_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows")
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
+# Rows that belong to one source of one camera: replaced together when the source is analysed again.
+PER_SOURCE_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows", "alerts")
 AGGREGATE_COLUMNS = (
     "site_id",
     "camera_id",
@@ -204,9 +282,14 @@ AGGREGATE_COLUMNS = (
     "person_mask_rate_low",
     "person_mask_rate_high",
     "close_contacts",
+    "privacy_profile",
+    "k_min",
+    "mask_suppressed",
+    "opt_outs",
 )
 DWELL_COLUMNS = ("site_id", "camera_id", "source", "window_start", "bin_low_s", "bin_high_s", "people")
 LINE_COLUMNS = ("site_id", "camera_id", "source", "window_start", "line", "people_in", "people_out")
+SIGN_COLUMNS = ("sign_id", "site_id", "camera_id", "text", "language", "location", "posted_at", "removed_at")
 ZONE_COLUMNS = (
     "site_id", "camera_id", "source", "window_start", "zone", "area_m2", "frames_analysed", "people_sum", "people_max",
 )  # fmt: skip
@@ -221,6 +304,7 @@ class RunStart:
     unit_id: str
     params_hash: str
     params: dict[str, Any]
+    signage_override: str | None = None  # why footage no sign covered was analysed anyway
 
 
 class Store:
@@ -274,7 +358,7 @@ class Store:
         run_id = uuid.uuid4().hex
         self.con.execute(
             "INSERT INTO runs (run_id, source, source_path, camera_id, site_id, unit_id, params_hash, params,"
-            " started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            " started_at, signage_override, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
             [
                 run_id,
                 run.source,
@@ -285,6 +369,7 @@ class Store:
                 run.params_hash,
                 json.dumps(run.params, sort_keys=True),
                 _now(),
+                run.signage_override,
             ],
         )
         return run_id
@@ -300,6 +385,7 @@ class Store:
         footage: tuple[datetime, datetime] | None,
         notes: str | None = None,
         dwell_bins_s: tuple[float, ...] = (),
+        privacy: PrivacyConfig = DEFAULT_PRIVACY,
     ) -> None:
         """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
         run = self.con.execute(
@@ -309,7 +395,7 @@ class Store:
             raise SanitaryError(f"{self.path}: run {run_id} is not in the runs table")
         source, camera_id, site_id, unit_id = run
         with self.transaction():
-            for table in PER_WINDOW_TABLES:
+            for table in PER_SOURCE_TABLES:
                 self.con.execute(
                     f"DELETE FROM {table} WHERE source = ? AND camera_id = ? AND site_id = ?",
                     [source, camera_id, site_id],
@@ -319,7 +405,7 @@ class Store:
                 " AND status IN ('done', 'failed', 'truncated')",
                 [source, camera_id, run_id],
             )
-            self._insert("window_aggregates", AGGREGATE_COLUMNS, [_row(w, unit_id, run_id) for w in windows])
+            self._insert("window_aggregates", AGGREGATE_COLUMNS, [_row(w, unit_id, run_id, privacy) for w in windows])
             self._insert("zone_windows", ZONE_COLUMNS, [_zone_row(w, z) for w in windows for z in w.zones])
             self._insert("dwell_windows", DWELL_COLUMNS, [r for w in windows for r in _dwell_rows(w, dwell_bins_s)])
             self._insert("line_windows", LINE_COLUMNS, [[*_key(w), x.name, x.people_in, x.people_out] for w in windows
@@ -344,33 +430,63 @@ class Store:
             placeholders = ", ".join("?" * len(columns))
             self.con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
 
-    def fail_run(self, run_id: str, error: str) -> None:
+    def fail_run(self, run_id: str, error: str, status: str = "failed") -> None:
         """A run that stored nothing: earlier rows of the same source stay as they were."""
         self.con.execute(
-            "UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?", [error, _now(), run_id]
+            "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?", [status, error, _now(), run_id]
         )
 
+    def add_sign(self, sign: Sign) -> None:
+        self.con.execute(
+            f"INSERT INTO signage ({', '.join(SIGN_COLUMNS)}, recorded_at) VALUES ({', '.join('?' * 9)})",
+            [*(getattr(sign, c) for c in SIGN_COLUMNS), _now()],
+        )
 
-def _row(w: WindowAggregate, unit_id: str, run_id: str) -> list[object]:
-    shares = w.mask_shares
+    def signs(self, site_id: str | None = None, camera_id: str | None = None) -> list[Sign]:
+        rows = self.con.execute(
+            f"SELECT {', '.join(SIGN_COLUMNS)} FROM signage WHERE coalesce(site_id = ?, true)"
+            " AND coalesce(camera_id = ?, true) ORDER BY site_id, camera_id, posted_at",
+            [site_id, camera_id],
+        ).fetchall()
+        return [Sign(*row) for row in rows]
+
+    def remove_sign(self, sign_id: str, at: datetime) -> Sign:
+        """Record that a sign was taken down; the record stays, so footage from while it stood stays covered."""
+        found = [s for s in self.signs() if s.sign_id == sign_id]
+        if not found:
+            raise SanitaryError(f"{self.path}: no sign {sign_id!r}; `sanitary signage list` shows the sign ids")
+        if at < found[0].posted_at:
+            raise SanitaryError(f"{self.path}: sign {sign_id} was posted at {found[0].posted_at}, after {at}")
+        self.con.execute("UPDATE signage SET removed_at = ? WHERE sign_id = ?", [at, sign_id])
+        return dataclasses.replace(found[0], removed_at=at)
+
+
+def _row(w: WindowAggregate, unit_id: str, run_id: str, privacy: PrivacyConfig) -> list[object]:
     k = w.key
+    # A suppressed window stores no per-class count: with the people count they would give the rate back.
+    shown = not w.mask_suppressed
     m = w.masks
+    p = w.persons
     return [
         k.site_id, k.camera_id, k.source, k.window_start, w.window_end, unit_id, run_id, w.frames_analysed,
-        w.covered_s, w.people_sum, w.people_max, w.faces_sum, m.with_mask, m.without_mask, m.incorrect, m.unknown,
-        shares.mask_rate if shares else None, shares.low[0] if shares else None, shares.high[0] if shares else None,
+        w.covered_s, w.people_sum, w.people_max, w.faces_sum,
+        *((m.with_mask, m.without_mask, m.incorrect, m.unknown) if shown else (None,) * 4),
+        *_shares(w.mask_shares),
         *(
             (g.close_pair_frames, g.close_pairs_sum, g.people_close_sum, g.nearest_min_m, g.nearest_median_m)
             if (g := w.distancing) else (None,) * 5
         ),
-        *(
-            (p.people_distinct, p.masks.with_mask, p.masks.without_mask, p.masks.incorrect, p.masks.unknown,
-             *((p.mask_shares.mask_rate, p.mask_shares.low[0], p.mask_shares.high[0]) if p.mask_shares
-               else (None,) * 3),
-             p.close_contacts)
-            if (p := w.persons) else (None,) * 9
-        ),
+        p.people_distinct if p else None,
+        *((p.masks.with_mask, p.masks.without_mask, p.masks.incorrect, p.masks.unknown) if p and shown
+          else (None,) * 4),
+        *_shares(p.mask_shares if p else None),
+        p.close_contacts if p else None,
+        privacy.profile, privacy.k_min, w.mask_suppressed, w.opt_outs,
     ]  # fmt: skip
+
+
+def _shares(shares: MaskShares | None) -> tuple[float | None, float | None, float | None]:
+    return (shares.mask_rate, shares.low[0], shares.high[0]) if shares else (None, None, None)
 
 
 def _key(w: WindowAggregate) -> list[object]:
@@ -378,7 +494,7 @@ def _key(w: WindowAggregate) -> list[object]:
 
 
 def _dwell_rows(w: WindowAggregate, bins: tuple[float, ...]) -> list[list[object]]:
-    if w.persons is None:
+    if w.persons is None or not w.persons.dwell_counts:
         return []
     edges = (0.0, *bins)
     highs = (*bins, None)

@@ -35,3 +35,7 @@ def pets_counts(pets: Path) -> dict[int, int]:
         frame = int(line.split(",")[0]) - 1
         counts[frame] = counts.get(frame, 0) + 1
     return counts
+
+
+# The shared footage was recorded for research, with its people's consent, long before any sanitary sign.
+NO_SIGN = ("--without-signage", "public research data set, recorded with consent")

@@ -14,7 +14,7 @@ from sanitary.mask_rate import mask_shares
 from sanitary.perception.masks import load_card
 from sanitary.perception.models import WEIGHTS_DIR
 from sanitary.voc import MASK_CLASSES, read_split, read_voc
-from tests.conftest import DATASETS, run_cli
+from tests.conftest import DATASETS, NO_SIGN, run_cli
 
 MASKS = DATASETS / "facemask-andrewmvd"
 VALIDATION = WEIGHTS_DIR / "mask_classifier.validation.txt"
@@ -66,7 +66,7 @@ def test_pipeline_mask_rate_on_validation_photos(masks_data: Path, tmp_path: Pat
     annotated = sum(f.label == "with_mask" for f in faces) / len(faces)
     db = tmp_path / "v.duckdb"
     cam = camera(tmp_path, '[detection]\nface_search = "frame"\n')
-    result = run_cli("run", str(folder), "--camera", str(cam), "--db", str(db), "--sample-fps", "1")
+    result = run_cli("run", *NO_SIGN, str(folder), "--camera", str(cam), "--db", str(db), "--sample-fps", "1")
     assert result.returncode == 0, result.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         counts = con.execute(

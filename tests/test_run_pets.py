@@ -12,7 +12,7 @@ import pytest
 
 from sanitary.anonymity import audit_paths
 from sanitary.store import SCHEMA_VERSION
-from tests.conftest import PETS_CAMERA, pets_counts, run_cli
+from tests.conftest import NO_SIGN, PETS_CAMERA, pets_counts, run_cli
 
 WINDOW_S = 10
 
@@ -29,6 +29,7 @@ def run_first_stretch(pets: Path, camera: Path, db: Path) -> subprocess.Complete
     """Frames 0-209 as two files (two globs): 30 s of footage at the true 7 fps, every frame analysed."""
     return run_cli(
         "run",
+        *NO_SIGN,
         str(pets / "frames" / "frame_0[0-1]*.jpg"),
         str(pets / "frames" / "frame_020*.jpg"),
         "--camera",
@@ -133,7 +134,7 @@ def test_audit_command_flags_a_leaked_crop(pets: Path, tmp_path: Path) -> None:
 def test_whole_clip_at_one_frame_a_second(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "clip.duckdb"
     avi = pets / "pets09_s2l1_view001_480x360.avi"
-    result = run_cli("run", str(avi), "--camera", str(PETS_CAMERA), "--db", str(db), "--sample-fps", "1")
+    result = run_cli("run", *NO_SIGN, str(avi), "--camera", str(PETS_CAMERA), "--db", str(db), "--sample-fps", "1")
     assert result.returncode == 0, result.stderr
     rows = windows(db)
     # 795 frames at 7 fps from 12:00:00: 12:00 full, 12:01 holds 53.57 s; frames 0, 7, ..., 791 analysed.
@@ -172,6 +173,7 @@ def test_parallel_workers_store_each_file(pets: Path, camera: Path, tmp_path: Pa
     db = tmp_path / "par.duckdb"
     result = run_cli(
         "run",
+        *NO_SIGN,
         str(pets / "frames" / "frame_030*.jpg"),
         str(pets / "frames" / "frame_031*.jpg"),
         "--camera",
@@ -198,7 +200,7 @@ def test_truncated_video_keeps_what_came_before_the_cut(pets: Path, tmp_path: Pa
     data = (pets / "pets09_s2l1_view001_480x360.avi").read_bytes()
     cut.write_bytes(data[: len(data) // 3])
     db = tmp_path / "cut.duckdb"
-    result = run_cli("run", str(cut), "--camera", str(PETS_CAMERA), "--db", str(db), "--sample-fps", "1")
+    result = run_cli("run", *NO_SIGN, str(cut), "--camera", str(PETS_CAMERA), "--db", str(db), "--sample-fps", "1")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "truncated" in result.stderr and "Traceback" not in result.stderr
@@ -215,13 +217,21 @@ def test_bad_input_one_line_and_nothing_lost(pets: Path, first_run: tuple[Path, 
     bad_config.write_text(PETS_CAMERA.read_text().replace("tile_overlap", "tile_overlapp"))
     missing = tmp_path / "nowhere.mp4"
     cases = [
-        (("run", str(missing), "--camera", str(PETS_CAMERA), "--db", str(db)), 1, "nowhere.mp4: no such file"),
         (
-            ("run", str(pets / "frames"), "--camera", str(bad_config), "--db", str(db)),
+            ("run", *NO_SIGN, str(missing), "--camera", str(PETS_CAMERA), "--db", str(db)),
+            1,
+            "nowhere.mp4: no such file",
+        ),
+        (
+            ("run", *NO_SIGN, str(pets / "frames"), "--camera", str(bad_config), "--db", str(db)),
             2,
             "unknown key 'detection.tile_overlapp'",
         ),
-        (("run", str(missing), "--camera", str(tmp_path / "none.toml"), "--db", str(db)), 2, "camera config not found"),
+        (
+            ("run", *NO_SIGN, str(missing), "--camera", str(tmp_path / "none.toml"), "--db", str(db)),
+            2,
+            "camera config not found",
+        ),
         (("count", str(tmp_path / "empty"), "--json"), 2, "no such file or folder"),
     ]
     for args, code, message in cases:
@@ -238,7 +248,9 @@ def test_newer_schema_refused_by_the_cli(pets: Path, tmp_path: Path) -> None:
     with duckdb.connect(str(db)) as con:
         con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
         con.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    result = run_cli("run", str(pets / "frames" / "frame_000*.jpg"), "--camera", str(PETS_CAMERA), "--db", str(db))
+    result = run_cli(
+        "run", *NO_SIGN, str(pets / "frames" / "frame_000*.jpg"), "--camera", str(PETS_CAMERA), "--db", str(db)
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: {db}: database schema v99 is newer than this sanitary (v{SCHEMA_VERSION}); upgrade sanitary to use it"

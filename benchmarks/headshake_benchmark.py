@@ -7,11 +7,11 @@ photos are turned synthetically. A planar warp would not move the nose against t
 estimate from five points can see, so each face is mapped onto a 3D head: an ellipsoid (a cylinder's sideways
 curvature, with the brow and chin curving back as well) plus a nose bump in front of it, at the nose the detector
 found on the frontal photo, HEAD_NOSE_DEPTH eye distances in front of the eyes and mouth corners as
-anthropometric means have it (interpupillary ~63 mm, nose tip ~30 mm ahead). The textured surface is rotated (yaw about the vertical axis, pitch about the
-horizontal one), projected orthographically with a depth buffer, and pasted on a grey frame; the pipeline's own
-face detector then reads it as it would a camera frame. The nose's height is the one assumption the yaw scale
-rests on; `sanitary.headshake.NOSE_DEPTH` is smaller because the detector under-reads the nose's movement, and the
-sweep here is where that was measured.
+anthropometric means have it (interpupillary ~63 mm, nose tip ~30 mm ahead). The textured surface is rotated
+(yaw about the vertical axis, pitch about the horizontal one), projected orthographically with a depth buffer,
+and pasted on a grey frame; the pipeline's own face detector then reads it as it would a camera frame. The nose's
+height is the one assumption the yaw scale rests on; `sanitary.headshake.NOSE_DEPTH` is smaller because the
+detector under-reads the nose's movement, and the sweep here is where that was measured.
 
 tests/test_headshake.py runs the same construction on a few faces.
 """
@@ -55,6 +55,7 @@ HEAD_NOSE_DEPTH = 0.5
 FPS = 7.0
 SHAKE_DEG = 30.0
 SHAKE_PERIOD_S = 1.0  # 0 -> one side -> other side -> first side -> 0 takes 1.5 periods: 1.5 s
+NO_PEOPLE = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))  # a whole-frame search needs none
 STILL_S = 0.5  # frontal frames before and after each movement, as a track would have
 
 
@@ -70,10 +71,11 @@ class Head:
     texture: np.ndarray  # (S, S, 3) uint8, SUPERSAMPLE x the output resolution
     alpha: np.ndarray  # (S, S) float32: 1 on the head, 0 off it, feathered at the edge
     depth: np.ndarray  # (S, S) float32: towards the camera, from the vertical axis the head turns about
-    cache: dict[tuple[float, float], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    # Yaw read per (yaw, pitch) rendered, to the degree: movements and settings share their frames.
+    readings: dict[tuple[int, int], float | None] = field(default_factory=dict, compare=False, repr=False)
 
 
-SUPERSAMPLE = 3  # source samples per output pixel along each axis, so a turned surface leaves no holes
+SUPERSAMPLE = 2  # source samples per output pixel along each axis, so a turned surface leaves no holes
 TEXTURE_SIDE = 2.0  # the texture spans this many face box sides around the face box
 
 
@@ -118,9 +120,6 @@ def render(head: Head, yaw_deg: float, pitch_deg: float) -> np.ndarray:
     Forward projection with a depth buffer: every texture sample goes where the rotation takes it, and the one
     nearest the camera wins, so the nose hides the cheek behind it as it turns.
     """
-    key = (round(yaw_deg, 2), round(pitch_deg, 2))
-    if key in head.cache:
-        return head.cache[key]
     size = head.texture.shape[0]
     c = (size - 1) / 2
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) - c
@@ -150,16 +149,18 @@ def render(head: Head, yaw_deg: float, pitch_deg: float) -> np.ndarray:
     acc[fill] = spread[fill] / reached[fill, None]
     a = acc[:, :, 3:]
     frame = acc[:, :, :3] + GREY * (1 - a)
-    head.cache[key] = out = np.clip(frame, 0, 255).astype(np.uint8)
-    return out
+    return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def read_yaw(detector: FaceDetector, frame: np.ndarray) -> float | None:
-    """The yaw of the best face the detector finds in the frame, None when it finds none (a dropped reading)."""
-    faces = detector(frame, Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
-    if len(faces) == 0:
-        return None
-    return float(yaw_from_landmarks(faces.landmarks[[int(np.argmax(faces.scores))]])[0])
+def read_yaw(detector: FaceDetector, head: Head, yaw_deg: float, pitch_deg: float) -> float | None:
+    """The yaw read off the best face the detector finds on the head rendered at a pose rounded to the degree;
+    None when it finds no face (a dropped reading)."""
+    key = round(yaw_deg), round(pitch_deg)
+    if key not in head.readings:
+        faces = detector(render(head, *key), NO_PEOPLE)
+        best = faces.landmarks[[int(np.argmax(faces.scores))]] if len(faces) else None
+        head.readings[key] = None if best is None else float(yaw_from_landmarks(best)[0])
+    return head.readings[key]
 
 
 def make_head(detector: FaceDetector, image: np.ndarray, face: AnnotatedFace) -> Head | None:
@@ -168,7 +169,7 @@ def make_head(detector: FaceDetector, image: np.ndarray, face: AnnotatedFace) ->
     size = texture.shape[0]
     alpha, depth = head_surface(size, None, 0.0)
     flat = Head(face.image.name, face.label, texture, alpha, depth)
-    found = detector(render(flat, 0, 0), Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
+    found = detector(render(flat, 0, 0), NO_PEOPLE)
     if len(found) != 1:
         return None
     marks = found.landmarks[0]
@@ -224,7 +225,12 @@ def turn(amplitude: float, duration_s: float, t: np.ndarray) -> np.ndarray:
 
 
 def movements(fps: float, phase_s: float, side: int) -> dict[str, list[Pose]]:
-    """Each movement as the poses of its analysed frames; `side` (+1/-1) is which way the head goes first."""
+    """Each movement as the poses of its analysed frames; `side` (+1/-1) is which way the head goes first.
+
+    Shakes: +-30 deg with a 1 s period (1.5 s in all), the same with a 0.6 s period, +-20 deg with 1 s. The rest
+    must not fire: a nod (+-20 deg pitch), one turn to 35 deg and back in 1.5 s, a steady 30 deg profile for 3 s,
+    and a +-30 deg shake spread over 4 s.
+    """
 
     def poses(duration_s: float, yaw: object, pitch: object = 0.0) -> list[Pose]:
         t = sampled(duration_s, fps, phase_s)
@@ -232,9 +238,11 @@ def movements(fps: float, phase_s: float, side: int) -> dict[str, list[Pose]]:
         pitches = np.broadcast_to(pitch(t) if callable(pitch) else pitch, t.shape)
         return [(float(a), float(b), float(c)) for a, b, c in zip(t, yaws, pitches, strict=True)]
 
-    fast, slow = SHAKE_PERIOD_S, 4.0 / 1.5
+    fast, faster, slow = SHAKE_PERIOD_S, 0.6, 4.0 / 1.5
     return {
         "shake": poses(1.5 * fast, lambda t: swing(side * SHAKE_DEG, fast, t)),
+        "fast shake": poses(1.5 * faster, lambda t: swing(side * SHAKE_DEG, faster, t)),
+        "small shake": poses(1.5 * fast, lambda t: swing(side * 20.0, fast, t)),
         "nod": poses(1.5 * fast, 0.0, lambda t: swing(20.0, fast, t)),
         "single turn": poses(1.5, lambda t: turn(side * 35.0, 1.5, t)),
         "profile walk-past": poses(3.0, side * 30.0),
@@ -242,7 +250,7 @@ def movements(fps: float, phase_s: float, side: int) -> dict[str, list[Pose]]:
     }
 
 
-SHAKES = ("shake",)
+SHAKES = ("shake", "fast shake", "small shake")  # the movements that should fire; none of the others should
 
 
 def triggered(detector: FaceDetector, head: Head, poses: list[Pose], config: OptOutConfig) -> tuple[int, int]:
@@ -250,7 +258,7 @@ def triggered(detector: FaceDetector, head: Head, poses: list[Pose], config: Opt
     shake = ShakeDetector(config)
     fired = dropped = 0
     for t, yaw, pitch in poses:
-        reading = read_yaw(detector, render(head, yaw, pitch))
+        reading = read_yaw(detector, head, yaw, pitch)
         dropped += reading is None
         fired += shake.update(t, reading)
     return fired, dropped
@@ -272,7 +280,7 @@ def sweep(detector: FaceDetector, heads: list[Head]) -> dict[str, Any]:
     """Yaw read at each true yaw (pitch 0) and at each pitch (yaw 0): per pose, its bias, mean absolute error and
     readings; over the yaw sweep, the correlation with the true yaw and the NOSE_DEPTH that fits it best."""
     poses = [(float(a), 0.0) for a in SWEEP_DEG] + [(0.0, float(p)) for p in PITCH_SWEEP_DEG]
-    reads = {pose: [read_yaw(detector, render(h, *pose)) for h in heads] for pose in poses}
+    reads = {pose: [read_yaw(detector, h, *pose) for h in heads] for pose in poses}
     rows: dict[str, dict[str, float]] = {}
     for (yaw, pitch), read in reads.items():
         values = np.array([r for r in read if r is not None and np.isfinite(r)])
@@ -303,15 +311,16 @@ def sweep(detector: FaceDetector, heads: list[Head]) -> dict[str, Any]:
 
 
 def detection(detector: FaceDetector, heads: list[Head], fps: float, configs: dict[str, OptOutConfig]) -> dict:
-    """Per config and movement: on how many faces the ShakeDetector fired at least once, and dropped frames."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    """Per config, label and movement: on how many faces the ShakeDetector fired, and the frames without a face."""
+    out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     for cname, config in configs.items():
-        out[cname] = {}
         for i, head in enumerate(heads):
             # Each face gets its own sampling phase and first side, so frames fall at different points of the swing.
             for move, poses in movements(fps, phase_s=(i * 0.37) % (1 / fps), side=1 if i % 2 == 0 else -1).items():
                 fired, dropped = triggered(detector, head, poses, config)
-                row = out[cname].setdefault(move, {"faces": 0, "fired": 0, "frames": 0, "dropped": 0})
+                row = out.setdefault(cname, {}).setdefault(head.label, {}).setdefault(
+                    move, {"faces": 0, "fired": 0, "frames": 0, "dropped": 0}
+                )
                 row["faces"] += 1
                 row["fired"] += fired > 0
                 row["frames"] += len(poses)
@@ -320,8 +329,8 @@ def detection(detector: FaceDetector, heads: list[Head], fps: float, configs: di
 
 
 def print_table(results: dict) -> None:
-    print(f"Head-shake opt-out on {results['faces']} real faces turned synthetically ({results['labels']})")
     sw = results["sweep"]
+    print(f"Head-shake opt-out on {results['faces']} real faces turned synthetically ({results['labels']})")
     print(f"yaw estimate (NOSE_DEPTH {results['nose_depth']}): correlation with the true yaw {sw['corr']:.3f}, "
           f"sign right {sw['sign_right']:.3f}; best NOSE_DEPTH up to {FIT_DEG} deg {sw['best_nose_depth']:.2f} "
           f"(MAE {sw['best_nose_depth_mae']:.1f} deg)")  # fmt: skip
@@ -329,13 +338,15 @@ def print_table(results: dict) -> None:
     for name, r in sw["rows"].items():
         print(f"{name:12}{r['read']:>4}/{r['faces']:<3}{r['mean_read']:>11.1f}{r['bias']:>8.1f}{r['mae']:>7.1f}"
               f"{r['p90_abs_error']:>11.1f}")  # fmt: skip
-    print(f"shake detector at {results['fps']:g} fps: faces on which it fired / faces (dropped frames / frames)")
-    moves = list(next(iter(results["detection"].values())))
-    print(f"{'config':28}" + "".join(f"{m:>20}" for m in moves))
-    for cname, rows in results["detection"].items():
-        cells = "".join(f"{rows[m]['fired']:>8}/{rows[m]['faces']:<3}({rows[m]['dropped']}/{rows[m]['frames']})"
-                        .rjust(20) for m in moves)  # fmt: skip
-        print(f"{cname:28}{cells}")
+    print(f"shake detector at {results['fps']:g} fps: faces on which it fired / faces; shakes: {', '.join(SHAKES)}")
+    first = next(iter(results["detection"].values()))
+    moves = list(next(iter(first.values())))
+    print(f"{'config':28}{'label':14}" + "".join(f"{m:>18}" for m in moves) + f"{'dropped frames':>16}")
+    for cname, labels in results["detection"].items():
+        for label, rows in labels.items():
+            cells = "".join(f"{rows[m]['fired']}/{rows[m]['faces']}".rjust(18) for m in moves)
+            dropped = sum(r["dropped"] for r in rows.values()) / sum(r["frames"] for r in rows.values())
+            print(f"{cname:28}{label:14}{cells}{dropped:>16.3f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: {args.data} not found (see ../shared/datasets/README.md)")
         return 0
     detector = FaceDetector(DETECTION)
-    heads = pick_heads(detector, args.data, {"without_mask": args.faces // 2, "with_mask": args.faces - args.faces // 2})
+    half = args.faces // 2
+    heads = pick_heads(detector, args.data, {"without_mask": half, "with_mask": args.faces - half})
     configs = {
         f"yaw_deg={y:g} max_shake_s={s:g}": OptOutConfig(yaw_deg=y, max_shake_s=s)
         for y, s in ((15.0, 2.0), (10.0, 2.0), (20.0, 2.0), (15.0, 1.5))

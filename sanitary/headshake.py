@@ -10,6 +10,7 @@ pattern in a short yaw series, read per tracked person.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from sanitary.config import OptOutConfig

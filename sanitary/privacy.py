@@ -17,6 +17,9 @@ from sanitary.analytics import WindowAggregate
 from sanitary.config import FR_TRANSPORT, PrivacyConfig, PrivacyMask
 
 
+BLANK = 128
+
+
 class PrivacyMasker:
     """Blanks the configured polygons; the mask is drawn once per frame size, not once per frame."""
 
@@ -33,7 +36,9 @@ class PrivacyMasker:
             cv2.fillPoly(mask, self.polygons, 1)
             self._blank[shape] = mask.astype(bool)
         out = image.copy()
-        out[self._blank[shape]] = 0
+        # Mid grey, not black: SSDLite answers an all-black tile with a constant 0.27 "person" (measured), above
+        # the thresholds cameras use; any grey from 64 to 255 gives nothing.
+        out[self._blank[shape]] = BLANK
         return out
 
 

@@ -46,8 +46,8 @@ def test_privacy_mask_blanks_exactly_the_polygon() -> None:
     image = np.full((10, 12, 3), 200, np.uint8)
     blank = PrivacyMasker([PrivacyMask([(2.0, 1.0), (5.0, 1.0), (5.0, 3.0), (2.0, 3.0)])])
     out = blank(image)
-    assert out[1:4, 2:6].max() == 0  # the rectangle, edges included
-    assert out.sum() == image.sum() - 12 * 3 * 200  # and nothing else
+    assert out[1:4, 2:6].min() == out[1:4, 2:6].max() == 128  # the rectangle, edges included
+    assert out.sum() == image.sum() - 12 * 3 * (200 - 128)  # and nothing else
     assert image.min() == 200  # the caller's frame is left as it was
 
 
@@ -127,7 +127,7 @@ def test_transport_profile_on_real_footage(pets: Path, tmp_path: Path, k_min: in
     db = tmp_path / "bus.duckdb"
     avi = pets / "pets09_s2l1_view001_480x360.avi"
     camera = transport_camera(tmp_path, k_min)
-    result = run_cli("run", *NO_SIGN, str(avi), "--camera", str(camera), "--db", str(db), "--sample-fps", "2")
+    result = run_cli("run", *NO_SIGN, str(avi), "--camera", str(camera), "--db", str(db), "--sample-fps", "1")
     assert result.returncode == 0, result.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute(

@@ -125,6 +125,9 @@ def run(
     ):
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
         outcomes = run_batch(plan, store, options, lambda n: progress.advance(task, n))
+        expired = store.apply_retention(cam.site_id, cam.camera_id, cam.privacy.retention_days)
+    if expired:
+        console.print(f"retention: deleted {expired} windows older than {cam.privacy.retention_days:g} days (logged)")
     _print_summary(outcomes, db)
     for c in plan.continuity:
         kind = "gap" if c.seconds > 0 else "overlap"

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -435,6 +435,37 @@ class Store:
         self.con.execute(
             "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?", [status, error, _now(), run_id]
         )
+
+    def apply_retention(self, site_id: str, camera_id: str, days: float, now: datetime | None = None) -> int:
+        """Delete the camera's aggregates and alerts older than `days` (0: keep), and log what went; windows deleted."""
+        if days <= 0:
+            return 0
+        cutoff = (now or _now()) - timedelta(days=days)
+        key = "site_id = ? AND camera_id = ?"
+        args = [site_id, camera_id, cutoff]
+        old = f"SELECT source, window_start FROM window_aggregates WHERE {key} AND window_end <= ?"
+        with self.transaction():
+            windows = self._count(f"SELECT count(*) FROM ({old})", args)
+            rows = 0
+            # Per-window rows of other tables go with their window; the aggregates row goes last, as it names them.
+            for table in ("zone_windows", "dwell_windows", "line_windows", "alerts", "window_aggregates"):
+                where = (
+                    f"{key} AND event_at < ?" if table == "alerts"
+                    else f"{key} AND (source, window_start) IN ({old})"
+                )  # fmt: skip
+                params = args if table == "alerts" else [site_id, camera_id, *args]
+                rows += self._count(f"SELECT count(*) FROM {table} WHERE {where}", params)
+                self.con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            if rows:
+                self.con.execute(
+                    "INSERT INTO retention_log VALUES (?, ?, ?, ?, ?, ?)",
+                    [_now(), site_id, camera_id, cutoff, windows, rows],
+                )
+        return windows
+
+    def _count(self, sql: str, params: list[object]) -> int:
+        row = self.con.execute(sql, params).fetchone()
+        return int(row[0]) if row else 0
 
     def add_sign(self, sign: Sign) -> None:
         self.con.execute(

@@ -159,3 +159,22 @@ def test_not_a_database_and_locked(tmp_path: Path) -> None:
         holder.wait()
     time.sleep(0.1)
     Store(db).close()
+
+
+def test_retention_deletes_old_windows_with_their_rows_and_logs_it(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.duckdb") as store:
+        run = store.begin_run(run_start("h1"))
+        store.finish_run(run, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None,
+                         dwell_bins_s=(10.0,))  # fmt: skip
+        store.con.execute("INSERT INTO line_windows VALUES ('s', 'c', 'h1', ?, 'door', 1, 0)", [T0])
+        # The first two windows ended by 08:02; the third (08:02-08:03) has not.
+        now = datetime(2021, 3, 2, 8, 2, 30, tzinfo=UTC)
+        assert store.apply_retention("s", "c", 0, now) == 0
+        assert store.apply_retention("other", "c", 1, now) == 0
+        assert store.apply_retention("s", "c", 1, now) == 2
+        left = [r[1] for r in rows(store.con)]
+        lines = store.con.execute("SELECT count(*) FROM line_windows").fetchone()
+        log = store.con.execute("SELECT site_id, camera_id, cutoff, windows_deleted, rows_deleted FROM retention_log")
+        logged = log.fetchall()
+    assert left == [2] and lines == (0,)
+    assert logged == [("s", "c", datetime(2021, 3, 1, 8, 2, 30, tzinfo=UTC), 2, 3)]

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -126,3 +127,13 @@ def deliver(alert: Alert, sinks: Sequence[AlertSink]) -> list[str]:
         except SanitaryError as exc:
             errors.append(str(exc))
     return errors
+
+
+@dataclass(frozen=True)
+class SentAlert:
+    alert: Alert
+    delivery: str  # "delivered", or what each failing sink said
+
+
+def send(alert: Alert, sinks: Sequence[AlertSink]) -> SentAlert:
+    return SentAlert(alert, "; ".join(deliver(alert, sinks)) or "delivered")

@@ -223,6 +223,7 @@ def run_batch(
             notes=camera_notes.get(str(Path(planned.job.spec))),
             dwell_bins_s=tuple(planned.job.camera.tracking.dwell_bins_s),
             privacy=planned.job.camera.privacy,
+            alerts=result.alerts,
         )
         people = sum(w.people_sum for w in result.windows)
         outcomes.append(

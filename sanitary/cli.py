@@ -394,3 +394,31 @@ def signage_remove(
     with Store(db) as store:
         sign = store.remove_sign(sign_id, removed_at)
     typer.echo(f"sign {sign.sign_id} of {sign.site_id}/{sign.camera_id} removed at {removed_at.isoformat()}")
+
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Threshold alerts raised and cleared, as stored.")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+@friendly
+def alerts_list(
+    db: DbOption,
+    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    camera_id: Annotated[str | None, typer.Option("--camera-id", help="Only this camera.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per alert on stdout.")] = False,
+) -> None:
+    """List the alerts stored, oldest first, with whether each reached its sinks."""
+    with Store(db) as store:
+        alerts = store.alerts(site, camera_id)
+    if as_json:
+        for row in alerts:
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+        return
+    table = Table(title=f"alerts in {db}")
+    columns = ("event_at", "site_id", "camera_id", "rule", "state", "measure", "zone", "value", "threshold", "delivery")
+    for column in columns:
+        table.add_column(column)
+    for row in alerts:
+        table.add_row(*(f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c] or "") for c in columns))
+    Console(width=200).print(table)

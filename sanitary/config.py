@@ -361,7 +361,19 @@ def _alert_checks(config: CameraConfig) -> list[tuple[bool, str]]:
                 rule.measure != "mask_rate" or all(0 <= x <= 1 for x in (rule.above, rule.below) if x is not None),
                 f"{where}: a mask_rate threshold is a share between 0 and 1",
             ),
-            (rule.min_people >= 0, f"{where}: min_people must be >= 0"),
+            (
+                rule.measure != "mask_rate" or rule.min_people >= config.privacy.k_min,
+                f"{where}: min_people must be at least privacy.k_min ({config.privacy.k_min}), or the alert would "
+                "tell a rate the store suppresses",
+            ),
+            (
+                not rule.measure.startswith("close_") or bool(config.calibration.homography),
+                f"{where}: {rule.measure} needs distances in metres; calibrate the camera (sanitary calibrate)",
+            ),
+            (
+                rule.measure != "close_contacts_per_min" or config.tracking.enabled,
+                f"{where}: close_contacts_per_min needs tracking.enabled = true",
+            ),
             (rule.span_s > 0, f"{where}: span_s must be positive"),
             (0.0 <= rule.hysteresis < 1.0, f"{where}: hysteresis must be in [0, 1)"),
             (rule.cooldown_s >= 0, f"{where}: cooldown_s must be >= 0"),

@@ -93,6 +93,7 @@ class PersonLedger:
         self.people: list[PersonSummary] = []
         self.crossings: list[Crossing] = []
         self.contacts: list[Contact] = []
+        self.pair_starts: list[float] = []  # when each close pair began, for the close-pairs alert
 
     def update(
         self,
@@ -120,6 +121,8 @@ class PersonLedger:
 
     def _pairs(self, t: float, close: set[tuple[int, int]]) -> None:
         for pair in close:
+            if pair not in self.pairs:
+                self.pair_starts.append(t)
             since, _ = self.pairs.get(pair, (t, t))
             self.pairs[pair] = (since, t)
         for pair in [p for p in self.pairs if p not in close]:

@@ -8,12 +8,14 @@ of counts, and what leaves `analyse_file` is a list of window aggregates.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 
+from sanitary.alert_sinks import AlertSink, SentAlert, send, sinks_from_config
+from sanitary.alerts import AlertEngine, trailing_sample
 from sanitary.analytics import MaskCounts, Observation, PersonEvents, WindowAggregate, aggregate
 from sanitary.config import CameraConfig
 from sanitary.distancing import FrameDistancing, measure
@@ -158,6 +160,29 @@ def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -
         yield frame, analyser(frame)
 
 
+class AlertWatch:
+    """The camera's alert rules, checked after every analysed frame; what fires goes to the sinks at once (staff
+    act now, not when the file is done) and is kept for the store."""
+
+    def __init__(self, camera: CameraConfig, start: datetime, sinks: Sequence[AlertSink]) -> None:
+        self.engine = AlertEngine(camera.alerts, camera.site_id, camera.camera_id)
+        self.start = start
+        self.sinks = sinks
+        self.zone_names = tuple(z.name for z in camera.zones)
+        self.sent: list[SentAlert] = []
+
+    def __call__(self, observations: Sequence[Observation], ledger: PersonLedger | None) -> None:
+        if not self.engine.rules or not observations:
+            return
+        now_t = observations[-1].t
+        contacts, starts = (ledger.contacts, ledger.pair_starts) if ledger else (None, None)
+        samples = [
+            trailing_sample(observations, contacts, starts, now_t, s, self.zone_names) for s in self.engine.spans
+        ]
+        for alert in self.engine.update(self.start + timedelta(seconds=now_t), samples):
+            self.sent.append(send(alert, self.sinks))
+
+
 @dataclass(frozen=True)
 class FileJob:
     spec: str
@@ -179,6 +204,7 @@ class FileResult:
     error: str | None = None
     truncated: bool = False
     times: StageTimes = field(default_factory=StageTimes)
+    alerts: list[SentAlert] = field(default_factory=list)
 
     @property
     def footage(self) -> tuple[datetime, datetime]:
@@ -194,11 +220,13 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     source = Source(job.spec, job.fps)
     info = source.info
     analyser = FrameAnalyser(job.camera, info.analysed_fps(job.sample_fps))
+    watch = AlertWatch(job.camera, job.start, sinks_from_config(job.camera.alert_sinks))
     observations: list[Observation] = []
     error, truncated = None, False
     try:
         for _, obs in observe(source, analyser, job.sample_fps):
             observations.append(obs)
+            watch(observations, analyser.ledger if analyser.tracker else None)
             if on_frames and len(observations) % PROGRESS_EVERY == 0:
                 on_frames(PROGRESS_EVERY)
     except TruncatedSourceError as exc:
@@ -226,4 +254,6 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     windows = apply_profile(windows, job.camera.privacy)
     masks = sum((w.masks for w in windows), MaskCounts())
     shares = mask_shares(masks.classified, confusion)
-    return FileResult(job, windows, len(observations), decoded, duration, shares, error, truncated, analyser.times)
+    return FileResult(
+        job, windows, len(observations), decoded, duration, shares, error, truncated, analyser.times, watch.sent
+    )

@@ -16,7 +16,6 @@ import numpy as np
 from sanitary.analytics import WindowAggregate
 from sanitary.config import FR_TRANSPORT, PrivacyConfig, PrivacyMask
 
-
 BLANK = 128
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from sanitary.alert_sinks import SentAlert
 from sanitary.analytics import WindowAggregate, ZoneWindow
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
@@ -289,6 +290,10 @@ AGGREGATE_COLUMNS = (
 )
 DWELL_COLUMNS = ("site_id", "camera_id", "source", "window_start", "bin_low_s", "bin_high_s", "people")
 LINE_COLUMNS = ("site_id", "camera_id", "source", "window_start", "line", "people_in", "people_out")
+ALERT_COLUMNS = (
+    "site_id", "camera_id", "source", "event_at", "rule", "state", "measure", "zone", "direction", "threshold", "value",
+    "delivery", "run_id",
+)  # fmt: skip
 SIGN_COLUMNS = ("sign_id", "site_id", "camera_id", "text", "language", "location", "posted_at", "removed_at")
 ZONE_COLUMNS = (
     "site_id", "camera_id", "source", "window_start", "zone", "area_m2", "frames_analysed", "people_sum", "people_max",
@@ -386,6 +391,7 @@ class Store:
         notes: str | None = None,
         dwell_bins_s: tuple[float, ...] = (),
         privacy: PrivacyConfig = DEFAULT_PRIVACY,
+        alerts: Sequence[SentAlert] = (),
     ) -> None:
         """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
         run = self.con.execute(
@@ -406,6 +412,9 @@ class Store:
                 [source, camera_id, run_id],
             )
             self._insert("window_aggregates", AGGREGATE_COLUMNS, [_row(w, unit_id, run_id, privacy) for w in windows])
+            self._insert(
+                "alerts", ALERT_COLUMNS, [[site_id, camera_id, source, *_alert_row(a), run_id] for a in alerts]
+            )
             self._insert("zone_windows", ZONE_COLUMNS, [_zone_row(w, z) for w in windows for z in w.zones])
             self._insert("dwell_windows", DWELL_COLUMNS, [r for w in windows for r in _dwell_rows(w, dwell_bins_s)])
             self._insert("line_windows", LINE_COLUMNS, [[*_key(w), x.name, x.people_in, x.people_out] for w in windows
@@ -467,6 +476,15 @@ class Store:
         row = self.con.execute(sql, params).fetchone()
         return int(row[0]) if row else 0
 
+    def alerts(self, site_id: str | None = None, camera_id: str | None = None) -> list[dict[str, object]]:
+        """Stored alerts, oldest first, as rows for display (a report or the CLI)."""
+        cursor = self.con.execute(
+            f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE coalesce(site_id = ?, true)"
+            " AND coalesce(camera_id = ?, true) ORDER BY event_at, rule",
+            [site_id, camera_id],
+        )
+        return [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
     def add_sign(self, sign: Sign) -> None:
         self.con.execute(
             f"INSERT INTO signage ({', '.join(SIGN_COLUMNS)}, recorded_at) VALUES ({', '.join('?' * 9)})",
@@ -518,6 +536,11 @@ def _row(w: WindowAggregate, unit_id: str, run_id: str, privacy: PrivacyConfig) 
 
 def _shares(shares: MaskShares | None) -> tuple[float | None, float | None, float | None]:
     return (shares.mask_rate, shares.low[0], shares.high[0]) if shares else (None, None, None)
+
+
+def _alert_row(sent: SentAlert) -> list[object]:
+    a = sent.alert
+    return [a.at, a.rule, a.state, a.measure, a.zone, a.direction, a.threshold, a.value, sent.delivery]
 
 
 def _key(w: WindowAggregate) -> list[object]:

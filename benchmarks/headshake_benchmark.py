@@ -318,8 +318,10 @@ def detection(detector: FaceDetector, heads: list[Head], fps: float, configs: di
             # Each face gets its own sampling phase and first side, so frames fall at different points of the swing.
             for move, poses in movements(fps, phase_s=(i * 0.37) % (1 / fps), side=1 if i % 2 == 0 else -1).items():
                 fired, dropped = triggered(detector, head, poses, config)
-                row = out.setdefault(cname, {}).setdefault(head.label, {}).setdefault(
-                    move, {"faces": 0, "fired": 0, "frames": 0, "dropped": 0}
+                row = (
+                    out.setdefault(cname, {})
+                    .setdefault(head.label, {})
+                    .setdefault(move, {"faces": 0, "fired": 0, "frames": 0, "dropped": 0})
                 )
                 row["faces"] += 1
                 row["fired"] += fired > 0
@@ -359,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     heads = pick_heads(detector, args.data, {"without_mask": half, "with_mask": args.faces - half})
     configs = {
         f"yaw_deg={y:g} max_shake_s={s:g}": OptOutConfig(yaw_deg=y, max_shake_s=s)
-        for y, s in ((15.0, 2.0), (10.0, 2.0), (20.0, 2.0), (15.0, 1.5))
+        for y, s in ((15.0, 2.0), (12.0, 2.0), (10.0, 2.0), (20.0, 2.0), (15.0, 1.5))
     }
     results = {
         "data": str(args.data),

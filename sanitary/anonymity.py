@@ -50,6 +50,8 @@ LINE_MAX_CHARS = 1024 * 1024
 BASE64_WINDOW = 8192
 # Rows fetched to confirm a suspicious text column; the scan itself stays inside DuckDB.
 SQL_SAMPLE_ROWS = 20
+# Embeddings have 64 to 2048 numbers; nothing sanitary writes has a run of numbers this long outside a table.
+VECTOR_MIN = 16
 # What a zip member must show at its start (npy headers can be long).
 ZIP_MEMBER_HEAD = 70 * 1024
 
@@ -249,6 +251,12 @@ def _npy(read: _Reader, partial: bool) -> str | None:
         shape = tuple(int(n) for n in fields["shape"])
     except (ValueError, SyntaxError, TypeError, KeyError, MemoryError, RecursionError):
         return None
+    if dtype.kind == "f" and len(shape) in (1, 2) and shape and shape[-1] >= VECTOR_MIN:
+        # A constant vector (zeros, a fill value) describes no one; the first vector tells.
+        first = np.frombuffer(read(start + size, shape[-1] * dtype.itemsize), dtype)
+        if len(first) == shape[-1] and np.ptp(first) > 0:
+            return f"NumPy float array of {shape[-1]}-number vectors {shape}"
+        return None
     if dtype != np.uint8 or not _image_shaped(shape):
         return None
     return f"NumPy uint8 array shaped like an image {shape}"
@@ -319,12 +327,16 @@ def _check_candidate(read: _Reader, validator: _Validator, encoded: bool) -> str
     """The leak's description if the candidate is a real image header, else None."""
     if not encoded:
         noun = validator(read, False)
-        return f"{noun[0].upper()}{noun[1:]}: could be a frame or a face crop." if noun else None
+        return f"{noun[0].upper()}{noun[1:]}: {_could_be(noun)}." if noun else None
     decoded, partial = _decode_base64(read(0, BASE64_WINDOW))
     if len(decoded) < 8:
         return None
     noun = validator(_buffer_reader(decoded), partial)
-    return f"Base64-encoded {noun}: could be a frame or a face crop." if noun else None
+    return f"Base64-encoded {noun}: {_could_be(noun)}." if noun else None
+
+
+def _could_be(noun: str) -> str:
+    return "could be face or person embeddings" if "vectors" in noun else "could be a frame or a face crop"
 
 
 def _scan_bytes(path: Path) -> list[tuple[int, str]]:
@@ -936,6 +948,9 @@ def _walk(node: Any, trail: str, *, geometry_ok: bool) -> Iterator[tuple[str, st
             yield path, "rows"
         elif rows and not kind and len(value) in (4, 5) and _is_vector(value) and not geometry_ok:
             yield path, "box"
+        elif not kind and not words & _AGGREGATE and _is_vector(value) and len(value) >= VECTOR_MIN:
+            # Whatever its key is called, a long run of numbers in a log line is how embeddings slip out.
+            yield path, "numlist"
         # Inside a list of people even a config's geometry is about a person.
         child_ok = False if rows else geometry_ok or bool(words & _CONFIG_WORDS)
         yield from _walk(value, path, geometry_ok=child_ok)

@@ -49,7 +49,8 @@ def test_yaw_is_signed_scale_and_roll_free() -> None:
     roll = np.radians(40.0)
     rotation = np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
     moved = 0.5 * turned(20.0) @ rotation.T + [100, 50]
-    assert yaw_from_landmarks(np.stack([turned(20.0), moved]).astype(np.float32)) == pytest.approx([20.0, 20.0], abs=1e-3)
+    both = np.stack([turned(20.0), moved]).astype(np.float32)
+    assert yaw_from_landmarks(both) == pytest.approx([20.0, 20.0], abs=1e-3)
 
 
 def test_nodding_moves_the_nose_along_the_face_not_across() -> None:

@@ -34,6 +34,7 @@ from sanitary.calibration import PointPairs, calibrate, point_pairs, write_calib
 from sanitary.calibration_plot import calibration_plot
 from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
+from sanitary.evidence import db_evidence
 from sanitary.geometry import HomographyFit, check_horizon, frame_region, tsai_ground_homography
 from sanitary.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces
 from sanitary.perception.faces import FaceDetector
@@ -186,16 +187,27 @@ def count(
 @app.command()
 @friendly
 def audit(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to check, the DuckDB file included.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to check (exports, logs, the DuckDB file).")
+    ] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="A DuckDB file: checked, and what it holds is shown.")] = None,
 ) -> None:
-    """Check that no image, face box, landmark or per-person row was written anywhere."""
-    leaks = audit_paths(paths)
+    """Check that no image, face box, landmark, embedding or per-person record was written anywhere."""
+    if not paths and db is None:
+        raise SanitaryError("nothing to audit; pass --db FILE and/or files or folders")
+    if db is not None:
+        for evidence in db_evidence(db):
+            typer.echo(f"{evidence.heading}:")
+            for line in evidence.lines:
+                typer.echo(f"  {line}")
+    checked = [*(paths or []), *([db] if db else [])]
+    leaks = audit_paths(checked)
     for leak in leaks:
         typer.echo(f"{leak.path}: {leak.where}: {leak.what}")
     if leaks:
         typer.echo(f"error: {len(leaks)} possible leaks of personal data", err=True)
         raise typer.Exit(1)
-    typer.echo(f"clean: no image data or per-person record in {len(paths)} path(s)")
+    typer.echo(f"clean: no image data, embedding or per-person record in {len(checked)} path(s)")
 
 
 @app.command("eval-mask")

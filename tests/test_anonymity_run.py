@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from sanitary.anonymity import audit_paths
-from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, run_cli
 
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND")
 OPEN_CALL = re.compile(r'^\d+\s+(?:open|openat|creat)\((?:(AT_FDCWD|\d+), )?"([^"]+)",\s*([A-Z_|]+)')
@@ -92,6 +92,15 @@ def test_a_real_run_writes_nothing_personal(pets: Path, tmp_path: Path) -> None:
     assert audit_paths([p for p in written if p.exists()] + [db]) == []
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM window_aggregates").fetchone() == (2,)
+    # The same evidence, for an official, from the command line; and its failure on a leaked column.
+    shown = run_cli("audit", "--db", str(db))
+    assert shown.returncode == 0, shown.stderr
+    assert "market, k_min 5: 2 windows, 0 with mask figures suppressed" in shown.stdout
+    assert "done: 1 runs, 1 analysed without a sign on override" in shown.stdout
+    with duckdb.connect(str(db)) as con:
+        con.execute("ALTER TABLE window_aggregates ADD COLUMN track_ids BIGINT[]")
+    leaked = run_cli("audit", "--db", str(db))
+    assert leaked.returncode == 1 and "table window_aggregates, column track_ids" in leaked.stdout
 
 
 def test_the_same_recording_catches_a_leaking_run(pets: Path, tmp_path: Path) -> None:

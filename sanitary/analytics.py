@@ -7,7 +7,7 @@ merge exactly by adding sums and counts and taking maxima.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -174,6 +174,7 @@ def aggregate(
     people: list[PersonSummary] | None = None,
     events: PersonEvents | None = None,
     dwell_bins_s: tuple[float, ...] = (),
+    opt_out_times: Sequence[float] = (),
 ) -> list[WindowAggregate]:
     """One aggregate per window the footage touches, in time order; a window with footage but no
     analysed frame (a very low sample rate) still appears, with zero frames, so it is never taken for empty.
@@ -217,6 +218,7 @@ def aggregate(
                 if people is None
                 else person_window(w, present.get(w, []), ended.get(w, []), events, when, dwell_bins_s, confusion),
                 lines=line_windows(w, events, when),
+                opt_outs=sum(when(t) == w for t in opt_out_times),
             )
         )
     return windows

@@ -46,8 +46,11 @@ class _Record:
     first_t: float
     last_t: float
     seen_t: list[float] = field(default_factory=list)
-    votes: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))
+    readings: list[tuple[float, int]] = field(default_factory=list)  # (t, class) of confident mask readings
     last_point: dict[int, np.ndarray] = field(default_factory=dict)  # per line: last feet point in its units
+    # Held until the track ends, so that an opt-out can still take back those of the open window.
+    crossings: list[Crossing] = field(default_factory=list)
+    opted_out_t: float | None = None  # counted only before this time: the start of the window they opted out in
 
 
 def vote(votes: np.ndarray, min_frames: int) -> int:
@@ -110,12 +113,12 @@ class PersonLedger:
             record.last_t = t
             record.seen_t.append(t)
             if masks[i] != UNKNOWN:
-                record.votes[masks[i]] += 1
+                record.readings.append((t, int(masks[i])))
             for k, (a, b) in enumerate(self.lines):
                 point = line_points[k][i]
                 previous = record.last_point.get(k)
                 if previous is not None and (inward := crosses(a, b, previous, point)) is not None:
-                    self.crossings.append(Crossing(k, inward, t))
+                    record.crossings.append(Crossing(k, inward, t))
                 record.last_point[k] = point
         self._pairs(t, close)
 
@@ -133,21 +136,30 @@ class PersonLedger:
         if last - since >= self.contact_s:
             self.contacts.append(Contact(since, last))
 
+    def opt_out(self, track: int, since_t: float) -> None:
+        """The person shook their head: nothing of them from `since_t` on is counted (nor the contacts they are in
+        now); the caller stops passing their track to `update`."""
+        record = self.records.get(track)
+        if record is not None:
+            record.opted_out_t = since_t
+        for pair in [p for p in self.pairs if track in p]:
+            del self.pairs[pair]
+
     def end(self, tracks: tuple[int, ...]) -> None:
         """Tracks that ended: their records become anonymous summaries and are forgotten."""
         for track in tracks:
             record = self.records.pop(track, None)
-            # A track that never became a confirmed person, or one too brief to be anyone: a detector flicker.
-            if record is None or record.last_t - record.first_t < self.min_person_s:
-                continue
-            self.people.append(
-                PersonSummary(
-                    record.first_t,
-                    record.last_t,
-                    tuple(record.seen_t),
-                    vote(record.votes, self.min_mask_frames),
-                    int(record.votes.sum()),
-                )
-            )
+            if record is None:
+                continue  # never a confirmed person
             for pair in [p for p in self.pairs if track in p]:
                 self._end_pair(pair)
+            cutoff = record.opted_out_t if record.opted_out_t is not None else float("inf")
+            self.crossings.extend(c for c in record.crossings if c.t < cutoff)
+            seen = tuple(t for t in record.seen_t if t < cutoff)
+            # Too brief to be anyone: a detector flicker.
+            if not seen or seen[-1] - seen[0] < self.min_person_s:
+                continue
+            votes = np.bincount([c for t, c in record.readings if t < cutoff], minlength=3)
+            self.people.append(
+                PersonSummary(seen[0], seen[-1], seen, vote(votes, self.min_mask_frames), int(votes.sum()))
+            )

@@ -16,11 +16,13 @@ import numpy as np
 
 from sanitary.alert_sinks import AlertSink, SentAlert, send, sinks_from_config
 from sanitary.alerts import AlertEngine, trailing_sample
-from sanitary.analytics import MaskCounts, Observation, PersonEvents, WindowAggregate, aggregate
+from sanitary.analytics import MaskCounts, Observation, PersonEvents, WindowAggregate, aggregate, window_start
 from sanitary.config import CameraConfig
 from sanitary.distancing import FrameDistancing, measure
 from sanitary.geometry import on_ground, to_ground, zone_area_m2
+from sanitary.headshake import yaw_from_landmarks
 from sanitary.mask_rate import MaskShares, mask_shares
+from sanitary.optout import FrameRecord, OptOutWatch, observe_frame
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.masks import UNKNOWN, MaskClassifier, MaskReadings
 from sanitary.perception.people import Detections, PersonDetector
@@ -53,7 +55,9 @@ class StageTimes:
 class FrameAnalyser:
     """People, then faces where people are, then each face's mask, then where people stand, one frame at a time."""
 
-    def __init__(self, camera: CameraConfig, analysed_fps: float) -> None:
+    def __init__(
+        self, camera: CameraConfig, analysed_fps: float, window_of: Callable[[float], object] | None = None
+    ) -> None:
         self.blank = PrivacyMasker(camera.privacy_masks)
         self.people = PersonDetector(camera.detection)
         self.faces = FaceDetector(camera.detection)
@@ -70,6 +74,13 @@ class FrameAnalyser:
             t.contact_s,
             t.min_person_s,
         )
+        # The opt-out follows a person's head over their track: without tracking there is nobody to follow.
+        self.optouts = OptOutWatch(camera.optout) if camera.optout.enabled and self.tracker else None
+        window_s = camera.time.window_seconds
+        self.window_of = window_of or (lambda at: at // window_s)
+        self.open_window: list[FrameRecord] = []
+        self.opt_out_times: list[float] = []
+        self.revised: list[Observation] = []  # earlier frames of the open window, counted again after an opt-out
         self.times = StageTimes()
 
     def zone_areas(self) -> tuple[tuple[str, float | None], ...]:
@@ -87,7 +98,10 @@ class FrameAnalyser:
         t3 = time.perf_counter()
         ground = measure(people, self.homography, self.zones, self.distancing)
         t4 = time.perf_counter()
-        tracked = self._track(image, frame.t, people, faces, readings, ground)
+        owners = faces.person if self.faces.config.face_search == "people" else owner_of(faces, people)
+        track = self._track(image, frame.t, people, faces, owners, readings, ground)
+        record = FrameRecord(frame.index, frame.t, people, track, owners, readings.classes, ground, bool(self.tracker))
+        observation = self._observe(record)
         t5 = time.perf_counter()
         self.times.people += (t1 - t0) * 1000
         self.times.faces += (t2 - t1) * 1000
@@ -95,7 +109,18 @@ class FrameAnalyser:
         self.times.ground += (t4 - t3) * 1000
         self.times.tracking += (t5 - t4) * 1000
         self.times.frames += 1
-        return Observation(frame.index, frame.t, len(people), MaskCounts(*readings.counts()), ground, tracked)
+        return observation
+
+    def _observe(self, record: FrameRecord) -> Observation:
+        if self.optouts is None:
+            return observe_frame(record, set(), self._measure)
+        if self.open_window and self.window_of(self.open_window[0].t) != self.window_of(record.t):
+            self.open_window = []
+        self.open_window.append(record)
+        return observe_frame(record, self.optouts.excluded, self._measure)
+
+    def _measure(self, people: Detections) -> FrameDistancing:
+        return measure(people, self.homography, self.zones, self.distancing)
 
     def _track(
         self,
@@ -103,35 +128,64 @@ class FrameAnalyser:
         t: float,
         people: Detections,
         faces: Faces,
+        owners: np.ndarray,
         readings: MaskReadings,
         ground: FrameDistancing,
-    ) -> int | None:
-        """Hand the tracked people's doings to the ledger; the number of people tracked in this frame."""
+    ) -> np.ndarray:
+        """Hand the tracked people's doings to the ledger; each person's track id (-1: not tracked)."""
+        track = np.full(len(people), -1, np.int64)
         if self.tracker is None:
-            return None
+            return track
         tracks = self.tracker(image, people)
+        track[tracks.detection] = tracks.ids
+        self._opt_outs(t, track, faces, owners)
+        excluded = self.optouts.excluded if self.optouts else set()
+        counted = np.flatnonzero((track >= 0) & ~np.isin(track, list(excluded)))
         person_mask = np.full(len(people), UNKNOWN, np.int64)
-        owners = faces.person if self.faces.config.face_search == "people" else owner_of(faces, people)
         for owner, reading in zip(owners, readings.classes, strict=True):
             if owner >= 0:
                 person_mask[owner] = reading
         feet = people.feet.astype(np.float64)
-        line_points = [self._line_points(feet, line.units) for line in self.lines]
-        by_detection = dict(zip(tracks.detection.tolist(), tracks.ids.tolist(), strict=True))
         close = {
-            (min(by_detection[i], by_detection[j]), max(by_detection[i], by_detection[j]))
+            (min(track[i], track[j]), max(track[i], track[j]))
             for i, j in ground.close_index
-            if i in by_detection and j in by_detection
+            if track[i] >= 0 and track[j] >= 0 and track[i] not in excluded and track[j] not in excluded
         }
         self.ledger.update(
             t,
-            tracks.ids,
-            person_mask[tracks.detection],
-            [points[tracks.detection] for points in line_points],
+            track[counted],
+            person_mask[counted],
+            [self._line_points(feet, line.units)[counted] for line in self.lines],
             close,
         )
         self.ledger.end(tracks.ended)
-        return len(tracks)
+        if self.optouts:
+            self.optouts.end(tracks.ended)
+        return track
+
+    def _opt_outs(self, t: float, track: np.ndarray, faces: Faces, owners: np.ndarray) -> None:
+        """Watch each tracked person's head; one who shook it is taken out of the open window and what follows."""
+        if self.optouts is None:
+            return
+        yaw = np.full(len(track), np.nan)
+        owned = owners >= 0
+        yaw[owners[owned]] = yaw_from_landmarks(faces.landmarks[owned])
+        tracked = np.flatnonzero(track >= 0)
+        shook = self.optouts.update(t, track[tracked], yaw[tracked])
+        if not shook:
+            return
+        since = self.open_window[0].t if self.open_window else t
+        for person in shook:
+            self.ledger.opt_out(person, since)
+            self.opt_out_times.append(t)
+        excluded = self.optouts.excluded
+        self.revised.extend(
+            observe_frame(r, excluded, self._measure) for r in self.open_window if np.isin(r.track, shook).any()
+        )
+
+    def take_revised(self) -> list[Observation]:
+        revised, self.revised = self.revised, []
+        return revised
 
     def _line_points(self, feet: np.ndarray, units: str) -> np.ndarray:
         if units == "px" or self.homography is None:
@@ -183,6 +237,14 @@ class AlertWatch:
             self.sent.append(send(alert, self.sinks))
 
 
+def revise(observations: list[Observation], revised: list[Observation]) -> None:
+    """Put frames counted again (after an opt-out, a rare event) in place of their first count."""
+    if revised:
+        at = {o.frame: i for i, o in enumerate(observations)}
+        for obs in revised:
+            observations[at[obs.frame]] = obs
+
+
 @dataclass(frozen=True)
 class FileJob:
     spec: str
@@ -219,13 +281,16 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     """
     source = Source(job.spec, job.fps)
     info = source.info
-    analyser = FrameAnalyser(job.camera, info.analysed_fps(job.sample_fps))
+    window_s = job.camera.time.window_seconds
+    fps = info.analysed_fps(job.sample_fps)
+    analyser = FrameAnalyser(job.camera, fps, lambda t: window_start(job.start + timedelta(seconds=t), window_s))
     watch = AlertWatch(job.camera, job.start, sinks_from_config(job.camera.alert_sinks))
     observations: list[Observation] = []
     error, truncated = None, False
     try:
         for _, obs in observe(source, analyser, job.sample_fps):
             observations.append(obs)
+            revise(observations, analyser.take_revised())
             watch(observations, analyser.ledger if analyser.tracker else None)
             if on_frames and len(observations) % PROGRESS_EVERY == 0:
                 on_frames(PROGRESS_EVERY)
@@ -244,12 +309,13 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         source=job.source_hash,
         start=job.start,
         duration_s=duration,
-        window_s=job.camera.time.window_seconds,
+        window_s=window_s,
         confusion=confusion,
         zones=analyser.zone_areas(),
         people=ledger.people if analyser.tracker else None,
         events=PersonEvents(ledger.crossings, ledger.contacts, tuple(x.name for x in job.camera.lines)),
         dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
+        opt_out_times=analyser.opt_out_times,
     )
     windows = apply_profile(windows, job.camera.privacy)
     masks = sum((w.masks for w in windows), MaskCounts())

@@ -87,7 +87,12 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     for column in ("mask_rate", "mask_rate_low", "mask_rate_high"):
         con.execute(f"ALTER TABLE window_aggregates ADD COLUMN {column} DOUBLE")
     con.execute("DROP VIEW camera_windows")
-    con.execute("""
+    con.execute(_camera_windows_view(""))
+
+
+def _camera_windows_view(extra_columns: str) -> str:
+    """The camera_windows view with mask columns (v2), and the columns later versions add to it."""
+    return f"""
         CREATE VIEW camera_windows AS
         SELECT site_id, camera_id, window_start, max(window_end) AS window_end,
                sum(frames_analysed) AS frames_analysed,
@@ -105,9 +110,10 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
                CASE WHEN count(*) = 1 THEN any_value(mask_rate) END AS mask_rate,
                CASE WHEN count(*) = 1 THEN any_value(mask_rate_low) END AS mask_rate_low,
                CASE WHEN count(*) = 1 THEN any_value(mask_rate_high) END AS mask_rate_high,
+               {extra_columns}
                count(*) AS sources
         FROM window_aggregates
-        GROUP BY site_id, camera_id, window_start""")
+        GROUP BY site_id, camera_id, window_start"""
 
 
 def _v3(con: duckdb.DuckDBPyConnection) -> None:
@@ -220,29 +226,9 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
             rows_deleted BIGINT NOT NULL
         )""")
     con.execute("DROP VIEW camera_windows")
-    con.execute("""
-        CREATE VIEW camera_windows AS
-        SELECT site_id, camera_id, window_start, max(window_end) AS window_end,
-               sum(frames_analysed) AS frames_analysed,
-               sum(covered_s) AS covered_s,
-               sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
-               max(people_max) AS occupancy_max,
-               sum(faces_sum) AS faces_seen,
-               sum(faces_with_mask) AS faces_with_mask,
-               sum(faces_without_mask) AS faces_without_mask,
-               sum(faces_mask_incorrect) AS faces_mask_incorrect,
-               sum(faces_mask_unknown) AS faces_mask_unknown,
-               sum(faces_with_mask) + sum(faces_without_mask) + sum(faces_mask_incorrect) AS mask_rate_n,
-               -- The corrected rate and its interval need the classifier's confusion matrix: stored per source
-               -- row, so shown here only where one source covers the window.
-               CASE WHEN count(*) = 1 THEN any_value(mask_rate) END AS mask_rate,
-               CASE WHEN count(*) = 1 THEN any_value(mask_rate_low) END AS mask_rate_low,
-               CASE WHEN count(*) = 1 THEN any_value(mask_rate_high) END AS mask_rate_high,
-               coalesce(bool_or(mask_suppressed), false) AS mask_suppressed,
-               sum(opt_outs) AS opt_outs,
-               count(*) AS sources
-        FROM window_aggregates
-        GROUP BY site_id, camera_id, window_start""")
+    con.execute(_camera_windows_view(
+        "coalesce(bool_or(mask_suppressed), false) AS mask_suppressed, sum(opt_outs) AS opt_outs,"
+    ))  # fmt: skip
 
 
 # MIGRATIONS[i] takes a database from schema version i to i + 1.

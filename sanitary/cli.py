@@ -124,6 +124,7 @@ def run(
             transient=False,
         ) as progress,
     ):
+        store.record_site(cam.site_id, cam.site_kind, cam.timezone, cam.privacy)
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
         outcomes = run_batch(plan, store, options, lambda n: progress.advance(task, n))
         expired = store.apply_retention(cam.site_id, cam.camera_id, cam.privacy.retention_days)

@@ -26,7 +26,7 @@ from sanitary.errors import SanitaryError
 from sanitary.mask_rate import MaskShares
 from sanitary.signage import Sign
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_PRIVACY = PrivacyConfig()
 
 
@@ -231,8 +231,112 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
     ))  # fmt: skip
 
 
+# A window's local time: its day and hour are those of the site's clock, and a local hour that happens twice (when
+# daylight saving ends) stays two hours, told apart by their UTC start.
+_LOCAL = """
+    WITH w AS (
+        SELECT a.*, coalesce(s.timezone, 'UTC') AS tz, s.k_min AS site_k_min,
+               timezone(coalesce(s.timezone, 'UTC'), a.window_start) AS local_start
+        FROM window_aggregates a LEFT JOIN sites s USING (site_id)
+    )"""
+
+
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    """Views for officials, by site and day or hour in the site's own time zone, missing periods shown as missing."""
+    con.execute("""
+        CREATE TABLE sites (
+            site_id         VARCHAR PRIMARY KEY,
+            site_kind       VARCHAR NOT NULL,
+            timezone        VARCHAR NOT NULL,
+            privacy_profile VARCHAR NOT NULL,
+            k_min           BIGINT NOT NULL,
+            updated_at      TIMESTAMPTZ NOT NULL
+        )""")
+    # Per window: the rate's basis is people (tracked, each once) where tracking ran, else face-frames.
+    con.execute(f"""
+        CREATE VIEW mask_rate_windows AS {_LOCAL}
+        SELECT site_id, camera_id, source, window_start, local_start, tz, site_k_min, covered_s, opt_outs,
+               coalesce(mask_suppressed, false) AS mask_suppressed,
+               CASE WHEN persons_with_mask IS NOT NULL THEN 'people' ELSE 'faces' END AS basis,
+               coalesce(persons_with_mask + persons_without_mask + persons_mask_incorrect,
+                        faces_with_mask + faces_without_mask + faces_mask_incorrect) AS n,
+               coalesce(person_mask_rate, mask_rate) AS rate,
+               (coalesce(person_mask_rate_high, mask_rate_high) - coalesce(person_mask_rate_low, mask_rate_low))
+                   / 3.92 AS rate_sd
+        FROM w""")
+    con.execute("""
+        CREATE VIEW mask_rate_daily AS
+        WITH per_day AS (
+            SELECT site_id, local_start::DATE AS day, any_value(site_k_min) AS k_min,
+                   count(*) AS windows, count(*) FILTER (WHERE mask_suppressed) AS windows_suppressed,
+                   sum(covered_s) AS covered_s, sum(opt_outs) AS opt_outs,
+                   string_agg(DISTINCT basis, '+') AS basis,
+                   sum(n) FILTER (WHERE rate IS NOT NULL) AS n,
+                   sum(n * rate) / nullif(sum(n) FILTER (WHERE rate IS NOT NULL), 0) AS rate,
+                   sqrt(sum((n * rate_sd) ^ 2)) / nullif(sum(n) FILTER (WHERE rate IS NOT NULL), 0) AS sd
+            FROM mask_rate_windows GROUP BY site_id, local_start::DATE
+        ), days AS (
+            SELECT site_id, unnest(generate_series(min(day), max(day), INTERVAL 1 DAY))::DATE AS day
+            FROM per_day GROUP BY site_id
+        )
+        SELECT site_id, day, coalesce(windows, 0) AS windows, coalesce(covered_s, 0) AS covered_s, basis,
+               n AS people_or_faces,
+               coalesce(n < k_min, false) OR (coalesce(windows_suppressed, 0) > 0 AND n IS NULL) AS suppressed,
+               CASE WHEN n >= coalesce(k_min, 1) THEN rate END AS mask_rate,
+               CASE WHEN n >= coalesce(k_min, 1) THEN greatest(0, rate - 1.96 * sd) END AS mask_rate_low,
+               CASE WHEN n >= coalesce(k_min, 1) THEN least(1, rate + 1.96 * sd) END AS mask_rate_high,
+               coalesce(windows_suppressed, 0) AS windows_suppressed, opt_outs
+        FROM days LEFT JOIN per_day USING (site_id, day)
+        ORDER BY site_id, day""")
+    con.execute(f"""
+        CREATE VIEW occupancy_hourly AS {_LOCAL},
+        hourly AS (
+            SELECT site_id, camera_id, any_value(tz) AS tz,
+                   timezone('UTC', date_trunc('hour', local_start) - (local_start - timezone('UTC', window_start)))
+                       AS hour_start,
+                   sum(frames_analysed) AS frames_analysed, sum(covered_s) AS covered_s,
+                   sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
+                   max(people_max) AS occupancy_max
+            FROM w GROUP BY ALL
+        ), hours AS (
+            SELECT site_id, camera_id, any_value(tz) AS tz,
+                   unnest(generate_series(min(hour_start), max(hour_start), INTERVAL 1 HOUR)) AS hour_start
+            FROM hourly GROUP BY site_id, camera_id
+        )
+        SELECT site_id, camera_id, hour_start, timezone(hours.tz, hour_start) AS local_hour,
+               coalesce(frames_analysed, 0) AS frames_analysed, coalesce(covered_s, 0) AS covered_s,
+               occupancy_mean, occupancy_max
+        FROM hours LEFT JOIN hourly USING (site_id, camera_id, hour_start)
+        ORDER BY site_id, camera_id, hour_start""")
+    con.execute(f"""
+        CREATE VIEW distancing_daily AS {_LOCAL},
+        per_day AS (
+            SELECT site_id, local_start::DATE AS day, sum(frames_analysed) AS frames_analysed,
+                   sum(close_pair_frames) AS close_pair_frames, sum(close_pairs_sum) AS close_pairs_sum,
+                   sum(close_contacts) AS close_contacts, min(nearest_min_m) AS nearest_min_m
+            FROM w WHERE close_pairs_sum IS NOT NULL GROUP BY ALL
+        ), days AS (
+            SELECT site_id, unnest(generate_series(min(day), max(day), INTERVAL 1 DAY))::DATE AS day
+            FROM per_day GROUP BY site_id
+        )
+        SELECT site_id, day, coalesce(frames_analysed, 0) AS frames_measured, close_pair_frames,
+               close_pair_frames / nullif(frames_analysed, 0) AS share_frames_close,
+               close_pairs_sum, close_contacts, nearest_min_m
+        FROM days LEFT JOIN per_day USING (site_id, day)
+        ORDER BY site_id, day""")
+    con.execute("""
+        CREATE VIEW alerts_daily AS
+        SELECT a.site_id, a.camera_id, timezone(coalesce(s.timezone, 'UTC'), a.event_at)::DATE AS day, a.rule,
+               any_value(a.measure) AS measure,
+               count(*) FILTER (WHERE a.state = 'raised') AS raised,
+               count(*) FILTER (WHERE a.state = 'cleared') AS cleared,
+               count(*) FILTER (WHERE a.delivery <> 'delivered') AS undelivered
+        FROM alerts a LEFT JOIN sites s USING (site_id)
+        GROUP BY ALL ORDER BY 1, 2, 3, 4""")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 # Rows that belong to one source of one camera: replaced together when the source is analysed again.
 PER_SOURCE_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows", "alerts")
 AGGREGATE_COLUMNS = (
@@ -470,6 +574,13 @@ class Store:
             [site_id, camera_id],
         )
         return [dict(zip(ALERT_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
+    def record_site(self, site_id: str, site_kind: str, timezone: str, privacy: PrivacyConfig) -> None:
+        """The site's clock and privacy settings, which the views read; the latest run's config wins."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?, ?, ?)",
+            [site_id, site_kind, timezone, privacy.profile, privacy.k_min, _now()],
+        )
 
     def add_sign(self, sign: Sign) -> None:
         self.con.execute(

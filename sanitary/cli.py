@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import json
@@ -41,6 +42,7 @@ from sanitary.perception.faces import FaceDetector
 from sanitary.perception.models import WEIGHTS_DIR
 from sanitary.perception.people import PersonDetector
 from sanitary.pipeline import FrameAnalyser, observe
+from sanitary.query import run_query
 from sanitary.signage import Sign
 from sanitary.sources import Source
 from sanitary.store import Store
@@ -435,3 +437,28 @@ def alerts_list(
     for row in alerts:
         table.add_row(*(f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c] or "") for c in columns))
     Console(width=200).print(table)
+
+
+@app.command()
+@friendly
+def query(
+    sql: Annotated[str, typer.Argument(help='One SQL query, e.g. "SELECT * FROM mask_rate_daily".')],
+    db: DbOption,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json (a JSON array of objects).")] = "table",
+) -> None:
+    """Answer a SQL question on a read-only connection: a query that would write is refused."""
+    if output not in ("table", "csv", "json"):
+        raise SanitaryError(f"--format {output!r} is unknown; use table, csv or json")
+    result = run_query(db, sql)
+    if output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    elif output == "json":
+        records = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        sys.stdout.write(json.dumps(records, default=str, indent=1) + "\n")
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        Console(width=max(120, 16 * len(result.columns))).print(table)

@@ -9,6 +9,7 @@ import json
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
@@ -38,11 +39,13 @@ from sanitary.errors import SanitaryError
 from sanitary.evidence import db_evidence
 from sanitary.geometry import HomographyFit, check_horizon, frame_region, tsai_ground_homography
 from sanitary.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces
+from sanitary.merge import merge_into
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.models import WEIGHTS_DIR
 from sanitary.perception.people import PersonDetector
 from sanitary.pipeline import FrameAnalyser, observe
 from sanitary.query import run_query
+from sanitary.report import build_report
 from sanitary.signage import Sign
 from sanitary.sources import Source
 from sanitary.store import Store
@@ -462,3 +465,43 @@ def query(
         for row in result.rows:
             table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
         Console(width=max(120, 16 * len(result.columns))).print(table)
+
+
+@app.command()
+@friendly
+def report(
+    db: DbOption,
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (the site's local day).")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, included.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    site: Annotated[str | None, typer.Option("--site", help="Only this site (default: every site).")] = None,
+) -> None:
+    """Write a self-contained HTML report (charts inline, nothing fetched when viewed) for a period."""
+    page = build_report(db, _day(start, "--from"), _day(end, "--to"), site)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise SanitaryError(f"{out}: cannot write the report here ({exc.strerror}); choose another --out") from None
+    typer.echo(f"wrote {out}")
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SanitaryError(f"{option} {text!r} is not a date; write it as YYYY-MM-DD, e.g. 2021-03-01") from None
+
+
+@app.command()
+@friendly
+def merge(
+    sources: Annotated[list[Path], typer.Argument(help="DuckDB files of sites or units that ran separately.")],
+    into: Annotated[Path, typer.Option("--into", help="The DuckDB file that gathers them (created if absent).")],
+) -> None:
+    """Gather aggregates into one file; merging the same files again changes nothing."""
+    summary = merge_into(sources, into)
+    for part in summary.inputs:
+        typer.echo(
+            f"{part.path}: {part.sources_added} sources added, {part.sources_replaced} replaced by a newer analysis, "
+            f"{part.sources_unchanged} unchanged; {part.windows} windows, {part.runs} runs, {part.signs} signs"
+        )

@@ -39,6 +39,9 @@ def read_only(db: Path, sleep: Callable[[float], None] = time.sleep) -> duckdb.D
     if row is None:
         con.close()
         raise SanitaryError(f"{db}: not a sanitary database (no schema version); pass the file sanitary run wrote")
+    if int(row[0]) > SCHEMA_VERSION:
+        con.close()
+        Store(db).close()  # refuses, saying which sanitary to upgrade to
     if int(row[0]) < SCHEMA_VERSION:
         con.close()
         Store(db).close()  # migrates, then the file is read as any other

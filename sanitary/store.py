@@ -26,7 +26,7 @@ from sanitary.errors import SanitaryError
 from sanitary.mask_rate import MaskShares
 from sanitary.signage import Sign
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_PRIVACY = PrivacyConfig()
 
 
@@ -255,36 +255,44 @@ def _v6(con: duckdb.DuckDBPyConnection) -> None:
     # Per window: the rate's basis is people (tracked, each once) where tracking ran, else face-frames.
     con.execute(f"""
         CREATE VIEW mask_rate_windows AS {_LOCAL}
-        SELECT site_id, camera_id, source, window_start, local_start, tz, site_k_min, covered_s, opt_outs,
+        SELECT site_id, camera_id, source, window_start, window_end, local_start, tz, covered_s, opt_outs,
+               coalesce(k_min, site_k_min) AS k_min, coalesce(people_distinct, people_max) AS people,
                coalesce(mask_suppressed, false) AS mask_suppressed,
-               CASE WHEN persons_with_mask IS NOT NULL THEN 'people' ELSE 'faces' END AS basis,
+               CASE WHEN people_distinct IS NOT NULL THEN 'people' ELSE 'faces' END AS basis,
                coalesce(persons_with_mask + persons_without_mask + persons_mask_incorrect,
                         faces_with_mask + faces_without_mask + faces_mask_incorrect) AS n,
                coalesce(person_mask_rate, mask_rate) AS rate,
+               coalesce(person_mask_rate_low, mask_rate_low) AS rate_low,
+               coalesce(person_mask_rate_high, mask_rate_high) AS rate_high,
                (coalesce(person_mask_rate_high, mask_rate_high) - coalesce(person_mask_rate_low, mask_rate_low))
                    / 3.92 AS rate_sd
         FROM w""")
     con.execute("""
         CREATE VIEW mask_rate_daily AS
         WITH per_day AS (
-            SELECT site_id, local_start::DATE AS day, any_value(site_k_min) AS k_min,
+            SELECT site_id, local_start::DATE AS day, max(k_min) AS k_min,
                    count(*) AS windows, count(*) FILTER (WHERE mask_suppressed) AS windows_suppressed,
-                   sum(covered_s) AS covered_s, sum(opt_outs) AS opt_outs,
-                   string_agg(DISTINCT basis, '+') AS basis,
+                   sum(covered_s) AS covered_s, sum(opt_outs) AS opt_outs, sum(people) AS people,
+                   string_agg(DISTINCT basis, '+') FILTER (WHERE rate IS NOT NULL) AS basis,
                    sum(n) FILTER (WHERE rate IS NOT NULL) AS n,
                    sum(n * rate) / nullif(sum(n) FILTER (WHERE rate IS NOT NULL), 0) AS rate,
-                   sqrt(sum((n * rate_sd) ^ 2)) / nullif(sum(n) FILTER (WHERE rate IS NOT NULL), 0) AS sd
+                   -- An interval needs every pooled window's; one missing would make it look narrower than it is.
+                   CASE WHEN bool_and(rate_sd IS NOT NULL) FILTER (WHERE rate IS NOT NULL)
+                        THEN sqrt(sum((n * rate_sd) ^ 2)) / nullif(sum(n) FILTER (WHERE rate IS NOT NULL), 0)
+                   END AS sd
             FROM mask_rate_windows GROUP BY site_id, local_start::DATE
         ), days AS (
             SELECT site_id, unnest(generate_series(min(day), max(day), INTERVAL 1 DAY))::DATE AS day
             FROM per_day GROUP BY site_id
         )
-        SELECT site_id, day, coalesce(windows, 0) AS windows, coalesce(covered_s, 0) AS covered_s, basis,
-               n AS people_or_faces,
-               coalesce(n < k_min, false) OR (coalesce(windows_suppressed, 0) > 0 AND n IS NULL) AS suppressed,
-               CASE WHEN n >= coalesce(k_min, 1) THEN rate END AS mask_rate,
-               CASE WHEN n >= coalesce(k_min, 1) THEN greatest(0, rate - 1.96 * sd) END AS mask_rate_low,
-               CASE WHEN n >= coalesce(k_min, 1) THEN least(1, rate + 1.96 * sd) END AS mask_rate_high,
+        SELECT site_id, day, coalesce(windows, 0) AS windows, coalesce(covered_s, 0) AS covered_s,
+               people AS people_in_windows, basis, n AS people_or_faces,
+               coalesce(people < k_min, false) OR (coalesce(windows_suppressed, 0) > 0 AND n IS NULL) AS suppressed,
+               CASE WHEN people >= coalesce(k_min, 1) THEN rate END AS mask_rate,
+               CASE WHEN people >= coalesce(k_min, 1) AND sd IS NOT NULL THEN greatest(0, rate - 1.96 * sd) END
+                   AS mask_rate_low,
+               CASE WHEN people >= coalesce(k_min, 1) AND sd IS NOT NULL THEN least(1, rate + 1.96 * sd) END
+                   AS mask_rate_high,
                coalesce(windows_suppressed, 0) AS windows_suppressed, opt_outs
         FROM days LEFT JOIN per_day USING (site_id, day)
         ORDER BY site_id, day""")
@@ -335,10 +343,35 @@ def _v6(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY ALL ORDER BY 1, 2, 3, 4""")
 
 
+def _v7(con: duckdb.DuckDBPyConnection) -> None:
+    """Live units: windows flushed early (partial), route/stop tags, and the unit's health per window."""
+    con.execute("ALTER TABLE window_aggregates ADD COLUMN partial BOOLEAN")
+    con.execute("ALTER TABLE window_aggregates ADD COLUMN tags JSON")
+    con.execute("""
+        CREATE TABLE health (
+            site_id         VARCHAR NOT NULL,
+            camera_id       VARCHAR NOT NULL,
+            source          VARCHAR NOT NULL,
+            window_start    TIMESTAMPTZ NOT NULL,
+            unit_id         VARCHAR NOT NULL,
+            source_up_s     DOUBLE NOT NULL,
+            frames_read     BIGINT NOT NULL,
+            frames_analysed BIGINT NOT NULL,
+            frames_dropped  BIGINT NOT NULL,
+            analysed_fps    DOUBLE NOT NULL,
+            reconnects      BIGINT NOT NULL,
+            cpu_percent     DOUBLE,
+            rss_mb          DOUBLE,
+            clock_jump_s    DOUBLE NOT NULL,
+            windows_lost    BIGINT NOT NULL,
+            PRIMARY KEY (site_id, camera_id, source, window_start)
+        )""")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 # Rows that belong to one source of one camera: replaced together when the source is analysed again.
-PER_SOURCE_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows", "alerts")
+PER_SOURCE_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows", "alerts", "health")
 AGGREGATE_COLUMNS = (
     "site_id",
     "camera_id",
@@ -377,7 +410,13 @@ AGGREGATE_COLUMNS = (
     "k_min",
     "mask_suppressed",
     "opt_outs",
+    "partial",
+    "tags",
 )
+HEALTH_COLUMNS = (
+    "site_id", "camera_id", "source", "window_start", "unit_id", "source_up_s", "frames_read", "frames_analysed",
+    "frames_dropped", "analysed_fps", "reconnects", "cpu_percent", "rss_mb", "clock_jump_s", "windows_lost",
+)  # fmt: skip
 DWELL_COLUMNS = ("site_id", "camera_id", "source", "window_start", "bin_low_s", "bin_high_s", "people")
 LINE_COLUMNS = ("site_id", "camera_id", "source", "window_start", "line", "people_in", "people_out")
 ALERT_COLUMNS = (
@@ -547,7 +586,7 @@ class Store:
             windows = self._count(f"SELECT count(*) FROM ({old})", args)
             rows = 0
             # Per-window rows of other tables go with their window; the aggregates row goes last, as it names them.
-            for table in ("zone_windows", "dwell_windows", "line_windows", "alerts", "window_aggregates"):
+            for table in ("zone_windows", "dwell_windows", "line_windows", "health", "alerts", "window_aggregates"):
                 where = (
                     f"{key} AND event_at < ?" if table == "alerts"
                     else f"{key} AND (source, window_start) IN ({old})"
@@ -607,7 +646,14 @@ class Store:
         return dataclasses.replace(found[0], removed_at=at)
 
 
-def _row(w: WindowAggregate, unit_id: str, run_id: str, privacy: PrivacyConfig) -> list[object]:
+def _row(
+    w: WindowAggregate,
+    unit_id: str,
+    run_id: str,
+    privacy: PrivacyConfig,
+    partial: bool = False,
+    tags: str | None = None,
+) -> list[object]:
     k = w.key
     # A suppressed window stores no per-class count: with the people count they would give the rate back.
     shown = not w.mask_suppressed
@@ -627,7 +673,7 @@ def _row(w: WindowAggregate, unit_id: str, run_id: str, privacy: PrivacyConfig) 
           else (None,) * 4),
         *_shares(p.mask_shares if p else None),
         p.close_contacts if p else None,
-        privacy.profile, privacy.k_min, w.mask_suppressed, w.opt_outs,
+        privacy.profile, privacy.k_min, w.mask_suppressed, w.opt_outs, partial, tags,
     ]  # fmt: skip
 
 

@@ -198,7 +198,8 @@ def aggregate(
     for person in people or []:
         for w in {when(t) for t in person.seen_t}:
             present.setdefault(w, []).append(person)
-        ended.setdefault(when(person.last_t), []).append(person)
+        if person.ended:
+            ended.setdefault(when(person.last_t), []).append(person)
     windows = []
     for w, obs in sorted(buckets.items()):
         masks = sum((o.masks for o in obs), MaskCounts())

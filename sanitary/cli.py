@@ -6,7 +6,9 @@ import csv
 import dataclasses
 import functools
 import json
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -38,6 +40,7 @@ from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.evidence import db_evidence
 from sanitary.geometry import HomographyFit, check_horizon, frame_region, tsai_ground_homography
+from sanitary.live import LiveCamera, LiveOptions, run_live
 from sanitary.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces
 from sanitary.merge import merge_into
 from sanitary.perception.faces import FaceDetector
@@ -505,3 +508,39 @@ def merge(
             f"{part.path}: {part.sources_added} sources added, {part.sources_replaced} replaced by a newer analysis, "
             f"{part.sources_unchanged} unchanged; {part.windows} windows, {part.runs} runs, {part.signs} signs"
         )
+
+
+@app.command()
+@friendly
+def live(
+    sources: Annotated[list[str], typer.Argument(help="Camera index (0), stream URL (rtsp://...) or video file.")],
+    camera: Annotated[
+        list[Path], typer.Option("--camera", help="Camera config (TOML), one per source, in the same order.")
+    ],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file; held only while a window commits.")],
+    analysis_fps: Annotated[float, typer.Option("--analysis-fps", min=0.1, help="Frames analysed a second.")] = 5.0,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at its frame rate, like a camera.")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="Play a file again and again.")] = False,
+    fps: FpsOption = None,
+    tags: Annotated[Path | None, typer.Option("--tags", help="JSON file of labels (route, stop) per window.")] = None,
+    seconds: Annotated[float | None, typer.Option("--seconds", help="Stop after this many seconds.")] = None,
+    without_signage: Annotated[
+        str | None, typer.Option("--without-signage", help="Why no opt-out sign is needed (recorded).")
+    ] = None,
+) -> None:
+    """Analyse live sources until stopped (SIGTERM/SIGINT flush the open window, marked partial)."""
+    if len(camera) != len(sources):
+        raise SanitaryError(f"{len(sources)} source(s) but {len(camera)} --camera; give one camera config per source")
+    cameras = [LiveCamera(spec, load_camera(path)) for spec, path in zip(sources, camera, strict=True)]
+    options = LiveOptions(analysis_fps, realtime, fps, loop, tags, seconds, without_signage)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    totals = run_live(cameras, db, options, stop, log=lambda line: typer.echo(line, err=True))
+    typer.echo(
+        f"{totals.windows_committed} windows committed, {totals.windows_lost} lost, {totals.windows_refused} refused"
+        f" (no sign); {totals.frames_analysed} frames analysed, {totals.frames_dropped} dropped",
+        err=True,
+    )
+    if totals.windows_lost:
+        raise typer.Exit(1)

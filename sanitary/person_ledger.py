@@ -20,6 +20,7 @@ class PersonSummary:
     seen_t: tuple[float, ...]  # times of the frames the person was tracked in (to place them in windows)
     mask: int  # class index by vote, or UNKNOWN
     mask_frames: int  # frames whose confident reading took part in the vote
+    ended: bool = True  # False: a live track, summarised so far (a live unit closing a window)
 
     @property
     def dwell_s(self) -> float:
@@ -153,13 +154,39 @@ class PersonLedger:
                 continue  # never a confirmed person
             for pair in [p for p in self.pairs if track in p]:
                 self._end_pair(pair)
-            cutoff = record.opted_out_t if record.opted_out_t is not None else float("inf")
-            self.crossings.extend(c for c in record.crossings if c.t < cutoff)
-            seen = tuple(t for t in record.seen_t if t < cutoff)
-            # Too brief to be anyone: a detector flicker.
-            if not seen or seen[-1] - seen[0] < self.min_person_s:
-                continue
-            votes = np.bincount([c for t, c in record.readings if t < cutoff], minlength=3)
-            self.people.append(
-                PersonSummary(seen[0], seen[-1], seen, vote(votes, self.min_mask_frames), int(votes.sum()))
-            )
+            self.crossings.extend(_counted(record.crossings, record))
+            if (summary := _summary(record, self.min_person_s, self.min_mask_frames, ended=True)) is not None:
+                self.people.append(summary)
+
+    def snapshot(self) -> tuple[list[PersonSummary], list[Crossing]]:
+        """The people still tracked, summarised so far, and their crossings not yet handed on: what a live unit
+        needs to close a window while people are still in view."""
+        people = [_summary(r, self.min_person_s, self.min_mask_frames, ended=False) for r in self.records.values()]
+        crossings = [c for r in self.records.values() for c in _counted(r.crossings, r)]
+        return [p for p in people if p is not None], crossings
+
+    def forget_before(self, t: float) -> None:
+        """A live unit committed everything before `t`: drop what only those windows needed, so memory stays flat."""
+        self.people = [p for p in self.people if p.last_t >= t]
+        self.crossings = [c for c in self.crossings if c.t >= t]
+        self.contacts = [c for c in self.contacts if c.end_t >= t]
+        self.pair_starts = [s for s in self.pair_starts if s >= t]
+        for record in self.records.values():
+            record.crossings = [c for c in record.crossings if c.t >= t]
+            record.seen_t = [s for s in record.seen_t if s >= t] or record.seen_t[-1:]
+
+
+def _counted(crossings: list[Crossing], record: _Record) -> list[Crossing]:
+    cutoff = record.opted_out_t if record.opted_out_t is not None else float("inf")
+    return [c for c in crossings if c.t < cutoff]
+
+
+def _summary(record: _Record, min_person_s: float, min_mask_frames: int, *, ended: bool) -> PersonSummary | None:
+    """What is counted of a person: nothing from the window they opted out in; nothing at all of a flicker (a live
+    track not yet long enough is left to the next window, where it is counted if it lasts)."""
+    cutoff = record.opted_out_t if record.opted_out_t is not None else float("inf")
+    seen = tuple(t for t in record.seen_t if t < cutoff)
+    if not seen or record.last_t - record.first_t < min_person_s:
+        return None
+    votes = np.bincount([c for t, c in record.readings if t < cutoff], minlength=3)
+    return PersonSummary(record.first_t, seen[-1], seen, vote(votes, min_mask_frames), int(votes.sum()), ended)

@@ -430,6 +430,23 @@ ZONE_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class WindowHealth:
+    """How a live unit fared over one window (HEALTH_COLUMNS after the key, in order)."""
+
+    unit_id: str
+    source_up_s: float  # seconds the source delivered frames: a window of a camera that was down reads as missing
+    frames_read: int
+    frames_analysed: int
+    frames_dropped: int  # due for analysis but overwritten by a newer frame: analysis was behind
+    analysed_fps: float
+    reconnects: int
+    cpu_percent: float | None
+    rss_mb: float | None
+    clock_jump_s: float  # wall clock minus the monotonic clock's account of time; windows follow the latter
+    windows_lost: int  # windows this session could not write (a full disk), counted until one is written again
+
+
+@dataclass(frozen=True)
 class RunStart:
     source: str
     source_path: str
@@ -540,14 +557,10 @@ class Store:
                 " AND status IN ('done', 'failed', 'truncated')",
                 [source, camera_id, run_id],
             )
-            self._insert("window_aggregates", AGGREGATE_COLUMNS, [_row(w, unit_id, run_id, privacy) for w in windows])
+            self._insert_windows(windows, unit_id, run_id, privacy, dwell_bins_s)
             self._insert(
                 "alerts", ALERT_COLUMNS, [[site_id, camera_id, source, *_alert_row(a), run_id] for a in alerts]
             )
-            self._insert("zone_windows", ZONE_COLUMNS, [_zone_row(w, z) for w in windows for z in w.zones])
-            self._insert("dwell_windows", DWELL_COLUMNS, [r for w in windows for r in _dwell_rows(w, dwell_bins_s)])
-            self._insert("line_windows", LINE_COLUMNS, [[*_key(w), x.name, x.people_in, x.people_out] for w in windows
-                                                        for x in w.lines])  # fmt: skip
             self.con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
                 " footage_start = ?, footage_end = ?, notes = ? WHERE run_id = ?",
@@ -562,6 +575,69 @@ class Store:
                     run_id,
                 ],
             )
+
+    def commit_window(
+        self,
+        run_id: str,
+        window: WindowAggregate,
+        health: WindowHealth,
+        *,
+        privacy: PrivacyConfig,
+        dwell_bins_s: tuple[float, ...],
+        alerts: Sequence[SentAlert],
+        partial: bool,
+        tags: str | None,
+    ) -> None:
+        """One window of a live unit, with its alerts and health, in one transaction; a window committed again
+        (a retry) replaces its earlier copy, so it is never counted twice."""
+        k = window.key
+        unit_id = health.unit_id
+        with self.transaction():
+            for table in PER_SOURCE_TABLES:
+                when = (
+                    "event_at >= ? AND event_at < ?" if table == "alerts" else "window_start >= ? AND window_start < ?"
+                )
+                self.con.execute(
+                    f"DELETE FROM {table} WHERE site_id = ? AND camera_id = ? AND source = ? AND {when}",
+                    [k.site_id, k.camera_id, k.source, k.window_start, window.window_end],
+                )
+            self._insert_windows([window], unit_id, run_id, privacy, dwell_bins_s, partial, tags)
+            self._insert(
+                "alerts", ALERT_COLUMNS, [[k.site_id, k.camera_id, k.source, *_alert_row(a), run_id] for a in alerts]
+            )
+            self._insert("health", HEALTH_COLUMNS, [[*_key(window), *dataclasses.astuple(health)]])
+            self.con.execute(
+                "UPDATE runs SET frames_analysed = coalesce(frames_analysed, 0) + ?, footage_start ="
+                " coalesce(footage_start, ?), footage_end = ? WHERE run_id = ?",
+                [window.frames_analysed, k.window_start, window.window_end, run_id],
+            )
+
+    def _insert_windows(
+        self,
+        windows: list[WindowAggregate],
+        unit_id: str,
+        run_id: str,
+        privacy: PrivacyConfig,
+        dwell_bins_s: tuple[float, ...],
+        partial: bool = False,
+        tags: str | None = None,
+    ) -> None:
+        rows = [_row(w, unit_id, run_id, privacy, partial, tags) for w in windows]
+        self._insert("window_aggregates", AGGREGATE_COLUMNS, rows)
+        self._insert("zone_windows", ZONE_COLUMNS, [_zone_row(w, z) for w in windows for z in w.zones])
+        self._insert("dwell_windows", DWELL_COLUMNS, [r for w in windows for r in _dwell_rows(w, dwell_bins_s)])
+        self._insert("line_windows", LINE_COLUMNS, [[*_key(w), x.name, x.people_in, x.people_out] for w in windows
+                                                    for x in w.lines])  # fmt: skip
+
+    def last_window_end(self, site_id: str, camera_id: str) -> datetime | None:
+        """The latest moment the camera's committed windows cover: a partial window (flushed at a stop) ends
+        where its footage did, so that a restart goes on inside it."""
+        row = self.con.execute(
+            "SELECT max(CASE WHEN partial THEN window_start + to_microseconds((covered_s * 1e6)::BIGINT)"
+            " ELSE window_end END) FROM window_aggregates WHERE site_id = ? AND camera_id = ?",
+            [site_id, camera_id],
+        ).fetchone()
+        return row[0] if row else None
 
     def _insert(self, table: str, columns: tuple[str, ...], rows: list[list[object]]) -> None:
         if rows:

@@ -1,0 +1,165 @@
+"""Live mode as a bus unit lives it: killed at random moments and restarted, a camera that is down and comes back,
+a clock set back, labels from the unit's other software. Every check reads the real DuckDB file between runs."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import itertools
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from sanitary.live import session_start
+from sanitary.store import Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
+
+T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_a_session_never_starts_before_the_last_committed_window() -> None:
+    assert session_start(T0, None) == (T0, 0.0)
+    assert session_start(T0, T0 - timedelta(minutes=5)) == (T0, 0.0)
+    # The clock came back at 1970 after a power cut: windows go on from where they stopped, the jump recorded.
+    late = datetime(1970, 1, 1, tzinfo=UTC)
+    assert session_start(late, T0) == (T0, (late - T0).total_seconds())
+
+
+def camera(tmp_path: Path, window_s: int) -> Path:
+    path = tmp_path / "bus-door.toml"
+    path.write_text(PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {window_s}"))
+    return path
+
+
+def start_live(source: str, cam: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "sanitary", "live", source, "--camera", str(cam), "--db", str(db), *NO_SIGN]
+    return subprocess.Popen([*args, *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def committed(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT source, window_start, frames_analysed, people_sum, partial FROM window_aggregates ORDER BY 2, 1"
+        ).fetchall()
+
+
+def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    cam = camera(tmp_path, 2)
+    rng = random.Random(7)
+    before: list[tuple] = []
+    for round_ in range(6):
+        unit = start_live(avi, cam, db, "--realtime", "--loop", "--fps", "7", "--analysis-fps", "2")
+        time.sleep(rng.uniform(3.0, 7.0))
+        graceful = round_ % 3 == 2
+        unit.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+        _out, err = unit.communicate(timeout=60)
+        assert unit.returncode == (0 if graceful else -signal.SIGKILL), err
+        with Store(db):  # opens cleanly (and would migrate): no corrupt or half-written state
+            pass
+        after = committed(db)
+        assert set(before) <= set(after), "a committed window was lost"
+        keys = [(source, start) for source, start, *_ in after]
+        assert len(keys) == len(set(keys)), "a window was written twice"
+        assert any(r not in before for r in after), f"round {round_} committed nothing: {err}"
+        if graceful:  # the open window was flushed and marked partial
+            assert after[-1][-1] is True
+        before = after
+    with duckdb.connect(str(db), read_only=True) as con:
+        sessions = con.execute("SELECT count(DISTINCT source), count(*) FROM window_aggregates").fetchone()
+        health = con.execute("SELECT count(*) FROM health").fetchone()
+        statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall())
+        # Each session starts after the last one's windows: window starts never go backwards between sessions.
+        firsts = con.execute(
+            "SELECT min(window_start), max(window_start) FROM window_aggregates GROUP BY source ORDER BY 1"
+        ).fetchall()
+    assert sessions is not None and sessions[0] == 6 and health == (sessions[1],)
+    assert statuses == {"running": 4, "stopped": 2}  # a killed run stays visibly 'running'
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(firsts))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Path, tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "door.avi").symlink_to(pets / "pets09_s2l1_view001_480x360.avi")
+    port = free_port()
+    db = tmp_path / "unit.duckdb"
+    unit = start_live(f"http://127.0.0.1:{port}/door.avi", camera(tmp_path, 3), db, "--analysis-fps", "2",
+                      "--seconds", "16")  # fmt: skip
+    time.sleep(7)  # nobody serves the stream yet
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _out, err = unit.communicate(timeout=120)
+    finally:
+        server.shutdown()
+    assert unit.returncode == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT w.covered_s, w.frames_analysed, w.people_sum, h.source_up_s, h.reconnects"
+            " FROM window_aggregates w JOIN health h USING (site_id, camera_id, source, window_start)"
+            " ORDER BY window_start"
+        ).fetchall()
+        missing = con.execute("SELECT count(*) FROM occupancy_hourly WHERE occupancy_mean IS NULL").fetchone()
+    down, up = rows[0], rows[-2]
+    assert down[:3] == (0.0, 0, 0) and down[3] == 0.0  # down: no coverage, no frames: missing, not zero people
+    assert up[0] > 1.0 and up[1] > 0 and up[2] > 0  # back: covered and counting
+    assert sum(r[4] for r in rows) >= 2  # it retried with backoff while the stream was down
+    assert missing is not None
+
+
+def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    future = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    with Store(db) as store:
+        store.con.execute(
+            "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"
+            " frames_analysed, covered_s, people_sum, people_max, faces_sum) VALUES"
+            " ('pets2009-reading', 'pets2009-view001', 'live:old', ?, ?, 'u', 'r', 1, 60, 1, 1, 0)",
+            [future - timedelta(minutes=1), future],
+        )
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    tags = tmp_path / "tags.json"
+    tags.write_text('{"route": "12", "stop": "Gare"}')
+    unit = start_live(avi, camera(tmp_path, 2), db, "--fps", "7", "--analysis-fps", "3", "--seconds", "6", "--tags",
+                      str(tags))  # fmt: skip
+    _out, err = unit.communicate(timeout=120)
+    assert unit.returncode == 0, err
+    assert "before the last committed window" in err
+    with duckdb.connect(str(db), read_only=True) as con:
+        starts = con.execute("SELECT min(window_start) FROM window_aggregates WHERE source <> 'live:old'").fetchone()
+        jumps = con.execute("SELECT DISTINCT clock_jump_s < -7000 FROM health").fetchall()
+        labels = con.execute("SELECT DISTINCT tags ->> 'route', tags ->> 'stop' FROM window_aggregates"
+                             " WHERE source <> 'live:old'").fetchall()  # fmt: skip
+    assert starts is not None and starts[0] >= future
+    assert jumps == [(True,)]
+    assert labels == [("12", "Gare")]
+
+
+def test_bad_live_input_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    for args, message in [
+        (("nowhere.mp4", "--camera", str(PETS_CAMERA)), "nowhere.mp4: no such file"),
+        (("0", "1", "--camera", str(PETS_CAMERA)), "2 source(s) but 1 --camera"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", "sanitary", "live", *args, "--db", str(db), *NO_SIGN],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60, env=os.environ)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from sanitary.live import session_start
+from sanitary.query import run_query
 from sanitary.store import Store
 from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
 
@@ -103,6 +104,8 @@ def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Pa
     unit = start_live(f"http://127.0.0.1:{port}/door.avi", camera(tmp_path, 3), db, "--analysis-fps", "2",
                       "--seconds", "16")  # fmt: skip
     time.sleep(7)  # nobody serves the stream yet
+    # The unit holds the file only while it commits: an official's query gets in between.
+    assert run_query(db, "SELECT count(*) FROM window_aggregates").rows[0][0] >= 1
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -163,3 +166,44 @@ def test_bad_live_input_is_one_line(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "sanitary", "live", *args, "--db", str(db), *NO_SIGN],
                                 cwd=ROOT, capture_output=True, text=True, timeout=60, env=os.environ)  # fmt: skip
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+DISK_FULL = """
+import resource, signal, sys, threading, time
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) rather than killing us
+INF = resource.RLIM_INFINITY
+
+def disk() -> None:
+    time.sleep({full_at})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, INF))  # no regular file can grow: the disk is full
+    print("disk full", file=sys.stderr, flush=True)
+    time.sleep({full_for})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (INF, INF))
+    print("disk back", file=sys.stderr, flush=True)
+
+threading.Thread(target=disk, daemon=True).start()
+from sanitary.cli import app
+sys.argv = ["sanitary", *{args!r}]
+app()
+"""
+
+
+def test_a_full_disk_loses_only_the_windows_it_could_not_write(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    args = ["live", avi, "--camera", str(camera(tmp_path, 2)), "--db", str(db), *NO_SIGN, "--realtime", "--loop",
+            "--fps", "7", "--analysis-fps", "2", "--seconds", "30"]  # fmt: skip
+    code = DISK_FULL.format(full_at=12, full_for=6, args=args)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stderr  # windows were lost, and it says so
+    assert "disk full" in result.stderr and "disk back" in result.stderr
+    lost = result.stderr.count(" lost (")
+    assert lost >= 2, result.stderr
+    with Store(db) as store:  # the file opens cleanly
+        starts = [r[0] for r in store.con.execute("SELECT window_start FROM window_aggregates ORDER BY 1").fetchall()]
+        counted = store.con.execute("SELECT max(windows_lost) FROM health").fetchone()
+    steps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    assert steps.count(2.0) >= len(steps) - 1  # one gap: the windows written before and after the full disk
+    gap = max(steps)
+    assert gap == 2.0 * (lost + 1)  # exactly the windows it could not write are missing
+    assert counted == (lost,)  # and the first window written again says how many were lost

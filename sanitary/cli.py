@@ -11,7 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from sanitary.perception.people import PersonDetector
 from sanitary.pipeline import FrameAnalyser, observe
 from sanitary.query import run_query
 from sanitary.report import build_report
+from sanitary.shipping import acknowledge, export_parquet, import_parquet, purge_shipped
 from sanitary.signage import Sign
 from sanitary.sources import Source
 from sanitary.store import Store
@@ -544,3 +545,48 @@ def live(
     )
     if totals.windows_lost:
         raise typer.Exit(1)
+
+
+@app.command("export")
+@friendly
+def export_command(
+    db: DbOption,
+    out: Annotated[Path, typer.Option("--out", help="Folder the Parquet files and their manifest go to.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Windows ending after this time (default: not yet acknowledged).")
+    ] = None,
+    ack: Annotated[
+        list[Path] | None, typer.Option("--ack", help="Acknowledgement files from the central site, applied first.")
+    ] = None,
+    purge_days: Annotated[
+        float | None, typer.Option("--purge-days", help="Then delete acknowledged windows older than this.")
+    ] = None,
+) -> None:
+    """Ship a unit's aggregates home: Parquet files partitioned by date and unit, with a checksummed manifest."""
+    for path in ack or []:
+        typer.echo(f"{path}: {acknowledge(db, path)} windows acknowledged by the central site")
+    summary = export_parquet(db, out, parse_start(since, ZoneInfo("UTC"), "--since") if since else None)
+    typer.echo(
+        f"export {summary.export_id}: {summary.windows} windows in {len(summary.files)} files, {summary.manifest}"
+    )
+    if purge_days is not None:
+        purged = purge_shipped(db, purge_days, datetime.now(UTC))
+        typer.echo(f"purged {purged} acknowledged windows older than {purge_days:g} days")
+
+
+@app.command("import")
+@friendly
+def import_command(
+    folders: Annotated[list[Path], typer.Argument(help="Folders holding exports (manifest-*.json).")],
+    db: DbOption,
+    ack_dir: Annotated[
+        Path | None, typer.Option("--ack-dir", help="Where acknowledgements go (default: beside each manifest).")
+    ] = None,
+) -> None:
+    """Merge exported aggregates into the central file; importing the same files again changes nothing."""
+    summary = import_parquet(folders, db, ack_dir)
+    for part in summary.exports:
+        typer.echo(
+            f"{part.manifest}: {part.windows_written} windows written, {part.windows_unchanged} already held;"
+            f" acknowledgement {part.ack}"
+        )

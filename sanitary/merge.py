@@ -159,16 +159,34 @@ def _merge_one(con: duckdb.DuckDBPyConnection, path: Path, version: int, readabl
     return merged
 
 
+# What tells two rows of one source apart in each per-source table (after the source's key).
+ROW_KEYS = {
+    "window_aggregates": ("window_start",),
+    "zone_windows": ("window_start", "zone"),
+    "dwell_windows": ("window_start", "bin_low_s"),
+    "line_windows": ("window_start", "line"),
+    "alerts": ("event_at", "rule", "state"),
+    "health": ("window_start",),
+}
+
+
 def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> InputMerge:
     _decide(con)
     outcomes = dict(con.execute("SELECT outcome, count(*) FROM merge_decision GROUP BY outcome").fetchall())
-    taken = f"({_KEY}) IN (SELECT {_KEY} FROM merge_decision WHERE outcome <> 'unchanged')"
+    taken = f"({_KEY}) IN (SELECT {_KEY} FROM merge_decision WHERE outcome IN ('added', 'replaced'))"
+    extended = f"({_KEY}) IN (SELECT {_KEY} FROM merge_decision WHERE outcome = 'extended')"
     runs = _copy_runs(con)
     written: dict[str, int] = {}
     for table in PER_SOURCE_TABLES:
         columns = ", ".join(PER_SOURCE_COLUMNS[table])
         con.execute(f"DELETE FROM {table} WHERE {taken}")
         written[table] = _count(con, f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {taken}")
+        row_key = ", ".join((*_KEY.split(", "), *ROW_KEYS[table]))
+        written[table] += _count(
+            con,
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {extended}"
+            f" AND ({row_key}) NOT IN (SELECT {row_key} FROM {table})",
+        )
     _mark_replaced(con)
     signs = _copy_signs(con)
     _copy_sites(con)
@@ -183,7 +201,7 @@ def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) ->
         schema_version=version,
         sources_added=outcomes.get("added", 0),
         sources_replaced=outcomes.get("replaced", 0),
-        sources_unchanged=outcomes.get("unchanged", 0),
+        sources_unchanged=outcomes.get("unchanged", 0) + outcomes.get("extended", 0),
         windows=written["window_aggregates"],
         alerts=written["alerts"],
         runs=runs,
@@ -208,7 +226,8 @@ def _decide(con: duckdb.DuckDBPyConnection) -> None:
 
     The later-finished run wins; rows whose run is unknown (written before runs were kept) count as oldest. Two
     different runs that finished at the same instant are told apart by run id, so the choice never depends on
-    which file was merged first; the same run on both sides keeps the target's rows.
+    which file was merged first. The same run on both sides is 'extended': a live unit's run goes on adding
+    windows (a committed window never changes), so the windows the target lacks are added to those it has.
     """
     never = "'-infinity'::TIMESTAMPTZ"
     con.execute(f"""
@@ -216,6 +235,7 @@ def _decide(con: duckdb.DuckDBPyConnection) -> None:
         SELECT i.site_id, i.camera_id, i.source, i.run_id,
                CASE
                    WHEN t.site_id IS NULL THEN 'added'
+                   WHEN i.run_id = t.run_id THEN 'extended'
                    WHEN coalesce(i.finished_at, {never}) > coalesce(t.finished_at, {never})
                         OR (coalesce(i.finished_at, {never}) = coalesce(t.finished_at, {never})
                             AND coalesce(i.run_id, '') > coalesce(t.run_id, ''))

@@ -296,3 +296,26 @@ def test_the_command_merges_and_a_second_merge_adds_nothing(tmp_path: Path) -> N
     assert "1 sources added, 0 replaced by a newer analysis, 0 unchanged" in first.stdout
     assert "0 sources added, 0 replaced by a newer analysis, 1 unchanged" in again.stdout
     assert scalar(central, "SELECT sum(people_sum) FROM window_aggregates") == 300
+
+
+def test_a_live_run_merged_twice_gains_the_windows_added_in_between(tmp_path: Path) -> None:
+    site = tmp_path / "unit.duckdb"
+    with Store(site) as store:
+        run = store.begin_run(RunStart("live:u:1", "rtsp://cam", "c", "s1", "unit-1", "p", {}))
+        store.finish_run(run, windows("s1", "c", "live:u:1", 2), status="done", error=None, frames_analysed=150,
+                         footage=None, dwell_bins_s=(10.0,))  # fmt: skip
+        store.con.execute("UPDATE runs SET status = 'running', finished_at = NULL")
+    early = tmp_path / "early.duckdb"
+    shutil.copyfile(site, early)
+    with Store(site) as store:  # the run goes on: one more window, same run
+        store.con.execute(
+            "INSERT INTO window_aggregates SELECT * REPLACE (window_start + INTERVAL 3 MINUTE AS window_start,"
+            " window_end + INTERVAL 3 MINUTE AS window_end) FROM window_aggregates WHERE minute(window_start) = 0"
+        )
+    central = tmp_path / "central.duckdb"
+    for order in ([early, site], [site, early]):
+        merge_into(order, central)
+        assert scalar(central, "SELECT count(*) FROM window_aggregates") == 4
+        assert snapshot_query(central, "SELECT * FROM window_aggregates") == snapshot_query(
+            site, "SELECT * FROM window_aggregates"
+        )

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
+
+from sanitary.store import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -39,3 +42,14 @@ def pets_counts(pets: Path) -> dict[int, int]:
 
 # The shared footage was recorded for research, with its people's consent, long before any sanitary sign.
 NO_SIGN = ("--without-signage", "public research data set, recorded with consent")
+
+
+def schema_v5_db(path: Path) -> duckdb.DuckDBPyConnection:
+    """An open connection to a new database at schema v5 (before sites, views for officials and live units), as
+    a site that has not upgraded yet holds."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    for migrate in MIGRATIONS[:5]:
+        migrate(con)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    return con

@@ -24,8 +24,8 @@ from sanitary.merge import (
     merge_into,
 )
 from sanitary.signage import Sign
-from sanitary.store import MIGRATIONS, PER_SOURCE_TABLES, SCHEMA_VERSION, RunStart, Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
+from sanitary.store import PER_SOURCE_TABLES, SCHEMA_VERSION, RunStart, Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli, schema_v5_db
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 TABLES = (*PER_SOURCE_TABLES, "runs", "signage", "sites", "retention_log", "meta")
@@ -178,11 +178,7 @@ def test_signs_and_sites_merge(inputs: tuple[Path, Path], tmp_path: Path) -> Non
 
 def test_an_older_input_is_merged_through_a_migrated_copy_and_left_untouched(tmp_path: Path) -> None:
     old = tmp_path / "v5.duckdb"
-    with duckdb.connect(str(old)) as con:
-        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-        for migrate in MIGRATIONS[:5]:
-            migrate(con)
-        con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    with schema_v5_db(old) as con:
         con.execute(
             "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"
             " frames_analysed, covered_s, people_sum, people_max, faces_sum) VALUES ('s9', 'c', 'h0',"

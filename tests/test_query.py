@@ -11,13 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from sanitary import query
 from sanitary.errors import SanitaryError
-from sanitary.store import MIGRATIONS, SCHEMA_VERSION, Store
-from tests.conftest import ROOT, run_cli
+from sanitary.store import SCHEMA_VERSION, Store
+from tests.conftest import ROOT, run_cli, schema_v5_db
 from tests.test_store import run_start, windows
 
 
@@ -89,11 +88,7 @@ def test_a_long_write_gets_a_clear_message(db: Path, monkeypatch: pytest.MonkeyP
 
 def test_an_older_file_is_migrated_before_it_is_read(tmp_path: Path) -> None:
     db = tmp_path / "old.duckdb"
-    with duckdb.connect(str(db)) as con:
-        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-        for migrate in MIGRATIONS[:5]:
-            migrate(con)
-        con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    schema_v5_db(db).close()
     result = query.run_query(db, "SELECT value, (SELECT count(*) FROM mask_rate_daily) FROM meta")
     assert result.rows == [(str(SCHEMA_VERSION), 0)]
 

@@ -18,8 +18,8 @@ from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.report import build_report
 from sanitary.signage import Sign
-from sanitary.store import MIGRATIONS, SCHEMA_VERSION, Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
+from sanitary.store import SCHEMA_VERSION, Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli, schema_v5_db
 
 SITE = "pets2009-reading"
 CAMERA = "pets2009-view001"
@@ -196,7 +196,8 @@ def test_signage_profile_alerts_and_escaping(page: str) -> None:
     assert "<li>market, k_min = 5: 7 window(s)</li>" in page and "Europe/London" in page
     alerts = Tables(page).tables["s0-alerts"]
     assert [(r[3][1], r[8][1]) for r in alerts if r] == [
-        ("raised", "delivered"), ("cleared", "webhook: HTTP 503 <Service Unavailable>")
+        ("raised", "delivered"),
+        ("cleared", "webhook: HTTP 503 <Service Unavailable>"),
     ]
     assert Tables(page).values("s0-alerts-daily", [0, 4, 5, 6]) == [("2009-03-03", "1", "1", "1")]
 
@@ -227,11 +228,7 @@ def test_bad_input_is_one_line_naming_the_fix(db: Path, tmp_path: Path) -> None:
 
 def test_an_older_file_is_migrated_and_a_newer_one_refused(tmp_path: Path) -> None:
     old = tmp_path / "v5.duckdb"
-    with duckdb.connect(str(old)) as con:
-        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-        for migrate in MIGRATIONS[:5]:
-            migrate(con)
-        con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    with schema_v5_db(old) as con:
         window(con, at(1, 14), 10, 7, 3)
     page = build_report(old, DAY, DAY, None)
     assert "Site pets2009-reading" in page and "UTC (not recorded; UTC assumed)" in page  # no sites table in v5
@@ -247,7 +244,7 @@ def test_the_page_is_self_contained(page: str) -> None:
     lowered = page.lower()
     for attribute in ("src=", "href=", "url("):
         for scheme in ("http:", "https:", "//", "file:", "data:"):
-            assert f"{attribute}\"{scheme}" not in lowered and f"{attribute}'{scheme}" not in lowered
+            assert f'{attribute}"{scheme}' not in lowered and f"{attribute}'{scheme}" not in lowered
             assert f"{attribute}{scheme}" not in lowered
     assert "<script" not in lowered and "@import" not in lowered and "<link" not in lowered and "<img" not in lowered
 

@@ -131,7 +131,8 @@ def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Pa
 
 def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
-    future = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    # On a minute, so that the 2 s windows that follow start exactly there.
+    future = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=2)
     with Store(db) as store:
         store.con.execute(
             "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"

@@ -20,9 +20,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from sanitary.alert_sinks import SentAlert
+from sanitary.analytics import MaskCounts, WindowAggregate
 from sanitary.config import CameraConfig, parse_start
 from sanitary.errors import SanitaryError
-from sanitary.mask_rate import MaskShares
+from sanitary.mask_rate import MaskShares, mask_shares
 from sanitary.perception.masks import load_card
 from sanitary.pipeline import FileJob, FileResult, analyse_file
 from sanitary.signage import uncovered
@@ -163,12 +167,62 @@ def run_batch(
     on_frames: Callable[[int], None] = lambda n: None,
 ) -> list[FileOutcome]:
     """Analyse the planned files (in `options.workers` processes) and store each as soon as it is done."""
-    camera_notes = {
+    notes = continuity_notes(plan)
+    outcomes = list(plan.failed)
+    todo = [(planned, run_id) for planned, run_id, _ in start_runs(plan, store, options, on_frames, outcomes)]
+
+    def settle(planned: PlannedFile, run_id: str, compute: Callable[[], FileResult]) -> None:
+        """Store what `compute` gives for a file, or record why it gave nothing."""
+        try:
+            result = compute()
+        except SanitaryError as exc:
+            store.fail_run(run_id, str(exc))
+            outcomes.append(FileOutcome(planned.job.spec, "failed", error=str(exc)))
+            return
+        outcomes.append(
+            store_file(
+                store,
+                planned.job,
+                run_id,
+                result.windows,
+                result.error,
+                result.footage,
+                result.alerts,
+                notes.get(str(Path(planned.job.spec))),
+            )
+        )
+
+    if options.workers <= 1 or len(todo) <= 1:
+        for planned, run_id in todo:
+            settle(planned, run_id, lambda job=planned.job: analyse_file(job, on_frames))
+    else:
+        _run_parallel(todo, options.workers, settle, on_frames)
+    return in_plan_order(plan, outcomes)
+
+
+def continuity_notes(plan: BatchPlan) -> dict[str, str]:
+    """For each file that does not follow on from the one before: the gap or overlap, for its run's notes."""
+    return {
         str(c.current): f"{'gap' if c.seconds > 0 else 'overlap'} of {abs(c.seconds):.1f} s after {c.previous.name}"
         for c in plan.continuity
     }
-    outcomes = list(plan.failed)
-    todo: list[tuple[PlannedFile, str]] = []
+
+
+def in_plan_order(plan: BatchPlan, outcomes: list[FileOutcome]) -> list[FileOutcome]:
+    order = {spec: i for i, spec in enumerate(f.job.spec for f in plan.files)}
+    return sorted(outcomes, key=lambda o: order.get(o.path, -1))
+
+
+def start_runs(
+    plan: BatchPlan,
+    store: Store,
+    options: RunOptions,
+    on_frames: Callable[[int], None],
+    outcomes: list[FileOutcome],
+) -> list[tuple[PlannedFile, str, str]]:
+    """Skip the files done with these parameters, refuse those no sign covered, open a run for the others:
+    (file, run id, parameters hash) of each file to analyse."""
+    todo = []
     for planned in plan.files:
         job = planned.job
         params = run_params(job)
@@ -202,51 +256,47 @@ def run_batch(
             outcomes.append(FileOutcome(job.spec, "refused", error=error))
             on_frames(planned.frames)
             continue
-        todo.append((planned, run_id))
+        todo.append((planned, run_id, digest))
+    return todo
 
-    def settle(planned: PlannedFile, run_id: str, compute: Callable[[], FileResult]) -> None:
-        """Store what `compute` gives for a file, or record why it gave nothing."""
-        try:
-            result = compute()
-        except SanitaryError as exc:
-            store.fail_run(run_id, str(exc))
-            outcomes.append(FileOutcome(planned.job.spec, "failed", error=str(exc)))
-            return
-        status = "truncated" if result.truncated else "done"
-        store.finish_run(
-            run_id,
-            result.windows,
-            status=status,
-            error=result.error,
-            frames_analysed=result.frames_analysed,
-            footage=result.footage,
-            notes=camera_notes.get(str(Path(planned.job.spec))),
-            dwell_bins_s=tuple(planned.job.camera.tracking.dwell_bins_s),
-            privacy=planned.job.camera.privacy,
-            alerts=result.alerts,
-        )
-        people = sum(w.people_sum for w in result.windows)
-        outcomes.append(
-            FileOutcome(
-                planned.job.spec,
-                status,
-                result.frames_analysed,
-                len(result.windows),
-                people / max(result.frames_analysed, 1),
-                max((w.people_max for w in result.windows), default=0),
-                sum(w.faces_sum for w in result.windows),
-                result.mask_shares,
-                result.error,
-            )
-        )
 
-    if options.workers <= 1 or len(todo) <= 1:
-        for planned, run_id in todo:
-            settle(planned, run_id, lambda job=planned.job: analyse_file(job, on_frames))
-    else:
-        _run_parallel(todo, options.workers, settle, on_frames)
-    order = {spec: i for i, spec in enumerate(s.job.spec for s in plan.files)}
-    return sorted(outcomes, key=lambda o: order.get(o.path, -1))
+def store_file(
+    store: Store,
+    job: FileJob,
+    run_id: str,
+    windows: list[WindowAggregate],
+    error: str | None,
+    footage: tuple[datetime, datetime],
+    alerts: list[SentAlert],
+    notes: str | None,
+) -> FileOutcome:
+    """A file's windows stored in one transaction (a cut-short file keeps what came before the cut)."""
+    status = "truncated" if error else "done"
+    frames = sum(w.frames_analysed for w in windows)
+    store.finish_run(
+        run_id,
+        windows,
+        status=status,
+        error=error,
+        frames_analysed=frames,
+        footage=footage,
+        notes=notes,
+        dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
+        privacy=job.camera.privacy,
+        alerts=alerts,
+    )
+    masks = sum((w.masks for w in windows), MaskCounts())
+    return FileOutcome(
+        job.spec,
+        status,
+        frames,
+        len(windows),
+        sum(w.people_sum for w in windows) / max(frames, 1),
+        max((w.people_max for w in windows), default=0),
+        sum(w.faces_sum for w in windows),
+        mask_shares(masks.classified, np.asarray(load_card()["validation"]["confusion"])),
+        error,
+    )
 
 
 def _run_parallel(

@@ -36,6 +36,7 @@ from sanitary.anonymity import audit_paths
 from sanitary.batch import FileOutcome, RunOptions, plan_batch, run_batch
 from sanitary.calibration import PointPairs, calibrate, point_pairs, write_calibration
 from sanitary.calibration_plot import calibration_plot
+from sanitary.cluster import run_on_ray
 from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.evidence import db_evidence
@@ -107,6 +108,16 @@ def run(
         str | None,
         typer.Option("--without-signage", help="Why footage no opt-out sign covered may be analysed (recorded)."),
     ] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Run on a Ray cluster (local unless --ray-address).")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="'auto' or the cluster's address, e.g. ray://head:10001.")
+    ] = None,
+    segment_s: Annotated[
+        float, typer.Option("--segment-s", min=1.0, help="With --ray: videos are cut into segments this long.")
+    ] = 600.0,
+    parts_dir: Annotated[
+        Path | None, typer.Option("--parts-dir", help="With --ray: a folder every worker reaches at the same path.")
+    ] = None,
 ) -> None:
     """Analyse footage of one camera into per-window aggregates in a DuckDB file."""
     cam = load_camera(camera)
@@ -135,7 +146,12 @@ def run(
     ):
         store.record_site(cam.site_id, cam.site_kind, cam.timezone, cam.privacy)
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
-        outcomes = run_batch(plan, store, options, lambda n: progress.advance(task, n))
+        advance = functools.partial(progress.advance, task)
+        if ray or ray_address:
+            parts = parts_dir or db.with_name(db.name + ".parts")
+            outcomes = run_on_ray(plan, store, options, ray_address, advance, parts, segment_s)
+        else:
+            outcomes = run_batch(plan, store, options, advance)
         expired = store.apply_retention(cam.site_id, cam.camera_id, cam.privacy.retention_days)
     if expired:
         console.print(f"retention: deleted {expired} windows older than {cam.privacy.retention_days:g} days (logged)")

@@ -16,12 +16,11 @@ import numpy as np
 
 from sanitary.alert_sinks import AlertSink, SentAlert, send, sinks_from_config
 from sanitary.alerts import AlertEngine, trailing_sample
-from sanitary.analytics import MaskCounts, Observation, PersonEvents, WindowAggregate, aggregate, window_start
+from sanitary.analytics import Observation, PersonEvents, WindowAggregate, aggregate, window_start
 from sanitary.config import CameraConfig
 from sanitary.distancing import FrameDistancing, measure
 from sanitary.geometry import on_ground, to_ground, zone_area_m2
 from sanitary.headshake import yaw_from_landmarks
-from sanitary.mask_rate import MaskShares, mask_shares
 from sanitary.optout import FrameRecord, OptOutWatch, observe_frame
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.masks import UNKNOWN, MaskClassifier, MaskReadings
@@ -262,7 +261,6 @@ class FileResult:
     frames_analysed: int
     frames_decoded: int
     duration_s: float
-    mask_shares: MaskShares | None = None  # over the whole file
     error: str | None = None
     truncated: bool = False
     times: StageTimes = field(default_factory=StageTimes)
@@ -318,8 +316,4 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         opt_out_times=analyser.opt_out_times,
     )
     windows = apply_profile(windows, job.camera.privacy)
-    masks = sum((w.masks for w in windows), MaskCounts())
-    shares = mask_shares(masks.classified, confusion)
-    return FileResult(
-        job, windows, len(observations), decoded, duration, shares, error, truncated, analyser.times, watch.sent
-    )
+    return FileResult(job, windows, len(observations), decoded, duration, error, truncated, analyser.times, watch.sent)

@@ -244,14 +244,16 @@ def run_live(
             active = False
             for s in sessions:
                 frame = s.source.latest(POLL_S)
-                if frame is not None and (options.max_seconds is None or frame.t <= options.max_seconds):
+                # A file read faster than real time can pass the end before the clock does: its frames say so.
+                past_end = frame is not None and options.max_seconds is not None and frame.t > options.max_seconds
+                if frame is not None and not past_end:
                     _commit_due(s, frame.t, db, options, totals, wall_mono, log)
                     s.analyse(frame)
                     totals.frames_analysed += 1
                 else:
                     _commit_due(s, s.now_t(), db, options, totals, wall_mono, log)
                 finished = s.source.finished.is_set() and frame is None
-                over = options.max_seconds is not None and s.now_t() >= options.max_seconds
+                over = past_end or (options.max_seconds is not None and s.now_t() >= options.max_seconds)
                 active |= not (finished or over)
             if not active:
                 break

@@ -178,11 +178,11 @@ class LiveSource:
         period = 1.0 / self.analysis_fps
         next_due = offset_t if is_file else self._now()
         n = 0
-        paced_from = self._now() - offset_t
+        paced_from = self._now()  # each pass over a file is paced from its own start
         while not self._stop.is_set():
             t = offset_t + n / rate if is_file else self._now()
             if is_file and self.realtime:
-                wait = paced_from + (t - offset_t) - self._now()
+                wait = paced_from + n / rate - self._now()
                 if wait > 0:
                     self._stop.wait(wait)
             if not cap.grab():

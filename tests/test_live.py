@@ -208,3 +208,18 @@ def test_a_full_disk_loses_only_the_windows_it_could_not_write(pets: Path, tmp_p
     gap = max(steps)
     assert gap == 2.0 * (lost + 1)  # exactly the windows it could not write are missing
     assert counted == (lost,)  # and the first window written again says how many were lost
+
+
+def test_a_looped_file_read_at_full_speed_stops_at_its_length(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")  # 113.6 s of footage: 120 s needs a second pass
+    unit = start_live(
+        avi, camera(tmp_path, 10), db, "--fps", "7", "--loop", "--analysis-fps", "0.5", "--seconds", "120"
+    )
+    _out, err = unit.communicate(timeout=180)
+    assert unit.returncode == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        frames, end = con.execute(
+            "SELECT sum(frames_analysed), max(window_end) - min(window_start) FROM window_aggregates"
+        ).fetchone()
+    assert frames == 61 and end <= timedelta(seconds=130)  # t = 0, 2, ..., 120, in 10 s windows on the clock

@@ -44,10 +44,9 @@ from typing import Any
 
 import cv2
 import duckdb
-import numpy as np
 
 from sanitary.alert_sinks import SentAlert, sinks_from_config
-from sanitary.analytics import Observation, PersonEvents, WindowAggregate, aggregate, window_start
+from sanitary.analytics import Observation, WindowAggregate, window_start
 from sanitary.batch import (
     BatchPlan,
     FileOutcome,
@@ -60,9 +59,7 @@ from sanitary.batch import (
 )
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.perception.masks import load_card
 from sanitary.pipeline import AlertWatch, FileJob, FrameAnalyser, observe, revise
-from sanitary.privacy import apply_profile
 from sanitary.sources import Frame, Source, TruncatedSourceError, _Keep
 from sanitary.store import Store
 
@@ -186,23 +183,8 @@ def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
     duration = source.decoded / source.info.fps
     if not reached_end and segment.end is not None:
         duration = (segment.end - job.start).total_seconds()
-    ledger = analyser.finish()
-    windows = aggregate(
-        observations,
-        site_id=job.camera.site_id,
-        camera_id=job.camera.camera_id,
-        source=job.source_hash,
-        start=job.start,
-        duration_s=duration,
-        window_s=window_s,
-        confusion=_confusion(),
-        zones=analyser.zone_areas(),
-        people=ledger.people if analyser.tracker else None,
-        events=PersonEvents(ledger.crossings, ledger.contacts, tuple(x.name for x in job.camera.lines)),
-        dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
-        opt_out_times=analyser.opt_out_times,
-    )
-    owned = [w for w in apply_profile(windows, job.camera.privacy) if segment.owns(w.key.window_start)]
+    windows = analyser.windows(observations, source=job.source_hash, start=job.start, duration_s=duration)
+    owned = [w for w in windows if segment.owns(w.key.window_start)]
     write_part(part, segment.index, owned)
     return SegmentDone(
         segment.index,
@@ -212,10 +194,6 @@ def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
         error,
         tuple(watch.sent),
     )
-
-
-def _confusion() -> np.ndarray:
-    return np.asarray(load_card()["validation"]["confusion"])
 
 
 def write_part(part: Path, segment: int, windows: list[WindowAggregate]) -> None:

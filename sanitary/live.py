@@ -24,15 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import numpy as np
 
 from sanitary.alert_sinks import SentAlert, sinks_from_config
-from sanitary.analytics import Observation, PersonEvents, WindowAggregate, aggregate, window_start
+from sanitary.analytics import Observation, WindowAggregate, window_start
 from sanitary.batch import params_hash
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
 from sanitary.pipeline import AlertWatch, FrameAnalyser, revise
-from sanitary.privacy import apply_profile
 from sanitary.signage import uncovered
 from sanitary.sources import Frame
 from sanitary.store import RunStart, Store, WindowHealth
@@ -94,7 +92,6 @@ class CameraSession:
         )  # fmt: skip
         self.analyser = FrameAnalyser(cam, options.analysis_fps, self.window_of)
         self.watch = AlertWatch(cam, wall0, sinks_from_config(cam.alert_sinks))
-        self.confusion = np.asarray(self.analyser.masks.card["validation"]["confusion"])
         self.key = key
         self.run_id = run_id
         self.open = window_start(wall0, self.window_s)
@@ -132,33 +129,18 @@ class CameraSession:
     def close(self, end_t: float, partial: bool, clock_jump_s: float, tags: str | None) -> ClosedWindow:
         """The open window's aggregate and health, and the session moved on to the next window."""
         w, w_end = self.open, self.open + timedelta(seconds=self.window_s)
-        ledger = self.analyser.ledger
-        alive, pending = ledger.snapshot()
-        windows = aggregate(
-            self.observations,
-            site_id=self.camera.site_id,
-            camera_id=self.camera.camera_id,
-            source=self.key,
-            start=self.wall0,
-            duration_s=end_t,
-            window_s=self.window_s,
-            confusion=self.confusion,
-            zones=self.analyser.zone_areas(),
-            people=ledger.people + alive if self.analyser.tracker else None,
-            events=PersonEvents(ledger.crossings + pending, ledger.contacts, tuple(x.name for x in self.camera.lines)),
-            dwell_bins_s=tuple(self.camera.tracking.dwell_bins_s),
-            opt_out_times=self.analyser.opt_out_times,
+        windows = self.analyser.windows(
+            self.observations, source=self.key, start=self.wall0, duration_s=end_t, live=True
         )
         window = next(x for x in windows if x.key.window_start == w)
         start_t = self.seconds(w)
         if not (self.is_file and not self.options.realtime):
             # A stream's coverage is the time it was up, so that a camera that was down reads as missing.
             window = dataclasses.replace(window, covered_s=round(self.source.up_seconds(start_t, end_t), 6))
-        (window,) = apply_profile([window], self.camera.privacy)
         sent = [a for a in self.watch.sent[self.alerts_done :] if a.alert.at < w_end]
         self.alerts_done += len(sent)
         health = self._health(window, clock_jump_s)
-        ledger.forget_before(self.seconds(w_end))
+        self.analyser.ledger.forget_before(self.seconds(w_end))
         horizon = max((r.span_s for r in self.camera.alerts), default=0.0)
         self.recent = [o for o in self.recent if o.t > end_t - horizon]
         self.analyser.opt_out_times = [t for t in self.analyser.opt_out_times if t >= self.seconds(w_end)]

@@ -66,6 +66,7 @@ class FrameAnalyser:
         self.distancing = camera.distancing
         t = camera.tracking
         self.tracker = PeopleTracker(t, analysed_fps) if t.enabled else None
+        self.camera = camera
         self.lines = camera.lines
         self.ledger = PersonLedger(
             [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines],
@@ -200,6 +201,31 @@ class FrameAnalyser:
             self.ledger.end(self.tracker.finish())
         return self.ledger
 
+    def windows(
+        self, observations: list[Observation], *, source: str, start: datetime, duration_s: float, live: bool = False
+    ) -> list[WindowAggregate]:
+        """The observations folded into windows with what the ledger knows of people, as the privacy profile lets
+        them be stored. The footage has ended, and with it every track; or, `live`, people still in view are
+        counted so far (a live unit closing a window)."""
+        ledger = self.ledger if live else self.finish()
+        alive, pending = ledger.snapshot() if live else ([], [])
+        windows = aggregate(
+            observations,
+            site_id=self.camera.site_id,
+            camera_id=self.camera.camera_id,
+            source=source,
+            start=start,
+            duration_s=duration_s,
+            window_s=self.camera.time.window_seconds,
+            confusion=np.asarray(self.masks.card["validation"]["confusion"]),
+            zones=self.zone_areas(),
+            people=ledger.people + alive if self.tracker else None,
+            events=PersonEvents(ledger.crossings + pending, ledger.contacts, tuple(x.name for x in self.lines)),
+            dwell_bins_s=tuple(self.camera.tracking.dwell_bins_s),
+            opt_out_times=self.opt_out_times,
+        )
+        return apply_profile(windows, self.camera.privacy)
+
 
 def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -> Iterator[tuple[Frame, Observation]]:
     """Each analysed frame with what it showed; decode time is charged to the analyser's stage times."""
@@ -298,22 +324,5 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
         on_frames(len(observations) % PROGRESS_EVERY)
     decoded = source.decoded
     duration = decoded / info.fps
-    confusion = np.asarray(analyser.masks.card["validation"]["confusion"])
-    ledger = analyser.finish()
-    windows = aggregate(
-        observations,
-        site_id=job.camera.site_id,
-        camera_id=job.camera.camera_id,
-        source=job.source_hash,
-        start=job.start,
-        duration_s=duration,
-        window_s=window_s,
-        confusion=confusion,
-        zones=analyser.zone_areas(),
-        people=ledger.people if analyser.tracker else None,
-        events=PersonEvents(ledger.crossings, ledger.contacts, tuple(x.name for x in job.camera.lines)),
-        dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
-        opt_out_times=analyser.opt_out_times,
-    )
-    windows = apply_profile(windows, job.camera.privacy)
+    windows = analyser.windows(observations, source=job.source_hash, start=job.start, duration_s=duration)
     return FileResult(job, windows, len(observations), decoded, duration, error, truncated, analyser.times, watch.sent)

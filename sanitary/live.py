@@ -126,6 +126,13 @@ class CameraSession:
         footage."""
         return self.last_t if self.is_file and not self.options.realtime else self.source.clock() - self.source.started
 
+    def settled_t(self) -> float:
+        """Session seconds up to which no frame can still arrive: a frame read just before it may reach the analysis
+        loop up to two analysis periods later, and must find its window still open."""
+        if self.is_file and not self.options.realtime:
+            return self.last_t
+        return self.now_t() - 2.0 / self.options.analysis_fps
+
     def close(self, end_t: float, partial: bool, clock_jump_s: float, tags: str | None) -> ClosedWindow:
         """The open window's aggregate and health, and the session moved on to the next window."""
         w, w_end = self.open, self.open + timedelta(seconds=self.window_s)
@@ -233,7 +240,7 @@ def run_live(
                     s.analyse(frame)
                     totals.frames_analysed += 1
                 else:
-                    _commit_due(s, s.now_t(), db, options, totals, wall_mono, log)
+                    _commit_due(s, s.settled_t(), db, options, totals, wall_mono, log)
                 finished = s.source.finished.is_set() and frame is None
                 over = past_end or (options.max_seconds is not None and s.now_t() >= options.max_seconds)
                 active |= not (finished or over)

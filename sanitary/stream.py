@@ -82,6 +82,9 @@ class LiveSource:
         self._thread = threading.Thread(target=self._run, name=f"source {spec}", daemon=True)
 
     def start(self) -> LiveSource:
+        # Session seconds count from here, not from construction: a paced file's frame times count from the
+        # reader's start, and the models loaded in between must not put the two clocks apart.
+        self.started = self.clock()
         self._thread.start()
         return self
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -31,21 +30,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import cv2
 import duckdb
 import numpy as np
 import onnxruntime as ort
 
-import sanitary.live
 from sanitary.analytics import window_start
 from sanitary.config import CameraConfig, load_camera
 from sanitary.live import LiveCamera, LiveOptions, LiveTotals, run_live
 from sanitary.perception.people import PersonDetector
 from sanitary.pipeline import FrameAnalyser
 from sanitary.sources import Frame
-from sanitary.stream import LiveFrame, LiveSource
 
 ROOT = Path(__file__).resolve().parents[1]
 AVI = "pets09_s2l1_view001_480x360.avi"
@@ -316,8 +312,7 @@ def rates_for(path: Path, camera: CameraConfig, size: tuple[int, int], args: arg
 def rates_part(avi: Path, camera: CameraConfig, args: argparse.Namespace) -> dict[str, Any]:
     before = machine()
     w, h = frame_size(avi)
-    # The clip repeated in one file, long enough for every run: a file paced in real time loses its pacing once it
-    # loops (it is then read as fast as it decodes), so the runs must never reach a loop (LIVE.md).
+    # The clip repeated in one file, long enough for every run: no run measures the file being reopened at a loop.
     repeats = math.ceil(args.rate_seconds * args.source_fps / CLIP_FRAMES)
     resolutions: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sanitary-live-rates-") as tmp:
@@ -339,33 +334,14 @@ def rates_part(avi: Path, camera: CameraConfig, args: argparse.Namespace) -> dic
 # ---------------------------------------------------------------- (c) the soak
 
 
-class EndingSource(LiveSource):
-    """A looped file whose footage ends at `end_s`, as a file's end would end it.
-
-    `LiveOptions.max_seconds` cannot end a looped file read faster than real time: run_live stops once the last
-    analysed frame's time reaches max_seconds exactly, but frames past it are skipped unanalysed, and after the
-    first loop no due frame falls exactly on it, so run_live reads the file on forever (LIVE.md).
-    """
-
-    def __init__(self, end_s: float, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.end_s = end_s
-
-    def latest(self, timeout: float) -> LiveFrame | None:
-        frame = super().latest(timeout)
-        if frame is not None and frame.t > self.end_s:
-            self.finished.set()
-            return None
-        return frame
-
-
 def soak_part(avi: Path, camera: CameraConfig, minutes: float) -> dict[str, Any]:
     end_s = minutes * 60
     progress(f"soak: {minutes:g} minutes of looped footage analysed at {SOAK_ANALYSIS_FPS:g} fps, as fast as it goes")
     before = machine()
-    options = LiveOptions(analysis_fps=SOAK_ANALYSIS_FPS, fps=CLIP_FPS, loop=True, signage_override=SIGNAGE_OVERRIDE)
-    with mock.patch.object(sanitary.live, "LiveSource", functools.partial(EndingSource, end_s)):
-        run = live_run(str(avi), camera, options)
+    options = LiveOptions(
+        analysis_fps=SOAK_ANALYSIS_FPS, fps=CLIP_FPS, loop=True, max_seconds=end_s, signage_override=SIGNAGE_OVERRIDE
+    )
+    run = live_run(str(avi), camera, options)
     rss = [h["rss_mb"] for h in run.health if h["rss_mb"] is not None]
     warm_index = max(math.ceil(WARMUP_SHARE * len(rss)), 1) - 1
     warm, end = (rss[warm_index], rss[-1]) if rss else (math.nan, math.nan)

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import types
 import typing
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,7 +59,7 @@ from sanitary.batch import (
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
 from sanitary.pipeline import AlertWatch, FileJob, FrameAnalyser, observe, revise
-from sanitary.sources import Frame, Source, TruncatedSourceError, _Keep
+from sanitary.sources import Source, TruncatedSourceError
 from sanitary.store import Store
 
 SEGMENT_S = 600.0
@@ -121,34 +120,6 @@ def segment_file(job: FileJob, duration_s: float, segment_s: float = SEGMENT_S) 
     return [Segment(i, bounds[i], bounds[i + 1], overlap) for i in range(len(bounds) - 1)]
 
 
-class _KeepFrom(_Keep):
-    """The local run's sampling of frame indices, with every frame before `first` skipped (grabbed, not analysed)."""
-
-    def __init__(self, fps: float, sample_fps: float | None, first: int) -> None:
-        super().__init__(fps, sample_fps)
-        self.first = first
-
-    def __call__(self, i: int) -> bool:
-        return i >= self.first and super().__call__(i)
-
-
-class SegmentSource(Source):
-    """A source read from `from_s` seconds on: the frames kept are those the whole file's run keeps from there,
-    with the same indices and times. The frames before are decoded to find the position (a seek lands on a key
-    frame, not on the frame asked for, in many containers); decoding alone is a small part of analysing."""
-
-    def __init__(self, spec: str, fps: float | None, from_s: float) -> None:
-        super().__init__(spec, fps)
-        self.first = max(0, math.floor(from_s * self.info.fps))
-
-    def frames(self, sample_fps: float | None = None) -> Iterator[Frame]:
-        keep = _KeepFrom(self.info.fps, sample_fps, self.first)
-        if self.info.kind == "images":
-            yield from self._image_frames(keep)
-        else:
-            yield from self._video_frames(keep)
-
-
 def part_path(parts_dir: Path, job: FileJob, digest: str, segment: int) -> Path:
     # The parameters are in the name too, so parts left by a run with other parameters are never read.
     return parts_dir / f"{job.camera.camera_id}__{job.source_hash}__{digest}__{segment:05d}.parquet"
@@ -163,13 +134,14 @@ def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
         return window_start(job.start + timedelta(seconds=t), window_s)
 
     lead_in = segment.lead_in
-    source = SegmentSource(job.spec, job.fps, 0.0 if lead_in is None else (lead_in - job.start).total_seconds())
+    source = Source(job.spec, job.fps)
+    from_s = 0.0 if lead_in is None else (lead_in - job.start).total_seconds()
     analyser = FrameAnalyser(job.camera, source.info.analysed_fps(job.sample_fps), window_of)
     watch = AlertWatch(job.camera, job.start, sinks_from_config(job.camera.alert_sinks))
     observations: list[Observation] = []
     error, reached_end = None, True
     try:
-        for frame, obs in observe(source, analyser, job.sample_fps):
+        for frame, obs in observe(source, analyser, job.sample_fps, from_s):
             window = window_of(frame.t)
             if segment.tail is not None and window >= segment.tail:
                 reached_end = False

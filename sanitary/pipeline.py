@@ -227,9 +227,11 @@ class FrameAnalyser:
         return apply_profile(windows, self.camera.privacy)
 
 
-def observe(source: Source, analyser: FrameAnalyser, sample_fps: float | None) -> Iterator[tuple[Frame, Observation]]:
-    """Each analysed frame with what it showed; decode time is charged to the analyser's stage times."""
-    frames = source.frames(sample_fps)
+def observe(
+    source: Source, analyser: FrameAnalyser, sample_fps: float | None, from_s: float = 0.0
+) -> Iterator[tuple[Frame, Observation]]:
+    """Each analysed frame (from `from_s` on) with what it showed; decode time is charged to the analyser."""
+    frames = source.frames(sample_fps, from_s)
     while True:
         t0 = time.perf_counter()
         frame = next(frames, None)

@@ -108,9 +108,12 @@ class Source:
             raise SanitaryError(f"{path}: the container gives no frame rate; pass --fps or set time.fps")
         return SourceInfo(path, "video", rate, max(count, 0), w, h)
 
-    def frames(self, sample_fps: float | None = None) -> Iterator[Frame]:
-        """Frames in order; with `sample_fps`, about that many a second, the rest skipped cheaply."""
-        keep = _sampler(self.info.fps, sample_fps)
+    def frames(self, sample_fps: float | None = None, from_s: float = 0.0) -> Iterator[Frame]:
+        """Frames in order; with `sample_fps`, about that many a second, the rest skipped cheaply. From `from_s`
+        on, the frames a read from the start keeps from there, with the same indices and times: the frames before
+        are decoded to find the position (a seek lands on a key frame, not on the frame asked for, in many
+        containers), never analysed."""
+        keep = _Keep(self.info.fps, sample_fps, max(0, math.floor(from_s * self.info.fps)))
         if self.info.kind == "images":
             yield from self._image_frames(keep)
         else:
@@ -160,19 +163,18 @@ class Source:
 
 
 class _Keep:
-    """Frame i is kept when it is the first frame of a new 1/sample_fps slot."""
+    """Frame i is kept when it is the first frame of a new 1/sample_fps slot, and not before frame `first`."""
 
-    def __init__(self, fps: float, sample_fps: float | None) -> None:
+    def __init__(self, fps: float, sample_fps: float | None, first: int = 0) -> None:
         self.ratio = None if sample_fps is None or sample_fps >= fps else sample_fps / fps
+        self.first = first
 
     def __call__(self, i: int) -> bool:
+        if i < self.first:
+            return False
         if self.ratio is None:
             return True
         return i == 0 or math.floor(i * self.ratio) > math.floor((i - 1) * self.ratio)
-
-
-def _sampler(fps: float, sample_fps: float | None) -> _Keep:
-    return _Keep(fps, sample_fps)
 
 
 _STRFTIME_TO_REGEX = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}", "%H": r"\d{2}", "%M": r"\d{2}", "%S": r"\d{2}"}

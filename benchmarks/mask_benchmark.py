@@ -5,7 +5,9 @@
 Both models see the same annotated faces, each cut the way it was trained (ours: `face_crops`, 112 px with a
 20% margin; the baseline: the tight box resized to 224, as its package does). The baseline knows two classes;
 its 'mask' is read as with_mask. Also: the classifier with the pipeline's face detector in front (`--detect`),
-and inference milliseconds per face, batched, for both models. Prints a table and writes JSON.
+and inference milliseconds per face, batched, for both models; beside them, from the model card, the out-of-fold
+figures of the cross-validation on the training split (four times the rare faces of the validation split).
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ def print_table(results: dict) -> None:
     print("with the face detector first (--detect): found / annotated, classified right")
     for name, d in detected["detect"].items():
         print(f"  {name:24}{d['found']:>5} / {d['annotated']:<5}{d['right']:>6}")
+    cv = results["cross_validation"]
+    oof, plain = cv["out_of_fold"], cv["out_of_fold_unbiased"]
+    print(f"out of fold on the training split ({cv['folds']} folds by image, {sum(cv['faces_per_fold'])} faces; the "
+          f"class bias {results['class_bias']} was chosen on these, so they lean optimistic):")  # fmt: skip
+    for name in MASK_CLASSES:
+        print(f"  recall {name:24}{oof['recall'][name]:.3f} (unbiased {plain['recall'][name]:.3f})")
+    print(f"  macro-F1 {oof['macro_f1']:.3f} (unbiased {plain['macro_f1']:.3f})")
     t = results["timing"]
     print(f"inference, batch {TIMING_BATCH}: ours {t['ours_ms_per_face']:.2f} ms/face, "
           f"baseline {t['baseline_ms_per_face']:.2f} ms/face")  # fmt: skip
@@ -124,10 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     faces = load_faces(args.data, read_split(VALIDATION))
     masks, detection = default_camera().masks, default_camera().detection
+    card = load_card()
     results = {
         "data": str(args.data),
         "validation_list": str(VALIDATION),
-        "model_sha256": load_card().get("sha256"),
+        "model_sha256": card.get("sha256"),
+        "class_bias": card["decision"]["class_bias"],
+        "cross_validation": card["cross_validation"],
         "faces": len(faces),
         "images": len({f.image for f in faces}),
         "ours": evaluate(faces, masks, crops_are_faces=False).as_dict(),

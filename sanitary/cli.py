@@ -289,7 +289,10 @@ def train_mask(
     validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
         WEIGHTS_DIR / "mask_classifier.validation.txt"
     ),
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 30.")] = 30,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 20.")] = 20,
+    folds: Annotated[
+        int, typer.Option("--folds", min=2, help="Cross-validation folds that choose the class bias.")
+    ] = 4,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N images (a quick check).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
@@ -299,7 +302,7 @@ def train_mask(
     from sanitary.train.mask_classifier import train
 
     out.mkdir(parents=True, exist_ok=True)
-    card = train(data, out, validation, epochs, limit, seed, threads)
+    card = train(data, out, validation, epochs, limit, seed, threads, folds)
     console.print(json.dumps(card.get("validation", {}), indent=2))
 
 

@@ -38,7 +38,7 @@ def test_train_exports_a_working_model_and_its_card(facemask: Path, tmp_path: Pa
     # The committed split when present; otherwise it is made afresh in tmp_path, never in weights/.
     split = SPLIT if SPLIT.is_file() else tmp_path / SPLIT.name
     out = tmp_path / "model"
-    card = train(facemask, out, split, epochs=1, limit=40, seed=0, threads=2, command="pytest")
+    card = train(facemask, out, split, epochs=1, limit=40, seed=0, threads=2, folds=2, command="pytest")
 
     session = ort.InferenceSession(str(out / "mask_classifier.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["crops"]
@@ -73,3 +73,20 @@ def test_train_exports_a_working_model_and_its_card(facemask: Path, tmp_path: Pa
     assert set(validation["per_class"]) == set(MASK_CLASSES)
     assert 0 <= validation["macro_f1"] <= 1
     assert card["inference"]["ms_per_face"] > 0
+
+    # The bias the graph applies was chosen out of fold, on every training face, and is in the card.
+    assert len(card["decision"]["class_bias"]) == 3 and card["decision"]["class_bias"][0] == 0.0
+    cv = card["cross_validation"]
+    assert cv["folds"] == 2 and sum(cv["faces_per_fold"]) == sum(card["training_data"]["train"]["faces"].values())
+    assert np.array(cv["out_of_fold"]["confusion"]).sum() == sum(cv["faces_per_fold"])
+    as_eval = card["validation_as_eval_mask"]
+    assert np.array(as_eval["confusion"]).shape == (3, 4) and 0 <= as_eval["coverage"] <= 1
+    assert card["targets"]["judged_on"] == "validation_as_eval_mask"
+
+
+def test_train_refuses_a_single_fold(facemask: Path, tmp_path: Path) -> None:
+    from sanitary.errors import SanitaryError
+    from sanitary.train.mask_classifier import train
+
+    with pytest.raises(SanitaryError, match="folds must be at least 2"):
+        train(facemask, tmp_path, SPLIT, epochs=1, limit=40, seed=0, threads=2, folds=1)

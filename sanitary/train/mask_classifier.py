@@ -340,7 +340,7 @@ def cosine(total: int) -> Callable[[int], float]:
     return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def predict_logits(net: MaskNet, normalise: Normalise, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+def predict_logits(net: MaskNet, normalise: Normalise, crops: np.ndarray, batch: int = 128) -> np.ndarray:
     """Logits, as the exported graph computes them before its bias and softmax."""
     net.eval()
     out = []
@@ -393,43 +393,25 @@ def train_epoch(
 # ---------------------------------------------------------------- metrics
 
 
-def confusion(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+def scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """The card's figures for argmax readings (no face unknown), from `mask_eval.report`: per-class precision,
+    recall (with its 95% Wilson interval), F1 and support; macro-F1; accuracy; the 3x3 confusion."""
+    result = report(truth.tolist(), predicted.tolist())
     k = len(MASK_CLASSES)
-    return np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
-    if n == 0:
-        return None
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
-
-
-def scores(matrix: np.ndarray) -> dict:
-    """Per-class precision, recall (with its 95% Wilson interval), F1 and support; macro-F1; accuracy."""
-    per_class = {}
-    f1s = []
-    for i, name in enumerate(MASK_CLASSES):
-        tp, support, called = int(matrix[i, i]), int(matrix[i].sum()), int(matrix[:, i].sum())
-        precision = tp / called if called else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        f1s.append(f1)
-        per_class[name] = {
-            "precision": round(precision, 4),
-            "recall": round(recall, 4),
-            "recall_ci95": wilson(tp, support),
-            "f1": round(f1, 4),
-            "support": support,
-        }
-    total = int(matrix.sum())
     return {
-        "per_class": per_class,
-        "macro_f1": round(float(np.mean(f1s)), 4),
-        "accuracy": round(int(np.trace(matrix)) / total, 4) if total else 0.0,
-        "confusion": matrix.astype(int).tolist(),
+        "per_class": {
+            name: {
+                "precision": round(s.precision, 4),
+                "recall": round(s.recall, 4),
+                "recall_ci95": [round(s.recall_low, 4), round(s.recall_high, 4)] if s.support else None,
+                "f1": round(s.f1, 4),
+                "support": s.support,
+            }
+            for name, s in result.per_class.items()
+        },
+        "macro_f1": round(result.macro_f1, 4),
+        "accuracy": round(result.accuracy, 4),
+        "confusion": [row[:k] for row in result.confusion],
     }
 
 
@@ -717,7 +699,7 @@ def train(
 
     exported = export_checked(net, normalise, choice.bias, prepared.val_crops, out_dir, threads)
     # onnxruntime, not torch, makes the figures reported: they are the shipped graph's.
-    final = scores(confusion(val_set.labels, exported["probs"].argmax(axis=1)))
+    final = scores(val_set.labels, exported["probs"].argmax(axis=1))
     as_eval = report(val_set.labels.tolist(), read_masks(exported["probs"], val_set.boxes, MaskConfig()).classes)
     finished = time.perf_counter()
 

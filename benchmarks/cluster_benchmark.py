@@ -31,10 +31,10 @@ REASON = "public research data set, recorded with consent"
 def arm(workers: int, specs: list[str], camera_path: Path, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import ray
 
-    from sanitary.batch import RunOptions, plan_batch
-    from sanitary.cluster import WORKER_ENV, run_on_ray
     from sanitary.config import load_camera
-    from sanitary.store import Store
+    from sanitary.runtime.batch import RunOptions, plan_batch
+    from sanitary.runtime.cluster import WORKER_ENV, run_on_ray
+    from sanitary.storage.store import Store
 
     camera = load_camera(camera_path)
     camera = dataclasses.replace(camera, time=dataclasses.replace(camera.time, window_seconds=args.window_s))
@@ -68,9 +68,9 @@ def arm(workers: int, specs: list[str], camera_path: Path, args: argparse.Namesp
 def segment_cpu(specs: list[str], camera_path: Path, args: argparse.Namespace, tmp: Path) -> list[float]:
     """CPU seconds of each segment task, run one after the other in this process: what the arms share out,
     free of other processes on the machine."""
-    from sanitary.batch import RunOptions, plan_batch
-    from sanitary.cluster import analyse_segment, segment_file
     from sanitary.config import load_camera
+    from sanitary.runtime.batch import RunOptions, plan_batch
+    from sanitary.runtime.cluster import analyse_segment, segment_file
 
     camera = load_camera(camera_path)
     camera = dataclasses.replace(
@@ -99,9 +99,9 @@ def schedule_speedup(seconds: list[float], workers: int) -> float:
 
 def overlap_share(specs: list[str], camera_path: Path, args: argparse.Namespace) -> float:
     """Frames analysed by the segments (lead-in and tail included) over the frames a local run analyses."""
-    from sanitary.batch import RunOptions, plan_batch
-    from sanitary.cluster import segment_file
     from sanitary.config import load_camera
+    from sanitary.runtime.batch import RunOptions, plan_batch
+    from sanitary.runtime.cluster import segment_file
 
     camera = load_camera(camera_path)
     camera = dataclasses.replace(camera, time=dataclasses.replace(camera.time, window_seconds=args.window_s))

@@ -25,8 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sanitary import geometry
 from sanitary.config import load_camera
+from sanitary.geometry import homography
 from sanitary.perception.boxes import iou_matrix
 from sanitary.perception.people import Detections, PersonDetector
 
@@ -107,12 +107,12 @@ def pick_calibration(truth: Truth, walkable: np.ndarray) -> np.ndarray:
 
 def calibration(truth: Truth, walkable: np.ndarray, tsai_xml: Path, size: tuple[int, int]) -> dict[str, Any]:
     rows = pick_calibration(truth, walkable)
-    fit = geometry.fit_homography(truth.feet[rows], truth.ground[rows])
-    geometry.check_horizon(fit.H, walkable)
+    fit = homography.fit_homography(truth.feet[rows], truth.ground[rows])
+    homography.check_horizon(fit.H, walkable)
     others = np.setdiff1d(np.arange(len(truth.frame)), rows)
-    error = np.hypot(*(geometry.to_ground(fit.H, truth.feet[others]) - truth.ground[others]).T)
-    tsai_h = geometry.tsai_ground_homography(tsai_xml, *size)
-    tsai_error = np.hypot(*(geometry.to_ground(tsai_h, truth.feet) - truth.ground).T)
+    error = np.hypot(*(homography.to_ground(fit.H, truth.feet[others]) - truth.ground[others]).T)
+    tsai_h = homography.tsai_ground_homography(tsai_xml, *size)
+    tsai_error = np.hypot(*(homography.to_ground(tsai_h, truth.feet) - truth.ground).T)
     return {
         "H": fit.H,
         "points": [
@@ -206,19 +206,19 @@ class Frame:
 
 
 def unit_sigma(H: np.ndarray, feet: np.ndarray, heights: np.ndarray) -> np.ndarray:
-    return geometry.distance_sigma(H, feet, geometry.feet_sigma_px(heights, fraction=1.0))
+    return homography.distance_sigma(H, feet, homography.feet_sigma_px(heights, fraction=1.0))
 
 
 def analyse_frame(H: np.ndarray, truth: Truth, rows: np.ndarray, people: Detections) -> Frame:
     gt_feet = truth.feet[rows]
     det_feet = people.feet.astype(np.float64)
     det_heights = (people.boxes[:, 3] - people.boxes[:, 1]).astype(np.float64)
-    det_ground = geometry.to_ground(H, det_feet)
+    det_ground = homography.to_ground(H, det_feet)
     pairs = match(people.boxes, truth.boxes[rows], MATCH_IOU)
     det_idx = np.array(list(pairs), dtype=int)
     gt_idx = np.array(list(pairs.values()), dtype=int)
-    gt_d = geometry.pairwise_distances(truth.ground[rows])
-    det_d = geometry.pairwise_distances(det_ground)
+    gt_d = homography.pairwise_distances(truth.ground[rows])
+    det_d = homography.pairwise_distances(det_ground)
     det_sigma = unit_sigma(H, det_feet, det_heights)
     a, b = upper(len(det_idx))
     return Frame(
@@ -227,7 +227,7 @@ def analyse_frame(H: np.ndarray, truth: Truth, rows: np.ndarray, people: Detecti
         pair_est=det_d[det_idx[a], det_idx[b]],
         pair_unit_sigma=det_sigma[det_idx[a], det_idx[b]],
         gt_d=gt_d,
-        gt_est_d=geometry.pairwise_distances(geometry.to_ground(H, gt_feet)),
+        gt_est_d=homography.pairwise_distances(homography.to_ground(H, gt_feet)),
         gt_unit_sigma=unit_sigma(H, gt_feet, truth.heights[rows]),
         det_d=det_d,
         det_unit_sigma=det_sigma,
@@ -240,7 +240,7 @@ def close_from_truth_boxes(frames: list[Frame], threshold: float, fraction: floa
     for f in frames:
         a, b = upper(len(f.gt_d))
         truly = f.gt_d[a, b] < threshold
-        said = geometry.close_pairs(f.gt_est_d, fraction * f.gt_unit_sigma, threshold, confidence)[a, b]
+        said = homography.close_pairs(f.gt_est_d, fraction * f.gt_unit_sigma, threshold, confidence)[a, b]
         tally.tp += int((truly & said).sum())
         tally.fp += int((~truly & said).sum())
         tally.fn += int((truly & ~said).sum())
@@ -252,7 +252,7 @@ def close_end_to_end(frames: list[Frame], threshold: float, fraction: float, con
     person is missed."""
     tally = Tally()
     for f in frames:
-        said = geometry.close_pairs(f.det_d, fraction * f.det_unit_sigma, threshold, confidence)
+        said = homography.close_pairs(f.det_d, fraction * f.det_unit_sigma, threshold, confidence)
         found: set[tuple[int, int]] = set()
         for i, j in zip(*np.nonzero(np.triu(said, k=1)), strict=True):
             gi, gj = f.det_to_gt.get(int(i)), f.det_to_gt.get(int(j))
@@ -288,7 +288,7 @@ def end_to_end(frames: list[Frame]) -> dict[str, Any]:
 
 def coverage(frames: list[Frame], fraction: float) -> float:
     """Share of matched pairs whose true distance lies in the reported two-sided `INTERVAL` interval."""
-    z = geometry.normal_quantile((1 + INTERVAL) / 2)
+    z = homography.normal_quantile((1 + INTERVAL) / 2)
     err = np.concatenate([np.abs(f.pair_est - f.pair_true) for f in frames])
     sigma = np.concatenate([f.pair_unit_sigma for f in frames])
     return float((err <= z * fraction * sigma).mean())
@@ -296,7 +296,7 @@ def coverage(frames: list[Frame], fraction: float) -> float:
 
 def fitted_fraction(frames: list[Frame]) -> float:
     """The feet-sigma fraction whose 90% intervals hold exactly 90% of these pairs' true distances."""
-    z = geometry.normal_quantile((1 + INTERVAL) / 2)
+    z = homography.normal_quantile((1 + INTERVAL) / 2)
     err = np.concatenate([np.abs(f.pair_est - f.pair_true) for f in frames])
     sigma = np.concatenate([f.pair_unit_sigma for f in frames])
     return float(np.quantile(err / (z * sigma), INTERVAL))
@@ -309,10 +309,10 @@ def uncertainty(frames: list[Frame]) -> dict[str, Any]:
     fraction = fitted_fraction(choose)
     return {
         "fitted_fraction": fraction,
-        "default_fraction": geometry.FEET_SIGMA_FRACTION,
+        "default_fraction": homography.FEET_SIGMA_FRACTION,
         "coverage_held_out_fitted": coverage(check, fraction),
-        "coverage_held_out_default": coverage(check, geometry.FEET_SIGMA_FRACTION),
-        "coverage_all_default": coverage(frames, geometry.FEET_SIGMA_FRACTION),
+        "coverage_held_out_default": coverage(check, homography.FEET_SIGMA_FRACTION),
+        "coverage_all_default": coverage(frames, homography.FEET_SIGMA_FRACTION),
         "sweep": {f"{s:.3f}": coverage(frames, s) for s in (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10)},
     }
 
@@ -424,7 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     camera = load_camera(args.camera)
     size = cv2.imread(str(args.data / FRAMES / "frame_0000.jpg")).shape[1::-1]
     walkable = (
-        np.asarray(camera.detection.walkable, np.float64) if camera.detection.walkable else geometry.frame_region(*size)
+        np.asarray(camera.detection.walkable, np.float64)
+        if camera.detection.walkable
+        else homography.frame_region(*size)
     )
     truth = load_truth(args.data)
     n_frames = len(list((args.data / FRAMES).glob("frame_*.jpg")))

@@ -10,10 +10,10 @@ found on the frontal photo, HEAD_NOSE_DEPTH eye distances in front of the eyes a
 anthropometric means have it (interpupillary ~63 mm, nose tip ~30 mm ahead). The textured surface is rotated
 (yaw about the vertical axis, pitch about the horizontal one), projected orthographically with a depth buffer,
 and pasted on a grey frame; the pipeline's own face detector then reads it as it would a camera frame. The nose's
-height is the one assumption the yaw scale rests on; `sanitary.headshake.NOSE_DEPTH` is smaller because the
+height is the one assumption the yaw scale rests on; `sanitary.tracking.headshake.NOSE_DEPTH` is smaller because the
 detector under-reads the nose's movement, and the sweep here is where that was measured.
 
-tests/test_headshake.py runs the same construction on a few faces.
+tests/tracking/test_headshake.py runs the same construction on a few faces.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import numpy as np
 import onnxruntime as ort
 
 from sanitary.config import DetectionConfig, OptOutConfig
-from sanitary.headshake import NOSE_DEPTH, ShakeDetector, yaw_from_landmarks
+from sanitary.evaluation.voc import AnnotatedFace, read_voc
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.people import Detections
-from sanitary.voc import AnnotatedFace, read_voc
+from sanitary.tracking.headshake import NOSE_DEPTH, ShakeDetector, yaw_from_landmarks
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "facemask-andrewmvd"

@@ -36,12 +36,12 @@ import duckdb
 import numpy as np
 import onnxruntime as ort
 
-from sanitary.analytics import window_start
+from sanitary.analytics.windows import window_start
+from sanitary.capture.sources import Frame
 from sanitary.config import CameraConfig, load_camera
-from sanitary.live import LiveCamera, LiveOptions, LiveTotals, run_live
 from sanitary.perception.people import PersonDetector
-from sanitary.pipeline import FrameAnalyser
-from sanitary.sources import Frame
+from sanitary.runtime.analyser import FrameAnalyser
+from sanitary.runtime.live import LiveCamera, LiveOptions, LiveTotals, run_live
 
 ROOT = Path(__file__).resolve().parents[1]
 AVI = "pets09_s2l1_view001_480x360.avi"

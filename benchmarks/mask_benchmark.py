@@ -25,10 +25,10 @@ import numpy as np
 import onnxruntime as ort
 
 from sanitary.config import default_camera
-from sanitary.mask_eval import MaskReport, by_image, evaluate, evaluate_detected, load_faces, report
+from sanitary.evaluation.mask_eval import MaskReport, by_image, evaluate, evaluate_detected, load_faces, report
+from sanitary.evaluation.voc import MASK_CLASSES, AnnotatedFace, read_split
 from sanitary.perception.masks import MaskClassifier, face_crops, load_card
 from sanitary.perception.models import WEIGHTS_DIR, open_session
-from sanitary.voc import MASK_CLASSES, AnnotatedFace, read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = WEIGHTS_DIR / "mask_classifier.validation.txt"

@@ -25,11 +25,11 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from sanitary.capture.sources import Source
 from sanitary.config import CameraConfig, load_camera
 from sanitary.perception.boxes import iou_matrix
 from sanitary.perception.people import Detections, PersonDetector
-from sanitary.pipeline import FrameAnalyser, observe
-from sanitary.sources import Source
+from sanitary.runtime.analyser import FrameAnalyser, observe
 
 ROOT = Path(__file__).resolve().parents[1]
 AVI = "pets09_s2l1_view001_480x360.avi"

@@ -28,14 +28,14 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-import sanitary.tracking
+import sanitary.tracking.tracker
 from sanitary.config import CameraConfig, TrackingConfig, load_camera
 from sanitary.perception.boxes import iou_matrix
 from sanitary.perception.masks import UNKNOWN
 from sanitary.perception.people import Detections
-from sanitary.person_ledger import PersonLedger, crosses
-from sanitary.pipeline import FrameAnalyser
-from sanitary.tracking import PeopleTracker
+from sanitary.runtime.analyser import FrameAnalyser
+from sanitary.tracking.ledger import PersonLedger, crosses
+from sanitary.tracking.tracker import PeopleTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 GT = "gt_mot_480x360.txt"
@@ -129,7 +129,9 @@ class Run:
 
 def constant_appearance(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """One unit vector for every box: cosine distances are all 0, so only IoU and the Kalman gate tell people apart."""
-    features = np.ones((len(boxes), 2 * sanitary.tracking.HUE_BINS * sanitary.tracking.SAT_BINS), np.float32)
+    features = np.ones(
+        (len(boxes), 2 * sanitary.tracking.tracker.HUE_BINS * sanitary.tracking.tracker.SAT_BINS), np.float32
+    )
     return features / np.linalg.norm(features[0]) if len(boxes) else features
 
 
@@ -139,7 +141,7 @@ def appearance_replaced(replacement: Callable[[np.ndarray, np.ndarray], np.ndarr
         yield
         return
     # PeopleTracker looks the function up in its module at each call, so patching the module swaps it.
-    with mock.patch.object(sanitary.tracking, "appearance", replacement):
+    with mock.patch.object(sanitary.tracking.tracker, "appearance", replacement):
         yield
 
 

@@ -1,3 +1,3 @@
-from sanitary.cli import app
+from sanitary.cli.app import app
 
 app(prog_name="sanitary")

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from sanitary.errors import SanitaryError
-from sanitary.geometry import ZoneGeometry
+from sanitary.geometry.homography import ZoneGeometry
 
 SiteKind = Literal["market", "bus"]
 Point = tuple[float, float]

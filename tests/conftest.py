@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sanitary.store import MIGRATIONS
+from sanitary.storage.store import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"

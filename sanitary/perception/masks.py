@@ -16,9 +16,9 @@ import numpy as np
 
 from sanitary.config import MaskConfig
 from sanitary.errors import SanitaryError
+from sanitary.evaluation.voc import MASK_CLASSES
 from sanitary.perception.faces import Faces
 from sanitary.perception.models import WEIGHTS_DIR, open_session
-from sanitary.voc import MASK_CLASSES
 
 MODEL_FILE = "mask_classifier.onnx"
 CARD_FILE = "mask_classifier.json"

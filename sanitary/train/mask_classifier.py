@@ -38,10 +38,10 @@ import onnxruntime as ort
 
 from sanitary.config import MaskConfig
 from sanitary.errors import SanitaryError
-from sanitary.mask_eval import report
+from sanitary.evaluation.mask_eval import report
+from sanitary.evaluation.voc import MASK_CLASSES, AnnotatedFace, read_split, read_voc
 from sanitary.perception.masks import CARD_FILE, CROP_PX, MARGIN, MODEL_FILE, face_crops, read_masks
 from sanitary.train.model_selection import BIAS_GRID, choose_bias, image_folds, softmax
-from sanitary.voc import MASK_CLASSES, AnnotatedFace, read_split, read_voc
 
 try:
     import torch

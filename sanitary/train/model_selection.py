@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sanitary.config import MaskConfig
-from sanitary.mask_eval import report
+from sanitary.evaluation.mask_eval import report
+from sanitary.evaluation.voc import MASK_CLASSES
 from sanitary.perception.masks import read_masks
-from sanitary.voc import MASK_CLASSES
 
 # Bias of without_mask and mask_weared_incorrect over with_mask, in logits: from trusting the rare class less
 # than training left it (-1) to ~20x more (3). with_mask stays at 0, since only differences matter to a softmax.

@@ -1,0 +1,89 @@
+"""What one analysed frame showed, as counts: the step from what the stages saw (boxes, track ids, readings) to
+an `Observation` that holds no one. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Set
+from dataclasses import dataclass
+
+import numpy as np
+
+from sanitary.geometry.distancing import FrameDistancing
+from sanitary.perception.masks import UNKNOWN
+from sanitary.perception.people import Detections
+
+NOT_MEASURED = FrameDistancing(0, 0, (), (), measured=False)
+
+
+@dataclass(frozen=True)
+class MaskCounts:
+    """Faces by how the mask classifier read them; `unknown` is never folded into either side of a rate."""
+
+    with_mask: int = 0
+    without_mask: int = 0
+    incorrect: int = 0
+    unknown: int = 0
+
+    def __add__(self, other: MaskCounts) -> MaskCounts:
+        return MaskCounts(
+            self.with_mask + other.with_mask,
+            self.without_mask + other.without_mask,
+            self.incorrect + other.incorrect,
+            self.unknown + other.unknown,
+        )
+
+    @property
+    def classified(self) -> tuple[int, int, int]:
+        return self.with_mask, self.without_mask, self.incorrect
+
+    @property
+    def total(self) -> int:
+        return sum(self.classified) + self.unknown
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one analysed frame showed, stripped of who: counts only."""
+
+    frame: int  # 0-based index in the source
+    t: float  # seconds since the start of the source
+    people: int
+    masks: MaskCounts
+    ground: FrameDistancing = NOT_MEASURED
+    tracks: int | None = None  # people tracked in this frame; None with tracking off
+
+    @property
+    def faces(self) -> int:
+        return self.masks.total
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One analysed frame as the stages saw it; lives only while its window is open."""
+
+    frame: int
+    t: float
+    people: Detections
+    track: np.ndarray  # (N,) int64: each person's track id, -1 where untracked (or tracking is off)
+    face_owner: np.ndarray  # (F,) int64: the person each face reading belongs to, -1 for none
+    face_class: np.ndarray  # (F,) int64: each face's mask reading, or UNKNOWN
+    ground: FrameDistancing  # measured over all the frame's people
+    tracked: bool
+
+
+def observe_frame(
+    record: FrameRecord, excluded: Set[int], measure: Callable[[Detections], FrameDistancing]
+) -> Observation:
+    """The frame's counts without the people whose track is in `excluded` (their faces and distances too)."""
+    out = np.isin(record.track, np.fromiter(excluded, np.int64, len(excluded))) & (record.track >= 0)
+    keep = ~out
+    people, ground = record.people, record.ground
+    if out.any():
+        people = Detections(people.boxes[keep], people.scores[keep])
+        ground = measure(people)
+    owned = record.face_owner >= 0
+    faces_kept = ~owned | keep[np.where(owned, record.face_owner, 0)]
+    c = record.face_class[faces_kept]
+    masks = MaskCounts(int((c == 0).sum()), int((c == 1).sum()), int((c == 2).sum()), int((c == UNKNOWN).sum()))
+    tracks = int((keep & (record.track >= 0)).sum()) if record.tracked else None
+    return Observation(record.frame, record.t, len(people), masks, ground, tracks)

@@ -1,0 +1,344 @@
+"""A batch run over many footage files of one camera: start times, resume, parallel workers, storing results.
+
+Files are identified by their content hash, so a batch that stopped halfway resumes where it was: a file already
+done for the same camera with the same parameters is skipped, and one done with other parameters is replaced.
+A file that cannot be read fails alone; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sanitary.alerts.sinks import SentAlert
+from sanitary.analytics.mask_rate import MaskShares, mask_shares
+from sanitary.analytics.observations import MaskCounts
+from sanitary.analytics.windows import WindowAggregate
+from sanitary.capture.sources import Continuity, Source, continuity, start_from_filename
+from sanitary.config import CameraConfig, parse_start
+from sanitary.errors import SanitaryError
+from sanitary.governance.signage import uncovered
+from sanitary.perception.masks import load_card
+from sanitary.runtime.analyser import FileJob, FileResult, analyse_file
+from sanitary.storage.store import RunStart, Store
+
+MODELS = ("ssdlite_mobilenet_v2_coco.onnx", "centerface.onnx", "mask_classifier.onnx")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sample_fps: float | None = 5.0
+    fps: float | None = None
+    start: datetime | None = None
+    workers: int = 1
+    # The operator's reason to analyse footage that no opt-out sign covered; recorded with each run.
+    signage_override: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    job: FileJob
+    frames: int  # frames that will be analysed, for the progress bar
+    duration_s: float
+
+    @property
+    def footage(self) -> tuple[datetime, datetime]:
+        return self.job.start, self.job.start + timedelta(seconds=self.duration_s)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    status: str  # done, skipped, truncated, failed, refused
+    frames_analysed: int = 0
+    windows: int = 0
+    occupancy_mean: float = 0.0
+    occupancy_max: int = 0
+    faces: int = 0
+    mask: MaskShares | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    files: list[PlannedFile]
+    failed: list[FileOutcome]
+    continuity: list[Continuity]
+
+
+def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> BatchPlan:
+    """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside."""
+    fps = options.fps or camera.time.fps
+    probed: list[tuple[str, Source]] = []
+    failed: list[FileOutcome] = []
+    for spec in specs:
+        try:
+            probed.append((spec, Source(spec, fps)))
+        except SanitaryError as exc:
+            failed.append(FileOutcome(spec, "failed", error=str(exc)))
+    files: list[PlannedFile] = []
+    # With one start time for several files (--start, or the config's without a file-name pattern), the files
+    # are taken as consecutive recordings.
+    running_start = options.start
+    if running_start is None and camera.time.start and not camera.time.filename_pattern:
+        running_start = parse_start(camera.time.start, camera.tz, str(camera.path))
+    for spec, source in probed:
+        try:
+            start = _start_time(spec, camera, running_start)
+        except SanitaryError as exc:
+            failed.append(FileOutcome(spec, "failed", error=str(exc)))
+            continue
+        if running_start is not None:
+            running_start = start + timedelta(seconds=source.info.duration_s)
+        job = FileJob(spec, camera, source.content_hash(), start, fps, options.sample_fps)
+        frames = source.info.frame_count
+        if options.sample_fps and options.sample_fps < source.info.fps:
+            frames = int(frames * options.sample_fps / source.info.fps) + 1
+        files.append(PlannedFile(job, frames, source.info.duration_s))
+    spans = [(Path(f.job.spec), f.job.start, f.duration_s) for f in files]
+    tolerance = 1.0 / (fps or 25.0) * 1.5
+    return BatchPlan(files, failed, continuity(spans, tolerance))
+
+
+def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> datetime:
+    if given is not None:
+        return given
+    pattern = camera.time.filename_pattern
+    if pattern:
+        found = start_from_filename(Path(spec), pattern, camera.tz)
+        if found is None:
+            raise SanitaryError(
+                f"{spec}: file name does not match time.filename_pattern {pattern!r}; rename it or pass --start"
+            )
+        return found
+    raise SanitaryError(
+        f"{spec}: no start time for this footage; pass --start, or set time.start or time.filename_pattern "
+        f"in {camera.path or 'the camera config'}"
+    )
+
+
+def run_params(job: FileJob) -> dict[str, Any]:
+    """Everything that changes the stored numbers: a file done with other parameters is analysed again."""
+    return {
+        "sample_fps": job.sample_fps,
+        "fps": job.fps,
+        "start": job.start.isoformat(),
+        "window_seconds": job.camera.time.window_seconds,
+        "detection": {k: v for k, v in dataclasses.asdict(job.camera.detection).items() if k != "threads"},
+        "masks": dataclasses.asdict(job.camera.masks),
+        "tracking": dataclasses.asdict(job.camera.tracking),
+        "lines": [dataclasses.asdict(x) for x in job.camera.lines],
+        "zones": [dataclasses.asdict(z) for z in job.camera.zones],
+        "distancing": dataclasses.asdict(job.camera.distancing),
+        "homography": job.camera.calibration.homography,
+        "privacy": {"profile": job.camera.privacy.profile, "k_min": job.camera.privacy.k_min},
+        "privacy_masks": [m.polygon for m in job.camera.privacy_masks],
+        "optout": dataclasses.asdict(job.camera.optout),
+        "models": list(MODELS),
+        # A retrained mask model changes the rates: files done with the old one are analysed again.
+        "mask_model_sha256": load_card().get("sha256"),
+    }
+
+
+def _span(gap: tuple[datetime, datetime], camera: CameraConfig) -> str:
+    start, end = (t.astimezone(camera.tz).isoformat(timespec="seconds") for t in gap)
+    return f"from {start} to {end}"
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_batch(
+    plan: BatchPlan,
+    store: Store,
+    options: RunOptions,
+    on_frames: Callable[[int], None] = lambda n: None,
+) -> list[FileOutcome]:
+    """Analyse the planned files (in `options.workers` processes) and store each as soon as it is done."""
+    notes = continuity_notes(plan)
+    outcomes = list(plan.failed)
+    todo = [(planned, run_id) for planned, run_id, _ in start_runs(plan, store, options, on_frames, outcomes)]
+
+    def settle(planned: PlannedFile, run_id: str, compute: Callable[[], FileResult]) -> None:
+        """Store what `compute` gives for a file, or record why it gave nothing."""
+        try:
+            result = compute()
+        except SanitaryError as exc:
+            store.fail_run(run_id, str(exc))
+            outcomes.append(FileOutcome(planned.job.spec, "failed", error=str(exc)))
+            return
+        outcomes.append(
+            store_file(
+                store,
+                planned.job,
+                run_id,
+                result.windows,
+                result.error,
+                result.footage,
+                result.alerts,
+                notes.get(str(Path(planned.job.spec))),
+            )
+        )
+
+    if options.workers <= 1 or len(todo) <= 1:
+        for planned, run_id in todo:
+            settle(planned, run_id, lambda job=planned.job: analyse_file(job, on_frames))
+    else:
+        _run_parallel(todo, options.workers, settle, on_frames)
+    return in_plan_order(plan, outcomes)
+
+
+def continuity_notes(plan: BatchPlan) -> dict[str, str]:
+    """For each file that does not follow on from the one before: the gap or overlap, for its run's notes."""
+    return {
+        str(c.current): f"{'gap' if c.seconds > 0 else 'overlap'} of {abs(c.seconds):.1f} s after {c.previous.name}"
+        for c in plan.continuity
+    }
+
+
+def in_plan_order(plan: BatchPlan, outcomes: list[FileOutcome]) -> list[FileOutcome]:
+    order = {spec: i for i, spec in enumerate(f.job.spec for f in plan.files)}
+    return sorted(outcomes, key=lambda o: order.get(o.path, -1))
+
+
+def start_runs(
+    plan: BatchPlan,
+    store: Store,
+    options: RunOptions,
+    on_frames: Callable[[int], None],
+    outcomes: list[FileOutcome],
+) -> list[tuple[PlannedFile, str, str]]:
+    """Skip the files done with these parameters, refuse those no sign covered, open a run for the others:
+    (file, run id, parameters hash) of each file to analyse."""
+    todo = []
+    for planned in plan.files:
+        job = planned.job
+        params = run_params(job)
+        digest = params_hash(params)
+        if store.is_done(job.source_hash, job.camera.camera_id, digest):
+            outcomes.append(FileOutcome(job.spec, "skipped"))
+            on_frames(planned.frames)
+            continue
+        gaps = uncovered(store.signs(job.camera.site_id, job.camera.camera_id), *planned.footage)
+        override = None
+        if gaps and options.signage_override:
+            override = f"{options.signage_override} (no sign {_span(gaps[0], job.camera)}, {len(gaps)} gap(s))"
+        run_id = store.begin_run(
+            RunStart(
+                job.source_hash,
+                str(Path(job.spec).resolve()),
+                job.camera.camera_id,
+                job.camera.site_id,
+                job.camera.resolved_unit_id(),
+                digest,
+                params,
+                override,
+            )
+        )
+        if gaps and override is None:
+            error = (
+                f"{job.spec}: no opt-out sign covered camera {job.camera.camera_id} {_span(gaps[0], job.camera)}; "
+                "record it with `sanitary signage add`, or pass --without-signage REASON (recorded in runs)"
+            )
+            store.fail_run(run_id, error, status="refused")
+            outcomes.append(FileOutcome(job.spec, "refused", error=error))
+            on_frames(planned.frames)
+            continue
+        todo.append((planned, run_id, digest))
+    return todo
+
+
+def store_file(
+    store: Store,
+    job: FileJob,
+    run_id: str,
+    windows: list[WindowAggregate],
+    error: str | None,
+    footage: tuple[datetime, datetime],
+    alerts: list[SentAlert],
+    notes: str | None,
+) -> FileOutcome:
+    """A file's windows stored in one transaction (a cut-short file keeps what came before the cut)."""
+    status = "truncated" if error else "done"
+    frames = sum(w.frames_analysed for w in windows)
+    store.finish_run(
+        run_id,
+        windows,
+        status=status,
+        error=error,
+        frames_analysed=frames,
+        footage=footage,
+        notes=notes,
+        dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
+        privacy=job.camera.privacy,
+        alerts=alerts,
+    )
+    masks = sum((w.masks for w in windows), MaskCounts())
+    return FileOutcome(
+        job.spec,
+        status,
+        frames,
+        len(windows),
+        sum(w.people_sum for w in windows) / max(frames, 1),
+        max((w.people_max for w in windows), default=0),
+        sum(w.faces_sum for w in windows),
+        mask_shares(masks.classified, np.asarray(load_card()["validation"]["confusion"])),
+        error,
+    )
+
+
+def _run_parallel(
+    todo: list[tuple[PlannedFile, str]],
+    workers: int,
+    settle: Callable[[PlannedFile, str, Callable[[], FileResult]], None],
+    on_frames: Callable[[int], None],
+) -> None:
+    # Workers share the cores: each runs its models on its share, so N workers do not fight over N x cores.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        progress: Any = manager.Queue()
+        futures: dict[Future[FileResult], tuple[PlannedFile, str]] = {}
+        for planned, run_id in todo:
+            camera = dataclasses.replace(
+                planned.job.camera, detection=dataclasses.replace(planned.job.camera.detection, threads=threads)
+            )
+            job = dataclasses.replace(planned.job, camera=camera)
+            futures[pool.submit(_analyse_reporting, job, progress)] = (planned, run_id)
+        pending = set(futures)
+        while pending:
+            _drain(progress, on_frames)
+            done = {f for f in pending if f.done()}
+            for future in done:
+                planned, run_id = futures[future]
+                settle(planned, run_id, future.result)
+            pending -= done
+            if pending and not done:
+                _drain(progress, on_frames, wait=0.2)
+        _drain(progress, on_frames)
+
+
+def _analyse_reporting(job: FileJob, progress: Any) -> FileResult:
+    return analyse_file(job, progress.put)
+
+
+def _drain(progress: Any, on_frames: Callable[[int], None], wait: float = 0.0) -> None:
+    try:
+        on_frames(progress.get(timeout=wait) if wait else progress.get_nowait())
+        while True:
+            on_frames(progress.get_nowait())
+    except queue.Empty:
+        return

@@ -1,0 +1,366 @@
+"""Live mode for an embedded unit (a bus): cameras analysed as they stream, each window committed when it closes.
+
+The unit may lose power at any moment, so nothing waits: a window's aggregates, alerts and health go to DuckDB in
+one transaction as soon as the window closes, and the file is held only for that transaction, so that export,
+query, audit and signage can use it in between. After a kill or a power cut the last committed window is intact
+and the open one is simply missing; each session writes under its own source key, so a restart in the middle of a
+window adds to it in the views (sums combine) and never duplicates it. Windows follow the monotonic clock from a
+start that is never before the last committed window, so a wall clock that jumps (no RTC after a power cut)
+cannot make window keys go backwards; the jump is recorded in the health table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from sanitary.alerts.sinks import SentAlert, sinks_from_config
+from sanitary.analytics.observations import Observation
+from sanitary.analytics.windows import WindowAggregate, window_start
+from sanitary.capture.sources import Frame
+from sanitary.capture.stream import LiveFrame, LiveSource, SourceStats, is_file_spec
+from sanitary.config import CameraConfig
+from sanitary.errors import SanitaryError
+from sanitary.governance.signage import uncovered
+from sanitary.runtime.analyser import AlertWatch, FrameAnalyser, revise
+from sanitary.runtime.batch import params_hash
+from sanitary.storage.store import RunStart, Store, WindowHealth
+
+# How long a commit waits for another process (a query, an export) to release the file before the window is
+# counted as lost; the next window tries again.
+LOCK_WAIT_S = 10.0
+POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class LiveCamera:
+    spec: str  # camera index, stream URL or file
+    camera: CameraConfig
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    analysis_fps: float = 5.0
+    realtime: bool = False  # play a file at its frame rate, as a camera would deliver it
+    fps: float | None = None  # the true frame rate when the container is wrong
+    loop: bool = False  # play a file again and again (demos, soak tests)
+    tags: Path | None = None  # JSON object of labels (route, stop) the unit's other software keeps up to date
+    max_seconds: float | None = None  # stop after this many seconds of footage or stream
+    signage_override: str | None = None
+
+
+@dataclass
+class LiveTotals:
+    windows_committed: int = 0
+    windows_lost: int = 0
+    windows_refused: int = 0
+    frames_analysed: int = 0
+    frames_dropped: int = 0
+
+
+def session_start(now: datetime, last_committed: datetime | None) -> tuple[datetime, float]:
+    """Where a session's clock starts, and the wall clock's error it reveals: never before the end of the last
+    committed window, so that a clock set back (no RTC after a power cut) cannot reuse or reorder window keys."""
+    if last_committed is not None and now < last_committed:
+        return last_committed, (now - last_committed).total_seconds()
+    return now, 0.0
+
+
+class CameraSession:
+    """One camera of the unit: its source, its analyser, the open window's observations."""
+
+    def __init__(self, live: LiveCamera, options: LiveOptions, wall0: datetime, key: str, run_id: str) -> None:
+        cam = live.camera
+        self.camera = cam
+        self.options = options
+        self.wall0 = wall0
+        self.window_s = cam.time.window_seconds
+        self.is_file = is_file_spec(live.spec)
+        self.source = LiveSource(
+            live.spec, options.analysis_fps, realtime=options.realtime, fps=options.fps or cam.time.fps,
+            loop=options.loop,
+        )  # fmt: skip
+        self.analyser = FrameAnalyser(cam, options.analysis_fps, self.window_of)
+        self.watch = AlertWatch(cam, wall0, sinks_from_config(cam.alert_sinks))
+        self.key = key
+        self.run_id = run_id
+        self.open = window_start(wall0, self.window_s)
+        self.observations: list[Observation] = []
+        self.recent: list[Observation] = []  # the alert rules' trailing span, across window ends
+        self.alerts_done = 0
+        self.last_t = 0.0
+        self.counted = SourceStats(0, 0, 0, 0, False)
+        self.cpu = _cpu_seconds()
+        self.cpu_at = time.monotonic()
+        self.lost = 0
+
+    def at(self, t: float) -> datetime:
+        return self.wall0 + timedelta(seconds=t)
+
+    def window_of(self, t: float) -> datetime:
+        return window_start(self.at(t), self.window_s)
+
+    def seconds(self, at: datetime) -> float:
+        return (at - self.wall0).total_seconds()
+
+    def analyse(self, frame: LiveFrame) -> None:
+        obs = self.analyser(Frame(frame.seq, frame.t, frame.image, None))
+        self.observations.append(obs)
+        revise(self.observations, self.analyser.take_revised())
+        self.recent.append(obs)
+        self.watch(self.recent, self.analyser.ledger if self.analyser.tracker else None)
+        self.last_t = frame.t
+
+    def now_t(self) -> float:
+        """Session seconds now: a stream's and a paced file's follow the clock, a file read at full speed its
+        footage."""
+        return self.last_t if self.is_file and not self.options.realtime else self.source.clock() - self.source.started
+
+    def settled_t(self) -> float:
+        """Session seconds up to which no frame can still arrive: a frame read just before it may reach the analysis
+        loop up to two analysis periods later, and must find its window still open."""
+        if self.is_file and not self.options.realtime:
+            return self.last_t
+        return self.now_t() - 2.0 / self.options.analysis_fps
+
+    def close(self, end_t: float, partial: bool, clock_jump_s: float, tags: str | None) -> ClosedWindow:
+        """The open window's aggregate and health, and the session moved on to the next window."""
+        w, w_end = self.open, self.open + timedelta(seconds=self.window_s)
+        windows = self.analyser.windows(
+            self.observations, source=self.key, start=self.wall0, duration_s=end_t, live=True
+        )
+        window = next(x for x in windows if x.key.window_start == w)
+        start_t = self.seconds(w)
+        if not (self.is_file and not self.options.realtime):
+            # A stream's coverage is the time it was up, so that a camera that was down reads as missing.
+            window = dataclasses.replace(window, covered_s=round(self.source.up_seconds(start_t, end_t), 6))
+        sent = [a for a in self.watch.sent[self.alerts_done :] if a.alert.at < w_end]
+        self.alerts_done += len(sent)
+        health = self._health(window, clock_jump_s)
+        self.analyser.ledger.forget_before(self.seconds(w_end))
+        horizon = max((r.span_s for r in self.camera.alerts), default=0.0)
+        self.recent = [o for o in self.recent if o.t > end_t - horizon]
+        self.analyser.opt_out_times = [t for t in self.analyser.opt_out_times if t >= self.seconds(w_end)]
+        self.observations = []
+        self.open = w_end
+        return ClosedWindow(self, window, health, sent, partial, tags)
+
+    def _health(self, window: WindowAggregate, clock_jump_s: float) -> WindowHealth:
+        stats = self.source.stats()
+        before, self.counted = self.counted, stats
+        cpu, now = _cpu_seconds(), time.monotonic()
+        busy = (cpu - self.cpu) / max(now - self.cpu_at, 1e-6) * 100 / (os.cpu_count() or 1)
+        self.cpu, self.cpu_at = cpu, now
+        covered = max(window.covered_s, 1e-9)
+        return WindowHealth(
+            unit_id=self.camera.resolved_unit_id(),
+            source_up_s=window.covered_s,
+            frames_read=stats.frames_read - before.frames_read,
+            frames_analysed=window.frames_analysed,
+            frames_dropped=stats.frames_dropped - before.frames_dropped,
+            analysed_fps=round(window.frames_analysed / covered, 3) if window.covered_s else 0.0,
+            reconnects=stats.reconnects - before.reconnects,
+            cpu_percent=round(busy, 1),
+            rss_mb=_rss_mb(),
+            clock_jump_s=clock_jump_s,
+            windows_lost=self.lost,
+        )
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    session: CameraSession
+    window: WindowAggregate
+    health: WindowHealth
+    alerts: list[SentAlert]
+    partial: bool
+    tags: str | None
+
+
+def run_live(
+    cameras: list[LiveCamera],
+    db: Path,
+    options: LiveOptions,
+    stop: threading.Event,
+    log: Callable[[str], None] = print,
+) -> LiveTotals:
+    """Analyse the cameras until `stop` is set, every file has ended or `options.max_seconds` have passed."""
+    unit_session = uuid.uuid4().hex[:12]
+    now = datetime.now(UTC)
+    sessions: list[CameraSession] = []
+    with _store(db) as store:
+        last = max((e for c in cameras if (e := store.last_window_end(c.camera.site_id, c.camera.camera_id))),
+                   default=None)  # fmt: skip
+        wall0, jump = session_start(now, last)
+        if jump:
+            log(f"clock: the wall clock reads {now.isoformat()}, before the last committed window; windows go on "
+                f"from {wall0.isoformat()} (recorded as clock_jump_s {jump:.0f})")  # fmt: skip
+        for c in cameras:
+            cam = c.camera
+            store.record_site(cam.site_id, cam.site_kind, cam.timezone, cam.privacy)
+            _check_signage(store, cam, wall0, options.signage_override)
+            key = f"live:{cam.resolved_unit_id()}:{unit_session}"
+            params = {"live": c.spec, "analysis_fps": options.analysis_fps, "camera": str(cam.path)}
+            run_id = store.begin_run(
+                RunStart(
+                    key,
+                    c.spec,
+                    cam.camera_id,
+                    cam.site_id,
+                    cam.resolved_unit_id(),
+                    params_hash(params),
+                    params,
+                    options.signage_override,
+                )
+            )
+            sessions.append(CameraSession(c, options, wall0, key, run_id))
+    totals = LiveTotals()
+    for s in sessions:
+        s.source.start()
+    wall_mono = (wall0, time.monotonic())
+    try:
+        while not stop.is_set():
+            active = False
+            for s in sessions:
+                frame = s.source.latest(POLL_S)
+                # A file read faster than real time can pass the end before the clock does: its frames say so.
+                past_end = frame is not None and options.max_seconds is not None and frame.t > options.max_seconds
+                if frame is not None and not past_end:
+                    _commit_due(s, frame.t, db, options, totals, wall_mono, log)
+                    s.analyse(frame)
+                    totals.frames_analysed += 1
+                else:
+                    _commit_due(s, s.settled_t(), db, options, totals, wall_mono, log)
+                finished = s.source.finished.is_set() and frame is None
+                over = past_end or (options.max_seconds is not None and s.now_t() >= options.max_seconds)
+                active |= not (finished or over)
+            if not active:
+                break
+    finally:
+        for s in sessions:
+            s.source.stop()
+            end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
+            if end_t > s.seconds(s.open) or s.observations:
+                _commit(s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log)), db, options, totals,
+                        log)  # fmt: skip
+            totals.frames_dropped += s.source.stats().frames_dropped
+        _end_runs(db, sessions, "stopped" if stop.is_set() else "done")
+    return totals
+
+
+def _commit_due(
+    s: CameraSession,
+    t: float,
+    db: Path,
+    options: LiveOptions,
+    totals: LiveTotals,
+    wall_mono: tuple[datetime, float],
+    log: Callable[[str], None],
+) -> None:
+    while s.seconds(s.open + timedelta(seconds=s.window_s)) <= t:
+        end_t = s.seconds(s.open + timedelta(seconds=s.window_s))
+        _commit(s.close(end_t, False, _clock_jump(wall_mono), _tags(options.tags, log)), db, options, totals, log)
+
+
+def _commit(
+    closed: ClosedWindow, db: Path, options: LiveOptions, totals: LiveTotals, log: Callable[[str], None]
+) -> None:
+    s = closed.session
+    cam = s.camera
+    w = closed.window
+    try:
+        with _store(db) as store:
+            gaps = uncovered(store.signs(cam.site_id, cam.camera_id), w.key.window_start, w.window_end)
+            if gaps and not options.signage_override:
+                totals.windows_refused += 1
+                log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} not stored: no opt-out sign covered "
+                    "it; record one with `sanitary signage add`")  # fmt: skip
+                return
+            store.commit_window(
+                s.run_id, w, closed.health, privacy=cam.privacy, dwell_bins_s=tuple(cam.tracking.dwell_bins_s),
+                alerts=closed.alerts, partial=closed.partial, tags=closed.tags,
+            )  # fmt: skip
+        totals.windows_committed += 1
+        s.lost = 0
+    except (SanitaryError, duckdb.Error, OSError) as exc:
+        # A full disk or a file held too long: this window is lost and counted; the next one tries again.
+        s.lost += 1
+        totals.windows_lost += 1
+        log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} lost ({str(exc).splitlines()[0]})")
+
+
+def _store(db: Path) -> Store:
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return Store(db)
+        except SanitaryError as exc:
+            if "in use by another process" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _check_signage(store: Store, cam: CameraConfig, at: datetime, override: str | None) -> None:
+    if override is None and uncovered(store.signs(cam.site_id, cam.camera_id), at, at + timedelta(seconds=1)):
+        raise SanitaryError(
+            f"{cam.path}: no opt-out sign is up for camera {cam.camera_id} now; record it with `sanitary signage "
+            "add`, or pass --without-signage REASON (recorded in runs)"
+        )
+
+
+def _end_runs(db: Path, sessions: list[CameraSession], status: str) -> None:
+    try:
+        with _store(db) as store:
+            for s in sessions:
+                store.con.execute(
+                    "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                    [status, datetime.now(UTC), s.run_id],
+                )
+    except (SanitaryError, duckdb.Error, OSError):
+        return  # the runs stay 'running': a visible trace, as after a power cut
+
+
+def _clock_jump(wall_mono: tuple[datetime, float]) -> float:
+    """The wall clock's drift from the monotonic clock since the session began (0 within a second)."""
+    wall0, mono0 = wall_mono
+    jump = (datetime.now(UTC) - wall0).total_seconds() - (time.monotonic() - mono0)
+    return round(jump, 1) if abs(jump) >= 1.0 else 0.0
+
+
+def _tags(path: Path | None, log: Callable[[str], None]) -> str | None:
+    """The labels the unit's other software wrote (a JSON object of strings), read when a window closes."""
+    if path is None:
+        return None
+    try:
+        tags = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log(f"{path}: tags not read ({exc}); the window is stored without them")
+        return None
+    if not isinstance(tags, dict) or not all(isinstance(v, str | int | float) for v in tags.values()):
+        log(f"{path}: tags must be a JSON object of strings or numbers; the window is stored without them")
+        return None
+    return json.dumps(tags, sort_keys=True)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _rss_mb() -> float | None:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)

@@ -1,0 +1,308 @@
+"""Merge the DuckDB files of sites that ran separately into one central database, any number of times.
+
+Sites analyse footage offline and hand over their database files; officials want one database. Merging must be
+safe to repeat and to do in any order, or a file sent twice, or two files merged in the other order, would count
+windows twice or let an older analysis overwrite a newer one. So the unit of merging is the store's own unit of
+replacement: all rows of one (site, camera, source) in the per-source tables. A source the target lacks is added;
+one it holds is replaced only by a later-finished analysis of that source. The outcome is the same whatever the
+order, and merging a file again changes nothing.
+
+An input with an older schema is merged through a migrated temporary copy rather than refused: the files come from
+elsewhere, are often archives or on read-only media, and merging must never write to them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from sanitary.errors import SanitaryError
+from sanitary.storage.store import (
+    AGGREGATE_COLUMNS,
+    ALERT_COLUMNS,
+    DWELL_COLUMNS,
+    HEALTH_COLUMNS,
+    LINE_COLUMNS,
+    PER_SOURCE_TABLES,
+    SCHEMA_VERSION,
+    SIGN_COLUMNS,
+    ZONE_COLUMNS,
+    Store,
+)
+
+PER_SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "window_aggregates": AGGREGATE_COLUMNS,
+    "zone_windows": ZONE_COLUMNS,
+    "dwell_windows": DWELL_COLUMNS,
+    "line_windows": LINE_COLUMNS,
+    "alerts": ALERT_COLUMNS,
+    "health": HEALTH_COLUMNS,
+}
+RUN_COLUMNS = (
+    "run_id", "source", "source_path", "camera_id", "site_id", "unit_id", "params_hash", "params", "started_at",
+    "finished_at", "status", "error", "frames_analysed", "footage_start", "footage_end", "notes", "signage_override",
+)  # fmt: skip
+SIGNAGE_COLUMNS = (*SIGN_COLUMNS, "recorded_at")
+SITE_COLUMNS = ("site_id", "site_kind", "timezone", "privacy_profile", "k_min", "updated_at")
+RETENTION_COLUMNS = ("deleted_at", "site_id", "camera_id", "cutoff", "windows_deleted", "rows_deleted")
+
+_KEY = "site_id, camera_id, source"
+
+
+@dataclass(frozen=True)
+class InputMerge:
+    path: Path
+    schema_version: int  # as found; an older one was merged through a migrated temporary copy
+    sources_added: int  # (site, camera, source) the target did not hold
+    sources_replaced: int  # held from an analysis that finished earlier
+    sources_unchanged: int  # held from the same analysis or a later one
+    windows: int  # window rows written to the target
+    alerts: int  # alert rows written to the target
+    runs: int  # run records new to the target, or further along than its copy
+    signs: int  # sign records new to the target, or more recent than its copy
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    into: Path
+    inputs: tuple[InputMerge, ...]
+
+
+def merge_into(sources: Sequence[Path], into: Path) -> MergeSummary:
+    """Merge each of `sources` into the database `into` (created or migrated), one transaction per input."""
+    if not sources:
+        raise SanitaryError("nothing to merge; pass one or more DuckDB files that sanitary wrote")
+    for path in sources:
+        if _same_file(path, into):
+            raise SanitaryError(f"{path}: is also the --into database; merge into a different file")
+    with tempfile.TemporaryDirectory(prefix="sanitary-merge-") as scratch:
+        # Every input is checked (and migrated if old) before the target is touched: a bad file named last
+        # must not leave the target half merged.
+        readable = [_readable(path, Path(scratch) / f"{i}.duckdb") for i, path in enumerate(sources)]
+        with Store(into) as store:
+            merged = tuple(
+                _merge_one(store.con, path, version, copy)
+                for path, (version, copy) in zip(sources, readable, strict=True)
+            )
+    return MergeSummary(into, merged)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and a.samefile(b)
+
+
+@contextmanager
+def _attached(con: duckdb.DuckDBPyConnection, path: Path, shown: Path) -> Iterator[None]:
+    """`path` attached read-only as `src`; errors name `shown`, the file the user passed."""
+    if not path.exists():
+        raise SanitaryError(f"{shown}: no such file; pass DuckDB files that sanitary wrote")
+    if path.is_dir():
+        raise SanitaryError(f"{shown}: is a folder; pass DuckDB files that sanitary wrote")
+    try:
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(path)])
+    except duckdb.Error as exc:
+        text = str(exc).splitlines()[0]
+        if "lock" in text.lower():
+            raise SanitaryError(
+                f"{shown}: database is in use by another process; wait for it to finish or merge a copy"
+            ) from None
+        raise SanitaryError(f"{shown}: not a DuckDB database this version can open ({text})") from None
+    try:
+        yield
+    finally:
+        con.execute("DETACH src")
+
+
+def _readable(path: Path, copy: Path) -> tuple[int, Path]:
+    """The input's schema version, and a file at the current schema holding its rows: itself or a migrated copy."""
+    with duckdb.connect() as con, _attached(con, path, path):
+        try:
+            row = con.execute("SELECT value FROM src.meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            row = None
+        if row is None:
+            raise SanitaryError(f"{path}: not a sanitary database (no schema version); pass files that sanitary wrote")
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise SanitaryError(
+                f"{path}: database schema v{version} is newer than this sanitary (v{SCHEMA_VERSION}); "
+                "upgrade sanitary to use it"
+            )
+        if version == SCHEMA_VERSION:
+            return version, path
+        # Copied while attached, so no writer can be midway; the write-ahead log holds committed rows too.
+        shutil.copyfile(path, copy)
+        wal = path.with_name(path.name + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+    Store(copy).close()
+    return version, copy
+
+
+def _merge_one(con: duckdb.DuckDBPyConnection, path: Path, version: int, readable: Path) -> InputMerge:
+    with _attached(con, readable, path):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            merged = _merge_attached(con, path, version)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    return merged
+
+
+# What tells two rows of one source apart in each per-source table (after the source's key).
+ROW_KEYS = {
+    "window_aggregates": ("window_start",),
+    "zone_windows": ("window_start", "zone"),
+    "dwell_windows": ("window_start", "bin_low_s"),
+    "line_windows": ("window_start", "line"),
+    "alerts": ("event_at", "rule", "state"),
+    "health": ("window_start",),
+}
+
+
+def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> InputMerge:
+    _decide(con)
+    outcomes = dict(con.execute("SELECT outcome, count(*) FROM merge_decision GROUP BY outcome").fetchall())
+    taken = f"({_KEY}) IN (SELECT {_KEY} FROM merge_decision WHERE outcome IN ('added', 'replaced'))"
+    extended = f"({_KEY}) IN (SELECT {_KEY} FROM merge_decision WHERE outcome = 'extended')"
+    runs = _copy_runs(con)
+    written: dict[str, int] = {}
+    for table in PER_SOURCE_TABLES:
+        columns = ", ".join(PER_SOURCE_COLUMNS[table])
+        con.execute(f"DELETE FROM {table} WHERE {taken}")
+        written[table] = _count(con, f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {taken}")
+        row_key = ", ".join((*_KEY.split(", "), *ROW_KEYS[table]))
+        written[table] += _count(
+            con,
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {extended}"
+            f" AND ({row_key}) NOT IN (SELECT {row_key} FROM {table})",
+        )
+    _mark_replaced(con)
+    signs = _copy_signs(con)
+    _copy_sites(con)
+    retention = ", ".join(RETENTION_COLUMNS)
+    con.execute(
+        f"INSERT INTO retention_log ({retention}) SELECT {retention} FROM src.retention_log"
+        f" EXCEPT SELECT {retention} FROM retention_log"
+    )
+    con.execute("DROP TABLE merge_decision")
+    return InputMerge(
+        path=path,
+        schema_version=version,
+        sources_added=outcomes.get("added", 0),
+        sources_replaced=outcomes.get("replaced", 0),
+        sources_unchanged=outcomes.get("unchanged", 0) + outcomes.get("extended", 0),
+        windows=written["window_aggregates"],
+        alerts=written["alerts"],
+        runs=runs,
+        signs=signs,
+    )
+
+
+def _owners(db: str) -> str:
+    """Each (site, camera, source) in `db` with the run its rows came from, and when that run finished."""
+    keys = " UNION ".join(f"SELECT {_KEY} FROM {db}{table}" for table in PER_SOURCE_TABLES)
+    # Rows of one source come from one run (a rerun replaces them all); max() only makes a choice certain.
+    owned = " UNION ALL ".join(f"SELECT {_KEY}, run_id FROM {db}{table}" for table in ("window_aggregates", "alerts"))
+    return f"""
+        SELECT k.site_id, k.camera_id, k.source, o.run_id, r.finished_at
+        FROM ({keys}) k
+        LEFT JOIN (SELECT {_KEY}, max(run_id) AS run_id FROM ({owned}) GROUP BY ALL) o USING ({_KEY})
+        LEFT JOIN {db}runs r ON r.run_id = o.run_id"""
+
+
+def _decide(con: duckdb.DuckDBPyConnection) -> None:
+    """Per (site, camera, source) of the input: added, replaced or unchanged in the target.
+
+    The later-finished run wins; rows whose run is unknown (written before runs were kept) count as oldest. Two
+    different runs that finished at the same instant are told apart by run id, so the choice never depends on
+    which file was merged first. The same run on both sides is 'extended': a live unit's run goes on adding
+    windows (a committed window never changes), so the windows the target lacks are added to those it has.
+    """
+    never = "'-infinity'::TIMESTAMPTZ"
+    con.execute(f"""
+        CREATE TEMP TABLE merge_decision AS
+        SELECT i.site_id, i.camera_id, i.source, i.run_id,
+               CASE
+                   WHEN t.site_id IS NULL THEN 'added'
+                   WHEN i.run_id = t.run_id THEN 'extended'
+                   WHEN coalesce(i.finished_at, {never}) > coalesce(t.finished_at, {never})
+                        OR (coalesce(i.finished_at, {never}) = coalesce(t.finished_at, {never})
+                            AND coalesce(i.run_id, '') > coalesce(t.run_id, ''))
+                       THEN 'replaced'
+                   ELSE 'unchanged'
+               END AS outcome
+        FROM ({_owners("src.")}) i LEFT JOIN ({_owners("")}) t USING ({_KEY})""")
+
+
+def _copy_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs the target lacks, or holds at an earlier stage (a run merged while it ran, then merged finished)."""
+    columns = ", ".join(RUN_COLUMNS)
+    return _count(
+        con,
+        f"""
+        INSERT OR REPLACE INTO runs ({columns}) SELECT {columns} FROM src.runs s
+        WHERE NOT EXISTS (SELECT 1 FROM runs t WHERE t.run_id = s.run_id
+                          AND {_progress("t")} >= {_progress("s")})""",
+    )
+
+
+def _progress(run: str) -> str:
+    """A run only moves forward: running, then finished one way or another, then replaced by a later analysis."""
+    return f"CASE {run}.status WHEN 'running' THEN 0 WHEN 'replaced' THEN 2 ELSE 1 END"
+
+
+def _mark_replaced(con: duckdb.DuckDBPyConnection) -> None:
+    """As a rerun in one database would: finished runs of a source whose rows a later run now holds read 'replaced'.
+
+    Without it the central database could say two analyses of one source are both current, and a run there would
+    skip footage as done with parameters whose rows are no longer stored.
+    """
+    con.execute(f"""
+        UPDATE runs SET status = 'replaced'
+        FROM ({_owners("")}) w
+        WHERE runs.site_id = w.site_id AND runs.camera_id = w.camera_id AND runs.source = w.source
+          AND (w.site_id, w.camera_id, w.source) IN (SELECT {_KEY} FROM merge_decision)
+          AND runs.run_id <> w.run_id AND runs.finished_at <= w.finished_at
+          AND runs.status IN ('done', 'failed', 'truncated')""")
+
+
+def _copy_signs(con: duckdb.DuckDBPyConnection) -> int:
+    """The more recent record of each sign wins.
+
+    Taking a sign down does not change when it was recorded, so between two records of one time the one that says
+    it came down wins, and of two removals the earlier: footage counts as covered only while the sign surely stood.
+    """
+    columns = ", ".join(SIGNAGE_COLUMNS)
+    return _count(
+        con,
+        f"""
+        INSERT OR REPLACE INTO signage ({columns}) SELECT {columns} FROM src.signage s
+        WHERE NOT EXISTS (SELECT 1 FROM signage t WHERE t.sign_id = s.sign_id
+                          AND (t.recorded_at > s.recorded_at
+                               OR (t.recorded_at = s.recorded_at
+                                   AND (s.removed_at IS NULL OR t.removed_at <= s.removed_at))))""",
+    )
+
+
+def _copy_sites(con: duckdb.DuckDBPyConnection) -> None:
+    """A site's clock and privacy settings: the later recorded wins, as the latest run's config does in one store."""
+    columns = ", ".join(SITE_COLUMNS)
+    con.execute(f"""
+        INSERT OR REPLACE INTO sites ({columns}) SELECT {columns} FROM src.sites s
+        WHERE NOT EXISTS (SELECT 1 FROM sites t WHERE t.site_id = s.site_id AND t.updated_at >= s.updated_at)""")
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,556 @@
+"""Ship a live unit's aggregates home as Parquet, import them centrally, and let the unit forget what arrived.
+
+A unit on a bus is offline most of the time and its storage is small, so it cannot hand over its whole database
+file as a site does for `sanitary merge`: it ships what is new, again and again, over links that drop and corrupt.
+So every export is a folder of Parquet files (partitioned by date and unit, readable by any tool) and a manifest
+with each file's sha256; the central site refuses an export whose files do not match, in one line, before touching
+its database, and answers with an acknowledgement the unit feeds back, after which the unit may delete those rows.
+
+The unit of shipping is the window, (site, camera, source, window_start), with every per-source row of it: its
+aggregates, zones, dwell, lines and health, and the alerts raised in it (the latest window of their source starting
+at or before the alert). `sanitary merge` replaces whole sources, which would make each incremental export delete
+the windows the previous ones brought; here the central site keeps, per window, the version from the unit's latest
+export instead (the unit's store has already resolved reruns), so importing twice, out of order, or exports that
+overlap never counts a window twice. Runs, sites and signage travel whole with every export and go through
+`merge_into`, so their rules are the same as for merged files.
+
+The unit's `outbox` records which windows each export carried, with a digest of their rows: a window is pending
+until an acknowledgement names it with the content it has now, so a window rewritten after it was shipped (a
+partial window completed, a source analysed again) ships again, and is never purged unacknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+
+from sanitary.errors import SanitaryError
+from sanitary.storage.merge import PER_SOURCE_COLUMNS, RUN_COLUMNS, SIGNAGE_COLUMNS, SITE_COLUMNS, merge_into
+from sanitary.storage.query import LOCK_RETRIES, LOCK_WAIT_S
+from sanitary.storage.store import PER_SOURCE_TABLES, SCHEMA_VERSION, Store
+
+MANIFEST_FORMAT = "sanitary-export/1"
+ACK_FORMAT = "sanitary-ack/1"
+_KEY = "site_id, camera_id, source, window_start"
+# Tables with one row per window: a window exists where either holds a row. The others hang off these.
+_WINDOW_ROOTS = ("window_aggregates", "health")
+_WINDOW_TABLES = tuple(t for t in PER_SOURCE_TABLES if t != "alerts")
+_ALERT_KEY = "site_id, camera_id, source, event_at, rule, state"
+# Shipped whole with every export: small, and merged by rules that make repeats harmless.
+_WHOLE_TABLES: dict[str, tuple[str, ...]] = {"runs": RUN_COLUMNS, "sites": SITE_COLUMNS, "signage": SIGNAGE_COLUMNS}
+
+
+@dataclass(frozen=True)
+class ShippedFile:
+    path: Path
+    table: str
+    rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    export_id: str
+    seq: int  # this unit's exports so far, this one included: the central site keeps the later export's windows
+    manifest: Path
+    units: tuple[str, ...]
+    since: datetime | None  # None: the windows not acknowledged yet
+    windows: int
+    first_window_start: datetime | None
+    last_window_end: datetime | None
+    files: tuple[ShippedFile, ...]
+
+
+@dataclass(frozen=True)
+class ExportImport:
+    export_id: str
+    manifest: Path
+    windows: int  # windows the export carried, all acknowledged
+    windows_written: int  # new to the central database, or newer than its copy
+    windows_unchanged: int  # held already from this export or a later one
+    alerts_written: int
+    ack: Path
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    into: Path
+    exports: tuple[ExportImport, ...]
+
+
+# ---------------------------------------------------------------------------------------------------- the unit
+
+
+def export_parquet(db: Path, out: Path, since: datetime | None) -> ExportSummary:
+    """Write the windows ending after `since` (None: those not acknowledged yet) and the runs, sites and signage
+    to `out` as Parquet with a manifest, and record them in the outbox. A naive `since` is taken as UTC."""
+    since = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    written: list[Path] = []
+    with _unit(db) as store:
+        con = store.con
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SanitaryError(
+                f"{out}: cannot create the export folder ({exc.strerror}); choose another --out"
+            ) from None
+        try:
+            with store.transaction():
+                summary = _export(con, db, out, since, written)
+        except BaseException:
+            # Files without their manifest are never imported, but would litter the outbound folder.
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+    return summary
+
+
+def _export(
+    con: duckdb.DuckDBPyConnection, db: Path, out: Path, since: datetime | None, written: list[Path]
+) -> ExportSummary:
+    exported_at = datetime.now(UTC)
+    export_id = f"{exported_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    seq = _scalar(con, "SELECT coalesce(max(seq), 0) + 1 FROM exports")
+    if since is None:
+        wanted = (
+            "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.acked_at IS NOT NULL AND o.digest = w.digest"
+            " AND (o.site_id, o.camera_id, o.source, o.window_start) = (w.site_id, w.camera_id, w.source,"
+            " w.window_start))"
+        )
+        params: list[object] = []
+    else:
+        wanted, params = "coalesce(w.window_end, w.window_start) > ?", [since]
+    con.execute(f"CREATE TEMP TABLE ship AS SELECT * FROM ({_windows_sql('')}) w WHERE {wanted}", params)
+    # Each table's shipped rows with the date and unit of their partition.
+    selections = {
+        table: f"SELECT t.{', t.'.join(PER_SOURCE_COLUMNS[table])}, s.window_start::DATE AS day, s.unit_id AS unit"
+        f" FROM {table} t JOIN ship s USING ({_KEY})"
+        for table in _WINDOW_TABLES
+    }
+    selections["alerts"] = (
+        f"SELECT a.{', a.'.join(PER_SOURCE_COLUMNS['alerts'])}, a.event_at::DATE AS day, s.unit_id AS unit"
+        f" FROM ({_alerts_sql('')}) a JOIN ship s ON (s.site_id, s.camera_id, s.source, s.window_start)"
+        " = (a.site_id, a.camera_id, a.source, a.shipped_window_start)"
+    )
+    files: list[ShippedFile] = []
+    for table, selection in selections.items():
+        con.execute(f"CREATE TEMP TABLE ship_rows AS {selection}")
+        for day, unit in con.execute("SELECT DISTINCT day, unit FROM ship_rows ORDER BY ALL").fetchall():
+            where = f"day = {_literal(day.isoformat())} AND unit = {_literal(unit)}"
+            relative = f"{table}/date={day.isoformat()}/unit={quote(unit, safe='')}/part-{export_id}.parquet"
+            files.append(
+                _copy(con, table, PER_SOURCE_COLUMNS[table], f"ship_rows WHERE {where}", out, relative, written)
+            )
+        con.execute("DROP TABLE ship_rows")
+    for unit in _column(con, "SELECT DISTINCT unit_id FROM runs ORDER BY 1"):
+        relative = f"runs/unit={quote(unit, safe='')}/part-{export_id}.parquet"
+        files.append(_copy(con, "runs", RUN_COLUMNS, f"runs WHERE unit_id = {_literal(unit)}", out, relative, written))
+    for table in ("sites", "signage"):
+        if _scalar(con, f"SELECT count(*) FROM {table}"):
+            relative = f"{table}/part-{export_id}.parquet"
+            files.append(_copy(con, table, _WHOLE_TABLES[table], table, out, relative, written))
+    windows, first, last = con.execute(
+        "SELECT count(*), min(window_start), max(coalesce(window_end, window_start)) FROM ship"
+    ).fetchone() or (0, None, None)
+    units = tuple(_column(con, "SELECT DISTINCT unit_id FROM ship UNION SELECT DISTINCT unit_id FROM runs ORDER BY 1"))
+    con.execute(
+        f"INSERT INTO outbox ({_KEY}, digest, export_id, exported_at) SELECT {_KEY}, digest, ?, ? FROM ship",
+        [export_id, exported_at],
+    )
+    con.execute("INSERT INTO exports VALUES (?, ?, ?, ?, ?)", [export_id, seq, exported_at, since, windows])
+    con.execute("DROP TABLE ship")
+    manifest = out / f"manifest-{export_id}.json"
+    document = {
+        "format": MANIFEST_FORMAT,
+        "export_id": export_id,
+        "seq": seq,
+        "exported_at": exported_at.isoformat(),
+        "db": str(db),
+        "schema_version": SCHEMA_VERSION,
+        "units": list(units),
+        "since": since.isoformat() if since else None,
+        "windows": {"count": windows, "first_start": _iso(first), "last_end": _iso(last)},
+        "files": [
+            {"path": f.path.relative_to(out).as_posix(), "table": f.table, "rows": f.rows, "sha256": f.sha256}
+            for f in files
+        ],
+    }
+    # Written last and renamed into place: an importer sees a whole manifest or none, never half an export.
+    _write_json(manifest, document)
+    written.append(manifest)
+    return ExportSummary(export_id, seq, manifest, units, since, windows, first, last, tuple(files))
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: tuple[str, ...],
+    source: str,
+    out: Path,
+    relative: str,
+    written: list[Path],
+) -> ShippedFile:
+    path = out / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written.append(path)
+    names = ", ".join(columns)
+    # Ordered, so an export of the same rows is the same file whatever order the store holds them in.
+    con.execute(f"COPY (SELECT {names} FROM {source} ORDER BY ALL) TO {_literal(str(path))} (FORMAT parquet)")
+    rows = _scalar(con, f"SELECT count(*) FROM read_parquet({_literal(str(path))}, hive_partitioning = false)")
+    return ShippedFile(path, table, rows, _sha256(path))
+
+
+def acknowledge(db: Path, ack_file: Path) -> int:
+    """Mark the windows the central site acknowledged as received; the windows newly marked."""
+    ack = _read_json(ack_file, "acknowledgement")
+    try:
+        if ack["format"] != ACK_FORMAT:
+            raise SanitaryError(f"{ack_file}: not a sanitary acknowledgement (format {ack['format']!r})")
+        export_id = str(ack["export_id"])
+        keys = [(site, camera, source, datetime.fromisoformat(start)) for site, camera, source, start in ack["windows"]]
+    except (KeyError, TypeError, ValueError):
+        raise SanitaryError(f"{ack_file}: not a sanitary acknowledgement (fields missing or malformed)") from None
+    with _unit(db) as store, store.transaction():
+        if not _scalar(store.con, "SELECT count(*) FROM exports WHERE export_id = ?", [export_id]):
+            raise SanitaryError(
+                f"{ack_file}: acknowledges export {export_id}, which {db} did not make; pass this unit's --db"
+            )
+        store.con.execute("CREATE TEMP TABLE acked (site_id VARCHAR, camera_id VARCHAR, source VARCHAR,"
+                          " window_start TIMESTAMPTZ)")  # fmt: skip
+        if keys:
+            store.con.executemany("INSERT INTO acked VALUES (?, ?, ?, ?)", keys)
+        marked = _scalar(
+            store.con,
+            f"UPDATE outbox SET acked_at = ? WHERE export_id = ? AND acked_at IS NULL"
+            f" AND ({_KEY}) IN (SELECT {_KEY} FROM acked)",
+            [datetime.now(UTC), export_id],
+        )
+        store.con.execute("DROP TABLE acked")
+    return marked
+
+
+def purge_shipped(db: Path, older_than_days: float, now: datetime) -> int:
+    """Delete the windows that ended `older_than_days` before `now` and were acknowledged with the rows they hold
+    now, with all their per-source rows; the windows deleted. Unacknowledged windows are never deleted."""
+    if older_than_days < 0:
+        raise SanitaryError(f"older than {older_than_days} days: pass 0 or more days")
+    cutoff = now - timedelta(days=older_than_days)
+    with _unit(db) as store, store.transaction():
+        con = store.con
+        con.execute(
+            f"""CREATE TEMP TABLE gone AS SELECT {_KEY} FROM ({_windows_sql("")}) w
+            WHERE coalesce(w.window_end, w.window_start) <= ? AND EXISTS (
+                SELECT 1 FROM outbox o WHERE o.acked_at IS NOT NULL AND o.digest = w.digest
+                AND (o.site_id, o.camera_id, o.source, o.window_start)
+                    = (w.site_id, w.camera_id, w.source, w.window_start))""",
+            [cutoff],
+        )
+        # Alerts first: which window an alert belongs to is read from the windows still there.
+        con.execute(
+            f"DELETE FROM alerts WHERE ({_ALERT_KEY}) IN (SELECT {_ALERT_KEY} FROM ({_alerts_sql('')}) a"
+            f" WHERE (site_id, camera_id, source, shipped_window_start) IN (SELECT {_KEY} FROM gone))"
+        )
+        for table in (*_WINDOW_TABLES, "outbox"):
+            con.execute(f"DELETE FROM {table} WHERE ({_KEY}) IN (SELECT {_KEY} FROM gone)")
+        purged = _scalar(con, "SELECT count(*) FROM gone")
+        con.execute("DROP TABLE gone")
+    return purged
+
+
+@contextmanager
+def _unit(db: Path) -> Iterator[Store]:
+    """The unit's store with its outbox; a live unit holds the file only while it commits, so a lock is waited out."""
+    if not db.is_file():
+        raise SanitaryError(f"{db}: no such DuckDB file; pass --db the database the unit writes")
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            store = Store(db)
+            break
+        except SanitaryError as exc:
+            if "in use by another process" not in str(exc) or attempt == LOCK_RETRIES:
+                raise
+            time.sleep(LOCK_WAIT_S)
+    try:
+        store.con.execute(f"""
+            CREATE TABLE IF NOT EXISTS outbox (
+                site_id      VARCHAR NOT NULL,
+                camera_id    VARCHAR NOT NULL,
+                source       VARCHAR NOT NULL,
+                window_start TIMESTAMPTZ NOT NULL,
+                digest       VARCHAR NOT NULL,  -- of the window's rows as shipped
+                export_id    VARCHAR NOT NULL,
+                exported_at  TIMESTAMPTZ NOT NULL,
+                acked_at     TIMESTAMPTZ,
+                PRIMARY KEY (export_id, {_KEY})
+            )""")
+        store.con.execute("""
+            CREATE TABLE IF NOT EXISTS exports (
+                export_id   VARCHAR PRIMARY KEY,
+                seq         BIGINT NOT NULL UNIQUE,
+                exported_at TIMESTAMPTZ NOT NULL,
+                since       TIMESTAMPTZ,
+                windows     BIGINT NOT NULL
+            )""")
+        yield store
+    finally:
+        store.close()
+
+
+def _windows_sql(db: str) -> str:
+    """Every window of `db` (a schema prefix such as 'src.'), with its unit, end and a digest of all its rows."""
+    digests = []
+    for table in PER_SOURCE_TABLES:
+        rows = f"SELECT {_KEY}, t AS r FROM {db}{table} t"
+        if table == "alerts":
+            rows = (
+                f"SELECT site_id, camera_id, source, shipped_window_start AS window_start, r FROM ({_alerts_sql(db)})"
+            )
+        digests.append(f"""LEFT JOIN (SELECT {_KEY}, string_agg(r::VARCHAR, '|' ORDER BY r::VARCHAR) AS d_{table}
+                           FROM ({rows}) GROUP BY ALL) USING ({_KEY})""")
+    return f"""
+        SELECT {_KEY}, a.window_end, coalesce(a.unit_id, h.unit_id) AS unit_id,
+               md5(concat_ws('#', {", ".join(f"d_{t}" for t in PER_SOURCE_TABLES)})) AS digest
+        FROM ({_window_keys(db)}) k
+        LEFT JOIN {db}window_aggregates a USING ({_KEY}) LEFT JOIN {db}health h USING ({_KEY})
+        {" ".join(digests)}"""
+
+
+def _window_keys(db: str) -> str:
+    return " UNION ".join(f"SELECT {_KEY} FROM {db}{table}" for table in _WINDOW_ROOTS)
+
+
+def _alerts_sql(db: str) -> str:
+    """Alerts with the window they ship in: the latest of their source starting at or before them (as a row `r`)."""
+    return f"""
+        SELECT t.*, k.window_start AS shipped_window_start, t AS r FROM {db}alerts t
+        ASOF JOIN ({_window_keys(db)}) k
+            ON t.site_id = k.site_id AND t.camera_id = k.camera_id AND t.source = k.source
+           AND t.event_at >= k.window_start"""
+
+
+# ---------------------------------------------------------------------------------------------------- the centre
+
+
+@dataclass(frozen=True)
+class _Export:
+    manifest: Path
+    export_id: str
+    seq: int
+    files: tuple[ShippedFile, ...]
+
+
+def import_parquet(dirs: Sequence[Path], db: Path, ack_dir: Path | None = None) -> ImportSummary:
+    """Import every export whose manifest lies in `dirs` (searched recursively) into `db`, and write an
+    acknowledgement `ack-<export_id>.json` per export, next to its manifest or in `ack_dir`.
+
+    Every file of every export is checked against its manifest and loaded into a scratch database before `db` is
+    touched: one bad file and nothing is imported."""
+    exports = [_verified(m) for m in _manifests(dirs)]
+    with tempfile.TemporaryDirectory(prefix="sanitary-import-") as scratch:
+        loaded = [(export, _load(export, Path(scratch) / f"{i}.duckdb")) for i, export in enumerate(exports)]
+        imported = tuple(_import_one(export, copy, db, ack_dir) for export, copy in loaded)
+    return ImportSummary(db, imported)
+
+
+def _manifests(dirs: Sequence[Path]) -> list[Path]:
+    if not dirs:
+        raise SanitaryError("nothing to import; pass one or more folders that sanitary export wrote")
+    found: dict[Path, None] = {}
+    for folder in dirs:
+        if not folder.is_dir():
+            raise SanitaryError(f"{folder}: no such folder; pass folders that sanitary export wrote")
+        matches = sorted(folder.rglob("manifest-*.json"))
+        if not matches:
+            raise SanitaryError(f"{folder}: holds no manifest-*.json; pass the folder sanitary export wrote to")
+        found.update(dict.fromkeys(m.resolve() for m in matches))
+    return list(found)
+
+
+def _verified(manifest: Path) -> _Export:
+    document = _read_json(manifest, "export manifest")
+    try:
+        if document["format"] != MANIFEST_FORMAT:
+            raise SanitaryError(f"{manifest}: not a sanitary export manifest (format {document['format']!r})")
+        if int(document["schema_version"]) > SCHEMA_VERSION:
+            raise SanitaryError(
+                f"{manifest}: exported at schema v{document['schema_version']}, newer than this sanitary "
+                f"(v{SCHEMA_VERSION}); upgrade sanitary to import it"
+            )
+        export_id, seq = str(document["export_id"]), int(document["seq"])
+        listed = [(str(f["path"]), str(f["table"]), int(f["rows"]), str(f["sha256"])) for f in document["files"]]
+    except (KeyError, TypeError, ValueError):
+        raise SanitaryError(f"{manifest}: not a sanitary export manifest (fields missing or malformed)") from None
+    files = []
+    for relative, table, rows, sha256 in listed:
+        path = manifest.parent / relative
+        if table not in PER_SOURCE_TABLES and table not in _WHOLE_TABLES:
+            raise SanitaryError(f"{manifest}: lists {relative} for unknown table {table!r}; export {export_id} refused")
+        if not path.is_file():
+            raise SanitaryError(f"{path}: missing, listed in {manifest.name}; export {export_id} not imported")
+        if _sha256(path) != sha256:
+            raise SanitaryError(
+                f"{path}: sha256 differs from {manifest.name} (corrupted or truncated in transit); "
+                f"export {export_id} not imported, ship it again"
+            )
+        files.append(ShippedFile(path, table, rows, sha256))
+    return _Export(manifest, export_id, seq, tuple(files))
+
+
+def _load(export: _Export, copy: Path) -> Path:
+    """The export's rows in a scratch database of the current schema: its keys and types checked by the store's."""
+    with Store(copy) as store:
+        for shipped in export.files:
+            try:
+                # By name: an export from an older unit lacks later columns, which read as NULL as a migration's do.
+                store.con.execute(
+                    f"INSERT INTO {shipped.table} BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                    [str(shipped.path)],
+                )
+            except duckdb.Error as exc:
+                raise SanitaryError(
+                    f"{shipped.path}: cannot be loaded ({str(exc).splitlines()[0]}); export {export.export_id} "
+                    "not imported"
+                ) from None
+        for table in {f.table for f in export.files}:
+            expected = sum(f.rows for f in export.files if f.table == table)
+            if _scalar(store.con, f"SELECT count(*) FROM {table}") != expected:
+                raise SanitaryError(
+                    f"{export.manifest}: {table} holds other rows than the manifest lists; "
+                    f"export {export.export_id} not imported"
+                )
+    return copy
+
+
+def _import_one(export: _Export, copy: Path, db: Path, ack_dir: Path | None) -> ExportImport:
+    with Store(db) as store:
+        con = store.con
+        con.execute(f"""
+            CREATE TABLE IF NOT EXISTS shipped_windows (
+                site_id      VARCHAR NOT NULL,
+                camera_id    VARCHAR NOT NULL,
+                source       VARCHAR NOT NULL,
+                window_start TIMESTAMPTZ NOT NULL,
+                export_id    VARCHAR NOT NULL,  -- the export the rows held came from
+                export_seq   BIGINT NOT NULL,
+                imported_at  TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY ({_KEY})
+            )""")
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(copy)])
+        try:
+            with store.transaction():
+                written, alerts = _merge_windows(con, export)
+            keys = con.execute(f"SELECT {_KEY} FROM ({_window_keys('src.')}) ORDER BY ALL").fetchall()
+        finally:
+            con.execute("DETACH src")
+    # Runs, sites and signs by the merge's own rules; the windows are in already, so the copy lends it none.
+    with Store(copy) as scratch:
+        for table in PER_SOURCE_TABLES:
+            scratch.con.execute(f"DELETE FROM {table}")
+    merge_into([copy], db)
+    ack = (ack_dir or export.manifest.parent) / f"ack-{export.export_id}.json"
+    try:
+        ack.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(ack, {
+            "format": ACK_FORMAT,
+            "export_id": export.export_id,
+            "imported_at": datetime.now(UTC).isoformat(),
+            "into": str(db),
+            "windows": [[site, camera, source, start.isoformat()] for site, camera, source, start in keys],
+        })  # fmt: skip
+    except OSError as exc:
+        raise SanitaryError(
+            f"{ack}: cannot write the acknowledgement ({exc.strerror}); the export is imported, import it again "
+            "with a writable ack folder"
+        ) from None
+    return ExportImport(export.export_id, export.manifest, len(keys), written, len(keys) - written, alerts, ack)
+
+
+def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export) -> tuple[int, int]:
+    """Each window the export carries replaces the central rows of that window, unless those came from this export
+    or a later one of the unit; the windows and alerts written."""
+    con.execute(
+        f"""CREATE TEMP TABLE won AS SELECT {_KEY} FROM ({_window_keys("src.")}) k
+        LEFT JOIN shipped_windows p USING ({_KEY})
+        WHERE p.export_id IS NULL OR p.export_seq < ? OR (p.export_seq = ? AND p.export_id < ?)""",
+        [export.seq, export.seq, export.export_id],
+    )
+    taken = f"({_KEY}) IN (SELECT {_KEY} FROM won)"
+    for table in _WINDOW_TABLES:
+        columns = ", ".join(PER_SOURCE_COLUMNS[table])
+        con.execute(f"DELETE FROM {table} WHERE {taken}")
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {taken}")
+    columns = ", ".join(PER_SOURCE_COLUMNS["alerts"])
+    con.execute(
+        f"CREATE TEMP TABLE won_alerts AS SELECT {columns} FROM ({_alerts_sql('src.')})"
+        f" WHERE (site_id, camera_id, source, shipped_window_start) IN (SELECT {_KEY} FROM won)"
+    )
+    con.execute(f"DELETE FROM alerts WHERE ({_ALERT_KEY}) IN (SELECT {_ALERT_KEY} FROM won_alerts)")
+    con.execute(f"INSERT INTO alerts ({columns}) SELECT {columns} FROM won_alerts")
+    con.execute(
+        f"INSERT OR REPLACE INTO shipped_windows SELECT {_KEY}, ?, ?, ? FROM won",
+        [export.export_id, export.seq, datetime.now(UTC)],
+    )
+    counts = (_scalar(con, "SELECT count(*) FROM won"), _scalar(con, "SELECT count(*) FROM won_alerts"))
+    con.execute("DROP TABLE won")
+    con.execute("DROP TABLE won_alerts")
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> int:
+    row = con.execute(sql, params or []).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _column(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    return [str(value) for (value,) in con.execute(sql).fetchall()]
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal, for COPY, which takes no parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SanitaryError(f"{path}: no such file; pass the {what} sanitary wrote") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SanitaryError(f"{path}: not a readable {what} ({str(exc).splitlines()[0]})") from None
+    if not isinstance(document, dict):
+        raise SanitaryError(f"{path}: not a sanitary {what}")
+    return document

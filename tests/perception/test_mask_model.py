@@ -1,0 +1,79 @@
+"""The shipped mask classifier on real faces: it loads, scores as its card says, and the pipeline's mask rate
+over the validation photos matches the annotated rate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from sanitary.analytics.mask_rate import mask_shares
+from sanitary.evaluation.voc import MASK_CLASSES, read_split, read_voc
+from sanitary.perception.masks import load_card
+from sanitary.perception.models import WEIGHTS_DIR
+from tests.conftest import DATASETS, NO_SIGN, run_cli
+
+MASKS = DATASETS / "facemask-andrewmvd"
+VALIDATION = WEIGHTS_DIR / "mask_classifier.validation.txt"
+
+
+@pytest.fixture(scope="module")
+def masks_data() -> Path:
+    if not (MASKS / "annotations").is_dir():
+        pytest.skip(f"face-mask photos not found at {MASKS} (see ../shared/datasets/README.md)")
+    return MASKS
+
+
+def camera(tmp_path: Path, extra: str) -> Path:
+    path = tmp_path / "cam.toml"
+    path.write_text(
+        'camera_id = "v"\nsite_id = "validation"\nsite_kind = "bus"\n'
+        '[time]\nfps = 1\nstart = "2021-03-01T08:00:00"\nwindow_seconds = 1200\n' + extra
+    )
+    return path
+
+
+def test_shipped_weights_score_as_the_card_says(masks_data: Path, tmp_path: Path) -> None:
+    # No face left unknown, so the figures are the card's argmax figures.
+    cam = camera(tmp_path, "[masks]\nmin_face_px = 0\nmin_confidence = 0.0\n")
+    result = run_cli("eval-mask", str(masks_data), "--only", str(VALIDATION), "--camera", str(cam), "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    card = load_card()
+    assert [row[:3] for row in scores["confusion"]] == card["validation"]["confusion"]
+    assert scores["coverage"] == 1.0
+    assert scores["classes"] == list(MASK_CLASSES)
+
+
+def test_eval_mask_reports_unknown_and_detect(masks_data: Path) -> None:
+    result = run_cli("eval-mask", str(masks_data), "--only", str(VALIDATION), "--detect")
+    assert result.returncode == 0, result.stderr
+    assert "unknown" in result.stdout and "coverage" in result.stdout
+    assert "faces found" in result.stdout
+
+
+def test_pipeline_mask_rate_on_validation_photos(masks_data: Path, tmp_path: Path) -> None:
+    """The photos as a folder source, faces searched over the whole frame as on a bus camera."""
+    names = read_split(VALIDATION)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in sorted(names):
+        (folder / name).symlink_to(masks_data / "images" / name)
+    faces = [f for f in read_voc(masks_data) if f.image.name in names]
+    annotated = sum(f.label == "with_mask" for f in faces) / len(faces)
+    db = tmp_path / "v.duckdb"
+    cam = camera(tmp_path, '[detection]\nface_search = "frame"\n')
+    result = run_cli("run", *NO_SIGN, str(folder), "--camera", str(cam), "--db", str(db), "--sample-fps", "1")
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        counts = con.execute(
+            "SELECT sum(faces_with_mask), sum(faces_without_mask), sum(faces_mask_incorrect), sum(faces_mask_unknown)"
+            " FROM window_aggregates"
+        ).fetchone()
+    shares = mask_shares(counts[:3], np.asarray(load_card()["validation"]["confusion"]))
+    assert shares is not None and shares.n >= 0.5 * len(faces)
+    assert abs(shares.mask_rate - annotated) <= 0.03, (shares, annotated, counts)
+    assert shares.low[0] <= annotated <= shares.high[0]

@@ -1,0 +1,241 @@
+"""Live mode as a bus unit lives it: killed at random moments and restarted, a camera that is down and comes back,
+a clock set back, labels from the unit's other software. Every check reads the real DuckDB file between runs."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import itertools
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from sanitary.errors import SanitaryError
+from sanitary.runtime.live import session_start
+from sanitary.storage.query import run_query
+from sanitary.storage.store import Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
+
+T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_a_session_never_starts_before_the_last_committed_window() -> None:
+    assert session_start(T0, None) == (T0, 0.0)
+    assert session_start(T0, T0 - timedelta(minutes=5)) == (T0, 0.0)
+    # The clock came back at 1970 after a power cut: windows go on from where they stopped, the jump recorded.
+    late = datetime(1970, 1, 1, tzinfo=UTC)
+    assert session_start(late, T0) == (T0, (late - T0).total_seconds())
+
+
+def camera(tmp_path: Path, window_s: int) -> Path:
+    path = tmp_path / "bus-door.toml"
+    path.write_text(PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {window_s}"))
+    return path
+
+
+def start_live(source: str, cam: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "sanitary", "live", source, "--camera", str(cam), "--db", str(db), *NO_SIGN]
+    return subprocess.Popen([*args, *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def committed(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT source, window_start, frames_analysed, people_sum, partial FROM window_aggregates ORDER BY 2, 1"
+        ).fetchall()
+
+
+def committed_now(db: Path) -> list[tuple]:
+    """The windows committed so far, read between the unit's commits."""
+    if not db.exists():
+        return []
+    try:
+        return run_query(db, "SELECT source, window_start FROM window_aggregates").rows
+    except SanitaryError:
+        return []  # the schema is still being created
+
+
+def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    cam = camera(tmp_path, 2)
+    rng = random.Random(7)
+    before: list[tuple] = []
+    for round_ in range(6):
+        unit = start_live(avi, cam, db, "--realtime", "--loop", "--fps", "7", "--analysis-fps", "2")
+        # Killed at a random moment once it has committed a window: start-up (loading the models) takes longer
+        # on a busy machine, and a kill before the first commit would test nothing.
+        deadline = time.monotonic() + 60
+        while len(committed_now(db)) <= len(before) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 4.0))
+        graceful = round_ % 3 == 2
+        unit.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+        _out, err = unit.communicate(timeout=60)
+        assert unit.returncode == (0 if graceful else -signal.SIGKILL), err
+        with Store(db):  # opens cleanly (and would migrate): no corrupt or half-written state
+            pass
+        after = committed(db)
+        assert set(before) <= set(after), "a committed window was lost"
+        keys = [(source, start) for source, start, *_ in after]
+        assert len(keys) == len(set(keys)), "a window was written twice"
+        assert any(r not in before for r in after), f"round {round_} committed nothing: {err}"
+        if graceful:  # the open window was flushed and marked partial
+            assert after[-1][-1] is True
+        before = after
+    with duckdb.connect(str(db), read_only=True) as con:
+        sessions = con.execute("SELECT count(DISTINCT source), count(*) FROM window_aggregates").fetchone()
+        health = con.execute("SELECT count(*) FROM health").fetchone()
+        statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall())
+        # Each session starts after the last one's windows: window starts never go backwards between sessions.
+        firsts = con.execute(
+            "SELECT min(window_start), max(window_start) FROM window_aggregates GROUP BY source ORDER BY 1"
+        ).fetchall()
+    assert sessions is not None and sessions[0] == 6 and health == (sessions[1],)
+    assert statuses == {"running": 4, "stopped": 2}  # a killed run stays visibly 'running'
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(firsts))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Path, tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "door.avi").symlink_to(pets / "pets09_s2l1_view001_480x360.avi")
+    port = free_port()
+    db = tmp_path / "unit.duckdb"
+    unit = start_live(f"http://127.0.0.1:{port}/door.avi", camera(tmp_path, 3), db, "--analysis-fps", "2",
+                      "--seconds", "16")  # fmt: skip
+    time.sleep(7)  # nobody serves the stream yet
+    # The unit holds the file only while it commits: an official's query gets in between.
+    assert run_query(db, "SELECT count(*) FROM window_aggregates").rows[0][0] >= 1
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _out, err = unit.communicate(timeout=120)
+    finally:
+        server.shutdown()
+    assert unit.returncode == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT w.covered_s, w.frames_analysed, w.people_sum, h.source_up_s, h.reconnects"
+            " FROM window_aggregates w JOIN health h USING (site_id, camera_id, source, window_start)"
+            " ORDER BY window_start"
+        ).fetchall()
+        missing = con.execute("SELECT count(*) FROM occupancy_hourly WHERE occupancy_mean IS NULL").fetchone()
+    down, up = rows[0], rows[-2]
+    assert down[:3] == (0.0, 0, 0) and down[3] == 0.0  # down: no coverage, no frames: missing, not zero people
+    assert up[0] > 1.0 and up[1] > 0 and up[2] > 0  # back: covered and counting
+    assert sum(r[4] for r in rows) >= 2  # it retried with backoff while the stream was down
+    assert missing is not None
+
+
+def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    # On a minute, so that the 2 s windows that follow start exactly there.
+    future = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=2)
+    with Store(db) as store:
+        store.con.execute(
+            "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"
+            " frames_analysed, covered_s, people_sum, people_max, faces_sum) VALUES"
+            " ('pets2009-reading', 'pets2009-view001', 'live:old', ?, ?, 'u', 'r', 1, 60, 1, 1, 0)",
+            [future - timedelta(minutes=1), future],
+        )
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    tags = tmp_path / "tags.json"
+    tags.write_text('{"route": "12", "stop": "Gare"}')
+    unit = start_live(avi, camera(tmp_path, 2), db, "--fps", "7", "--analysis-fps", "3", "--seconds", "6", "--tags",
+                      str(tags))  # fmt: skip
+    _out, err = unit.communicate(timeout=120)
+    assert unit.returncode == 0, err
+    assert "before the last committed window" in err
+    with duckdb.connect(str(db), read_only=True) as con:
+        starts = con.execute("SELECT min(window_start) FROM window_aggregates WHERE source <> 'live:old'").fetchone()
+        jumps = con.execute("SELECT DISTINCT clock_jump_s < -7000 FROM health").fetchall()
+        labels = con.execute("SELECT DISTINCT tags ->> 'route', tags ->> 'stop' FROM window_aggregates"
+                             " WHERE source <> 'live:old'").fetchall()  # fmt: skip
+    assert starts is not None and starts[0] >= future
+    assert jumps == [(True,)]
+    assert labels == [("12", "Gare")]
+
+
+def test_bad_live_input_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    for args, message in [
+        (("nowhere.mp4", "--camera", str(PETS_CAMERA)), "nowhere.mp4: no such file"),
+        (("0", "1", "--camera", str(PETS_CAMERA)), "2 source(s) but 1 --camera"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", "sanitary", "live", *args, "--db", str(db), *NO_SIGN],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60, env=os.environ)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+DISK_FULL = """
+import resource, signal, sys, threading, time
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) rather than killing us
+INF = resource.RLIM_INFINITY
+
+def disk() -> None:
+    time.sleep({full_at})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, INF))  # no regular file can grow: the disk is full
+    print("disk full", file=sys.stderr, flush=True)
+    time.sleep({full_for})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (INF, INF))
+    print("disk back", file=sys.stderr, flush=True)
+
+threading.Thread(target=disk, daemon=True).start()
+from sanitary.cli.app import app
+sys.argv = ["sanitary", *{args!r}]
+app()
+"""
+
+
+def test_a_full_disk_loses_only_the_windows_it_could_not_write(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    args = ["live", avi, "--camera", str(camera(tmp_path, 2)), "--db", str(db), *NO_SIGN, "--realtime", "--loop",
+            "--fps", "7", "--analysis-fps", "2", "--seconds", "30"]  # fmt: skip
+    code = DISK_FULL.format(full_at=12, full_for=6, args=args)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stderr  # windows were lost, and it says so
+    assert "disk full" in result.stderr and "disk back" in result.stderr
+    lost = result.stderr.count(" lost (")
+    assert lost >= 2, result.stderr
+    with Store(db) as store:  # the file opens cleanly
+        starts = [r[0] for r in store.con.execute("SELECT window_start FROM window_aggregates ORDER BY 1").fetchall()]
+        counted = store.con.execute("SELECT max(windows_lost) FROM health").fetchone()
+    steps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    assert steps.count(2.0) >= len(steps) - 1  # one gap: the windows written before and after the full disk
+    gap = max(steps)
+    assert gap == 2.0 * (lost + 1)  # exactly the windows it could not write are missing
+    assert counted == (lost,)  # and the first window written again says how many were lost
+
+
+def test_a_looped_file_read_at_full_speed_stops_at_its_length(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")  # 113.6 s of footage: 120 s needs a second pass
+    unit = start_live(
+        avi, camera(tmp_path, 10), db, "--fps", "7", "--loop", "--analysis-fps", "0.5", "--seconds", "120"
+    )
+    _out, err = unit.communicate(timeout=180)
+    assert unit.returncode == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        frames, end = con.execute(
+            "SELECT sum(frames_analysed), max(window_end) - min(window_start) FROM window_aggregates"
+        ).fetchone()
+    assert frames == 61 and end <= timedelta(seconds=130)  # t = 0, 2, ..., 120, in 10 s windows on the clock

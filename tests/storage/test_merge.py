@@ -1,0 +1,318 @@
+"""Merging site databases: every source counted once, the newest analysis kept, whatever the order or repetition."""
+
+import dataclasses
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from sanitary.alerts.rules import Alert
+from sanitary.alerts.sinks import SentAlert
+from sanitary.analytics.observations import MaskCounts, Observation
+from sanitary.analytics.windows import LineWindow, PersonWindow, WindowAggregate, aggregate
+from sanitary.config import PrivacyConfig
+from sanitary.errors import SanitaryError
+from sanitary.geometry.distancing import FrameDistancing
+from sanitary.governance.signage import Sign
+from sanitary.storage.merge import (
+    PER_SOURCE_COLUMNS,
+    RETENTION_COLUMNS,
+    RUN_COLUMNS,
+    SIGNAGE_COLUMNS,
+    SITE_COLUMNS,
+    merge_into,
+)
+from sanitary.storage.store import PER_SOURCE_TABLES, SCHEMA_VERSION, RunStart, Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli, schema_v5_db
+
+T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+TABLES = (*PER_SOURCE_TABLES, "runs", "signage", "sites", "retention_log", "meta")
+SIGN = Sign("sign-1", "s1", "c", "Counting in progress", "fr", "market entrance", T0 - timedelta(days=1))
+
+
+def windows(site: str, camera: str, source: str, people: int, start: datetime = T0) -> list[WindowAggregate]:
+    """150 one-second frames: windows of 60, 60 and 30 frames, people_sum = 150 * people, with every kind of row."""
+    ground = FrameDistancing(close_pairs=0, people_close=0, nearest_m=(), zone_people=(people,), measured=False)
+    obs = [
+        Observation(frame=i, t=float(i), people=people, masks=MaskCounts(with_mask=1), ground=ground)
+        for i in range(150)
+    ]
+    found = aggregate(obs, site_id=site, camera_id=camera, source=source, start=start, duration_s=150.0, window_s=60,
+                      confusion=np.diag([50, 50, 50]), zones=(("stall", None),))  # fmt: skip
+    persons = PersonWindow(people, MaskCounts(with_mask=people), None, (people, 1), None)
+    return [dataclasses.replace(w, persons=persons, lines=(LineWindow("door", people, 1),)) for w in found]
+
+
+def analyse(db: Path, site: str, source: str, people: int, camera: str = "c", start: datetime = T0) -> str:
+    with Store(db) as store:
+        run = store.begin_run(RunStart(source, f"/footage/{source}.mp4", camera, site, f"unit-{site}", "p", {}))
+        alert = Alert("crowd", "occupancy", None, float(people), 1.0, "above", "raised", start, site, camera)
+        store.finish_run(run, windows(site, camera, source, people, start), status="done", error=None,
+                         frames_analysed=150, footage=None, dwell_bins_s=(10.0,),
+                         alerts=[SentAlert(alert, "delivered")])  # fmt: skip
+    return run
+
+
+def record_site(db: Path, site: str, timezone: str) -> None:
+    with Store(db) as store:
+        store.record_site(site, "market", timezone, PrivacyConfig())
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A: site s1 (and a source retention deleted); B, analysed later: site s2, and s1's "shared" source again."""
+    folder = tmp_path_factory.mktemp("inputs")
+    a, b = folder / "a.duckdb", folder / "b.duckdb"
+    analyse(a, "s1", "a1", 2)
+    analyse(a, "s1", "shared", 3)
+    analyse(a, "s1", "old", 9, camera="c2", start=T0 - timedelta(days=30))
+    record_site(a, "s1", "Europe/Paris")
+    with Store(a) as store:
+        store.add_sign(SIGN)
+        assert store.apply_retention("s1", "c2", 7, now=T0) == 3
+    analyse(b, "s2", "b1", 1)
+    analyse(b, "s1", "shared", 5)
+    record_site(b, "s2", "Africa/Dakar")
+    record_site(b, "s1", "Africa/Abidjan")
+    return a, b
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in TABLES}
+
+
+def snapshot_query(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def scalar(db: Path, sql: str) -> object:
+    with duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_merge_adds_each_source_once_and_the_newer_analysis_wins(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = inputs
+    central = tmp_path / "central.duckdb"
+    summary = merge_into([a, b], central)
+    first, second = summary.inputs
+    assert (first.sources_added, first.sources_replaced, first.sources_unchanged) == (2, 0, 0)
+    assert (first.windows, first.alerts, first.runs, first.signs) == (6, 2, 3, 1)
+    assert (second.sources_added, second.sources_replaced, second.sources_unchanged) == (1, 1, 0)
+    assert (second.windows, second.alerts, second.runs, second.signs) == (6, 2, 2, 0)
+    people = dict(snapshot_query(central, "SELECT source, sum(people_sum) FROM window_aggregates GROUP BY source"))
+    assert people == {"a1": 300, "shared": 750, "b1": 150}
+    assert scalar(central, "SELECT sum(people_sum) FROM window_aggregates") == 1200
+    counts = {t: scalar(central, f"SELECT count(*) FROM {t}") for t in (*PER_SOURCE_TABLES, "runs", "retention_log")}
+    assert counts == {"window_aggregates": 9, "zone_windows": 9, "dwell_windows": 18, "line_windows": 9, "alerts": 3,
+                      "health": 0, "runs": 5, "retention_log": 1}  # fmt: skip
+    # Every source's rows came from one run: the shared source's zones, dwell, lines and alert are B's too.
+    assert scalar(central, "SELECT sum(people_sum) FROM zone_windows WHERE source = 'shared'") == 750
+    assert scalar(central, "SELECT sum(people_in) FROM line_windows WHERE source = 'shared'") == 15
+    assert scalar(central, "SELECT value FROM alerts WHERE source = 'shared'") == 5.0
+    assert scalar(central, "SELECT max(sources) FROM camera_windows WHERE site_id = 's1'") == 2
+    statuses = snapshot_query(central, "SELECT site_id, camera_id, source, status FROM runs ORDER BY ALL")
+    assert statuses == [("s1", "c", "a1", "done"), ("s1", "c", "shared", "done"), ("s1", "c", "shared", "replaced"),
+                        ("s1", "c2", "old", "done"), ("s2", "c", "b1", "done")]  # fmt: skip
+
+
+def test_merging_again_changes_nothing(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    central = tmp_path / "central.duckdb"
+    merge_into(list(inputs), central)
+    before = snapshot(central)
+    summary = merge_into([*inputs, *inputs], central)
+    assert snapshot(central) == before
+    for merged in summary.inputs:
+        assert (merged.sources_added, merged.sources_replaced, merged.windows, merged.runs, merged.signs) == (0,) * 5
+
+
+def test_merge_order_does_not_matter(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = inputs
+    orders = ([a, b], [b, a], [a, a, b, a], [b, b, a])
+    results = []
+    for i, order in enumerate(orders):
+        merge_into(order, tmp_path / f"{i}.duckdb")
+        results.append(snapshot(tmp_path / f"{i}.duckdb"))
+    assert all(result == results[0] for result in results[1:])
+    # Merged one by one into a target that already held the other: the same again.
+    merge_into([b], tmp_path / "step.duckdb")
+    merge_into([a], tmp_path / "step.duckdb")
+    assert snapshot(tmp_path / "step.duckdb") == results[0]
+
+
+def test_a_later_reanalysis_wins_whatever_the_order(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = inputs
+    late = tmp_path / "a-late.duckdb"
+    shutil.copyfile(a, late)
+    rerun = analyse(late, "s1", "shared", 7)  # after B's analysis of it
+    for i, order in enumerate(([late, b, a], [a, b, late], [b, late, a])):
+        central = tmp_path / f"{i}.duckdb"
+        merge_into(order, central)
+        shared = "FROM window_aggregates WHERE source = 'shared'"
+        assert scalar(central, f"SELECT sum(people_sum) {shared}") == 1050
+        assert scalar(central, f"SELECT list(DISTINCT run_id) {shared}") == [rerun]
+        current = snapshot_query(central, "SELECT run_id FROM runs WHERE source = 'shared' AND status = 'done'")
+        assert current == [(rerun,)]
+        assert scalar(central, "SELECT count(*) FROM runs WHERE source = 'shared'") == 3
+
+
+def test_signs_and_sites_merge(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = inputs
+    taken_down = tmp_path / "a-sign-removed.duckdb"
+    shutil.copyfile(a, taken_down)
+    with Store(taken_down) as store:
+        store.remove_sign("sign-1", T0 + timedelta(days=2))
+    for i, order in enumerate(([a, b, taken_down], [taken_down, a, b])):
+        central = tmp_path / f"{i}.duckdb"
+        merge_into(order, central)
+        with Store(central) as store:
+            assert store.signs() == [dataclasses.replace(SIGN, removed_at=T0 + timedelta(days=2))]
+        sites = snapshot_query(central, "SELECT site_id, timezone FROM sites ORDER BY site_id")
+        assert sites == [("s1", "Africa/Abidjan"), ("s2", "Africa/Dakar")]  # B recorded s1 after A did
+
+
+def test_an_older_input_is_merged_through_a_migrated_copy_and_left_untouched(tmp_path: Path) -> None:
+    old = tmp_path / "v5.duckdb"
+    with schema_v5_db(old) as con:
+        con.execute(
+            "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"
+            " frames_analysed, covered_s, people_sum, people_max, faces_sum) VALUES ('s9', 'c', 'h0',"
+            " '2021-03-01 08:00:00+00', '2021-03-01 08:01:00+00', 'u', 'r', 10, 60.0, 30, 5, 2)"
+        )
+    before = old.read_bytes()
+    central = tmp_path / "central.duckdb"
+    summary = merge_into([old], central)
+    assert old.read_bytes() == before
+    assert (summary.inputs[0].schema_version, summary.inputs[0].sources_added, summary.inputs[0].windows) == (5, 1, 1)
+    row = snapshot_query(central, "SELECT people_sum, faces_with_mask, opt_outs FROM window_aggregates")
+    assert row == [(30, None, None)]  # never measured: NULL, as a migration leaves it
+    assert scalar(central, "SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
+    merge_into([old], central)
+    assert scalar(central, "SELECT count(*) FROM window_aggregates") == 1
+
+
+def test_bad_inputs_are_refused_in_one_line_before_the_target_is_touched(tmp_path: Path) -> None:
+    good = tmp_path / "good.duckdb"
+    analyse(good, "s1", "a1", 2)
+    text = tmp_path / "notes.duckdb"
+    text.write_text("hello\n" * 100)
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE t (x INT)")
+    newer = tmp_path / "newer.duckdb"
+    shutil.copyfile(good, newer)
+    with duckdb.connect(str(newer)) as con:
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    central = tmp_path / "central.duckdb"
+    cases = {
+        text: "not a DuckDB database",
+        tmp_path / "missing.duckdb": "no such file",
+        tmp_path: "is a folder",
+        foreign: "not a sanitary database",
+        newer: rf"schema v{SCHEMA_VERSION + 1} is newer than this sanitary",
+    }
+    for bad, message in cases.items():
+        with pytest.raises(SanitaryError, match=message) as caught:
+            merge_into([good, bad], central)
+        assert str(caught.value).startswith(f"{bad}: ") and "\n" not in str(caught.value)
+        assert not central.exists()
+    with pytest.raises(SanitaryError, match="is also the --into database"):
+        merge_into([good], tmp_path / "." / "good.duckdb")
+    with pytest.raises(SanitaryError, match="nothing to merge"):
+        merge_into([], central)
+
+
+def test_the_column_lists_name_every_column_of_the_merged_tables(tmp_path: Path) -> None:
+    """A column the lists miss would be silently dropped by a merge."""
+    assert set(PER_SOURCE_COLUMNS) == set(PER_SOURCE_TABLES)
+    lists = {**PER_SOURCE_COLUMNS, "runs": RUN_COLUMNS, "signage": SIGNAGE_COLUMNS, "sites": SITE_COLUMNS,
+             "retention_log": RETENTION_COLUMNS}  # fmt: skip
+    with Store(tmp_path / "fresh.duckdb") as store:
+        for table, columns in lists.items():
+            found = store.con.execute(f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{table}'")
+            assert sorted(columns) == sorted(c for (c,) in found.fetchall()), table
+
+
+def test_two_pets_runs_merge_end_to_end(pets: Path, tmp_path: Path) -> None:
+    """Two stretches into two databases; the first stretch analysed again, later and differently, into the second."""
+    db_a, db_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    stretches = {"frame_000*.jpg": "2009-03-01T12:00:00", "frame_001*.jpg": "2009-03-01T12:00:02"}
+    jobs = [(db_a, "frame_000*.jpg", "5"), (db_b, "frame_001*.jpg", "5"), (db_b, "frame_000*.jpg", "2")]
+    for db, frames, fps in jobs:
+        done = run_cli("run", *NO_SIGN, str(pets / "frames" / frames), "--camera", str(PETS_CAMERA), "--db", str(db),
+                       "--start", stretches[frames], "--sample-fps", fps)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    central_ab, central_ba = tmp_path / "ab.duckdb", tmp_path / "ba.duckdb"
+    summary = merge_into([db_a, db_b], central_ab)
+    assert [(m.sources_added, m.sources_replaced, m.sources_unchanged) for m in summary.inputs] == [
+        (1, 0, 0),
+        (1, 1, 0),
+    ]
+    merge_into([db_b, db_a], central_ba)
+    assert snapshot(central_ab) == snapshot(central_ba)
+    # B holds the latest analysis of both stretches, so the merge holds exactly B's windows.
+    totals = "SELECT count(*), sum(frames_analysed), sum(people_sum) FROM window_aggregates"
+    assert snapshot_query(central_ab, totals) == snapshot_query(db_b, totals)
+    first = scalar(db_a, "SELECT any_value(source) FROM window_aggregates")
+    frames = f"SELECT sum(frames_analysed) FROM window_aggregates WHERE source = '{first}'"
+    assert scalar(central_ab, frames) == scalar(db_b, frames) != scalar(db_a, frames)
+
+
+def test_a_run_merged_while_running_is_updated_when_merged_finished(tmp_path: Path) -> None:
+    site = tmp_path / "site.duckdb"
+    with Store(site) as store:
+        run = store.begin_run(RunStart("h1", "/footage/h1.mp4", "c", "s1", "unit-1", "p", {}))
+    midway = tmp_path / "midway.duckdb"
+    shutil.copyfile(site, midway)
+    with Store(site) as store:
+        store.finish_run(run, windows("s1", "c", "h1", 2), status="done", error=None, frames_analysed=150,
+                         footage=None, dwell_bins_s=(10.0,))  # fmt: skip
+    central = tmp_path / "central.duckdb"
+    for order in ([midway, site], [site, midway]):
+        merge_into(order, central)
+        assert snapshot_query(central, "SELECT run_id, status FROM runs") == [(run, "done")]
+        assert scalar(central, "SELECT sum(people_sum) FROM window_aggregates") == 300
+
+
+def test_the_command_merges_and_a_second_merge_adds_nothing(tmp_path: Path) -> None:
+    site = tmp_path / "site.duckdb"
+    with Store(site) as store:
+        run = store.begin_run(RunStart("h1", "/footage/h1.mp4", "c", "s1", "unit-1", "p", {}))
+        store.finish_run(run, windows("s1", "c", "h1", 2), status="done", error=None, frames_analysed=150,
+                         footage=None, dwell_bins_s=(10.0,))  # fmt: skip
+    central = tmp_path / "central.duckdb"
+    first = run_cli("merge", str(site), "--into", str(central))
+    again = run_cli("merge", str(site), "--into", str(central))
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert "1 sources added, 0 replaced by a newer analysis, 0 unchanged" in first.stdout
+    assert "0 sources added, 0 replaced by a newer analysis, 1 unchanged" in again.stdout
+    assert scalar(central, "SELECT sum(people_sum) FROM window_aggregates") == 300
+
+
+def test_a_live_run_merged_twice_gains_the_windows_added_in_between(tmp_path: Path) -> None:
+    site = tmp_path / "unit.duckdb"
+    with Store(site) as store:
+        run = store.begin_run(RunStart("live:u:1", "rtsp://cam", "c", "s1", "unit-1", "p", {}))
+        store.finish_run(run, windows("s1", "c", "live:u:1", 2), status="done", error=None, frames_analysed=150,
+                         footage=None, dwell_bins_s=(10.0,))  # fmt: skip
+        store.con.execute("UPDATE runs SET status = 'running', finished_at = NULL")
+    early = tmp_path / "early.duckdb"
+    shutil.copyfile(site, early)
+    with Store(site) as store:  # the run goes on: one more window, same run
+        store.con.execute(
+            "INSERT INTO window_aggregates SELECT * REPLACE (window_start + INTERVAL 3 MINUTE AS window_start,"
+            " window_end + INTERVAL 3 MINUTE AS window_end) FROM window_aggregates WHERE minute(window_start) = 0"
+        )
+    central = tmp_path / "central.duckdb"
+    for order in ([early, site], [site, early]):
+        merge_into(order, central)
+        assert scalar(central, "SELECT count(*) FROM window_aggregates") == 4
+        assert snapshot_query(central, "SELECT * FROM window_aggregates") == snapshot_query(
+            site, "SELECT * FROM window_aggregates"
+        )

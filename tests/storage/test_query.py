@@ -1,0 +1,104 @@
+"""`sanitary query`: answers in three formats on a read-only connection that nothing can write through, waits out
+a writer's lock, and migrates an older file first."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sanitary.errors import SanitaryError
+from sanitary.storage import query
+from sanitary.storage.store import SCHEMA_VERSION, Store
+from tests.conftest import ROOT, run_cli, schema_v5_db
+from tests.storage.test_store import run_start, windows
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "a.duckdb"
+    with Store(path) as store:
+        run = store.begin_run(run_start("h1"))
+        store.finish_run(run, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None)
+    return path
+
+
+SQL = "SELECT minute(window_start) AS minute, people_sum FROM window_aggregates ORDER BY 1"
+
+
+def test_three_formats_give_the_same_answer(db: Path) -> None:
+    as_csv = run_cli("query", SQL, "--db", str(db), "--format", "csv")
+    as_json = run_cli("query", SQL, "--db", str(db), "--format", "json")
+    as_table = run_cli("query", SQL, "--db", str(db))
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["minute", "people_sum"], ["0", "120"], ["1", "120"],
+                                                             ["2", "60"]]  # fmt: skip
+    assert json.loads(as_json.stdout) == [{"minute": m, "people_sum": n} for m, n in ((0, 120), (1, 120), (2, 60))]
+    assert "people_sum" in as_table.stdout and "120" in as_table.stdout
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("DELETE FROM window_aggregates", "would change the database; sanitary query only reads"),
+        ("DROP VIEW mask_rate_daily", "would change the database"),
+        ("COPY window_aggregates TO 'out.csv'", "reaches outside the database"),
+        ("ATTACH 'other.duckdb' AS o", "reaches outside the database"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "reaches outside the database"),
+        ("SET enable_external_access = true", "query failed: Invalid Input Error: Cannot change configuration"),
+        ("SELECT * FROM nothing_here", "query failed: Catalog Error"),
+    ],
+)
+def test_nothing_writes_or_leaves_through_a_query(db: Path, sql: str, message: str) -> None:
+    before = db.read_bytes()
+    with pytest.raises(SanitaryError, match=message):
+        query.run_query(db, sql)
+    assert db.read_bytes() == before and not (db.parent / "out.csv").exists()
+
+
+def hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
+    code = f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep({seconds})"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT)
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    return holder
+
+
+def test_a_query_waits_out_a_short_write(db: Path) -> None:
+    holder = hold_lock(db, 1.0)
+    started = time.monotonic()
+    result = query.run_query(db, "SELECT count(*) FROM window_aggregates")
+    assert result.rows == [(3,)] and time.monotonic() - started >= 0.5
+    holder.wait(10)
+
+
+def test_a_long_write_gets_a_clear_message(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(query, "LOCK_RETRIES", 2)
+    holder = hold_lock(db, 30.0)
+    try:
+        with pytest.raises(SanitaryError, match=r"being written by another process .* query a copy: cp "):
+            query.run_query(db, "SELECT 1")
+    finally:
+        holder.kill()
+
+
+def test_an_older_file_is_migrated_before_it_is_read(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    schema_v5_db(db).close()
+    result = query.run_query(db, "SELECT value, (SELECT count(*) FROM mask_rate_daily) FROM meta")
+    assert result.rows == [(str(SCHEMA_VERSION), 0)]
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x.duckdb").write_text("not a database")
+    for args, message in [
+        (("SELECT 1", "--db", str(tmp_path / "none.duckdb")), "no such DuckDB file"),
+        (("SELECT 1", "--db", str(tmp_path / "x.duckdb")), "cannot open as a DuckDB database"),
+        (("SELECT 1", "--db", str(tmp_path / "x.duckdb"), "--format", "xml"), "--format 'xml' is unknown"),
+    ]:
+        result = run_cli("query", *args)
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sanitary.storage.store import MIGRATIONS
+from sanitary.storage.schema import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -44,12 +44,19 @@ def pets_counts(pets: Path) -> dict[int, int]:
 NO_SIGN = ("--without-signage", "public research data set, recorded with consent")
 
 
-def schema_v5_db(path: Path) -> duckdb.DuckDBPyConnection:
-    """An open connection to a new database at schema v5 (before sites, views for officials and live units), as
-    a site that has not upgraded yet holds."""
+def old_schema_db(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """An open connection to a new database at schema `version`, as the release that wrote that version made it."""
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-    for migrate in MIGRATIONS[:5]:
+    for migrate in MIGRATIONS[:version]:
         migrate(con)
-    con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
     return con
+
+
+def hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """Another process holding `db` for writing for `seconds`, as a batch run or a committing live unit does."""
+    code = f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep({seconds})"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT)
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    return holder

@@ -399,7 +399,7 @@ def signage_add(
             raise SanitaryError(f"{option} is empty; say what the sign says, in which language and where it stands")
     sign = Sign(uuid.uuid4().hex[:8], cam.site_id, cam.camera_id, text, language, where, posted_at, removed_at)
     with Store(db) as store:
-        store.add_sign(sign)
+        store.signage.add(sign)
     typer.echo(f"sign {sign.sign_id} recorded for {cam.site_id}/{cam.camera_id}")
 
 
@@ -412,7 +412,7 @@ def signage_list(
 ) -> None:
     """List the signs recorded, with when each stood."""
     with Store(db) as store:
-        signs = store.signs(site, camera_id)
+        signs = store.signage.signs(site, camera_id)
     table = Table(title=f"opt-out signs in {db}")
     for column in ("id", "site", "camera", "posted", "removed", "language", "where", "text"):
         table.add_column(column)
@@ -433,7 +433,7 @@ def signage_remove(
     """Record that a sign was taken down (the record is kept: footage from while it stood stays covered)."""
     removed_at = parse_start(at, ZoneInfo("UTC"), "--at")
     with Store(db) as store:
-        sign = store.remove_sign(sign_id, removed_at)
+        sign = store.signage.remove(sign_id, removed_at)
     typer.echo(f"sign {sign.sign_id} of {sign.site_id}/{sign.camera_id} removed at {removed_at.isoformat()}")
 
 
@@ -451,17 +451,18 @@ def alerts_list(
 ) -> None:
     """List the alerts stored, oldest first, with whether each reached its sinks."""
     with Store(db) as store:
-        alerts = store.alerts(site, camera_id)
+        alerts = store.alerts.stored(site, camera_id)
     if as_json:
-        for row in alerts:
-            sys.stdout.write(json.dumps(row, default=str) + "\n")
+        for alert in alerts:
+            sys.stdout.write(json.dumps(dataclasses.asdict(alert), default=str) + "\n")
         return
     table = Table(title=f"alerts in {db}")
     columns = ("event_at", "site_id", "camera_id", "rule", "state", "measure", "zone", "value", "threshold", "delivery")
     for column in columns:
         table.add_column(column)
-    for row in alerts:
-        table.add_row(*(f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c] or "") for c in columns))
+    for alert in alerts:
+        values = [getattr(alert, c) for c in columns]
+        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v or "") for v in values))
     Console(width=200).print(table)
 
 

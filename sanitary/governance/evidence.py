@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from sanitary.errors import SanitaryError
+from sanitary.storage.connection import connect
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,7 @@ class Evidence:
 def db_evidence(path: Path) -> list[Evidence]:
     if not path.is_file():
         raise SanitaryError(f"{path}: no such DuckDB file; pass --db the file sanitary wrote")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise SanitaryError(f"{path}: cannot open read-only ({str(exc).splitlines()[0]}); audit a copy") from None
-    with con:
+    with connect(path, read_only=True) as con:
         tables = con.execute(
             "SELECT table_name, string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position)"
             " FROM information_schema.columns WHERE table_schema = 'main'"

@@ -23,7 +23,7 @@ import duckdb
 from sanitary.errors import SanitaryError
 from sanitary.governance.signage import Sign
 from sanitary.storage.query import read_only
-from sanitary.storage.store import SIGN_COLUMNS
+from sanitary.storage.registers import SignRegister
 
 TRANSPORT_PROFILE = "fr-transport-2021-269"
 PROFILES = {
@@ -206,7 +206,8 @@ def build_report(db: Path, start: date, end: date, site: str | None) -> str:
         with_data = [s for s in chosen if _has_footage(con, s.site_id, period)]
         if not with_data:
             raise SanitaryError(f"{db}: no footage from {start} to {end}; {_data_days(con, chosen)}")
-        reports = [_read_site(con, s, period) for s in with_data]
+        signage = SignRegister(con, db)
+        reports = [_read_site(con, signage, s, period) for s in with_data]
         without = [f"{s.site_id} ({_data_days(con, [s])})" for s in chosen if s not in with_data]
     return _page(db, period, reports, without)
 
@@ -245,7 +246,7 @@ def _data_days(con: duckdb.DuckDBPyConnection, sites: Sequence[Site]) -> str:
     return "; ".join(parts) or "the file holds no site yet; run `sanitary run` first"
 
 
-def _read_site(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> SiteReport:
+def _read_site(con: duckdb.DuckDBPyConnection, signage: SignRegister, site: Site, period: Period) -> SiteReport:
     one_day = period.start == period.end
     return SiteReport(
         site=site,
@@ -256,7 +257,7 @@ def _read_site(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> Si
         distancing=_read_distancing(con, site, period),
         alert_days=_read_alert_days(con, site, period),
         alert_events=_read_alert_events(con, site, period),
-        signs=_read_signs(con, site, period),
+        signs=_read_signs(signage, site, period),
         overrides=_read_overrides(con, site, period),
     )
 
@@ -342,14 +343,9 @@ def _read_distancing(con: duckdb.DuckDBPyConnection, site: Site, period: Period)
     return tuple(found.get(d) or DayDistancing(d, 0, None, None, None, None, None) for d in period.days())
 
 
-def _read_signs(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> tuple[Sign, ...]:
+def _read_signs(signage: SignRegister, site: Site, period: Period) -> tuple[Sign, ...]:
     first, last = period.bounds(site.timezone)
-    rows = con.execute(
-        f"SELECT {', '.join(SIGN_COLUMNS)} FROM signage WHERE site_id = ? AND posted_at < ?"
-        " AND (removed_at IS NULL OR removed_at > ?) ORDER BY camera_id, posted_at",
-        [site.site_id, last, first],
-    ).fetchall()
-    return tuple(Sign(*r) for r in rows)
+    return tuple(signage.standing(site.site_id, first, last))
 
 
 def _read_overrides(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> tuple[Override, ...]:

@@ -23,34 +23,9 @@ from pathlib import Path
 import duckdb
 
 from sanitary.errors import SanitaryError
-from sanitary.storage.store import (
-    AGGREGATE_COLUMNS,
-    ALERT_COLUMNS,
-    DWELL_COLUMNS,
-    HEALTH_COLUMNS,
-    LINE_COLUMNS,
-    PER_SOURCE_TABLES,
-    SCHEMA_VERSION,
-    SIGN_COLUMNS,
-    ZONE_COLUMNS,
-    Store,
-)
-
-PER_SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "window_aggregates": AGGREGATE_COLUMNS,
-    "zone_windows": ZONE_COLUMNS,
-    "dwell_windows": DWELL_COLUMNS,
-    "line_windows": LINE_COLUMNS,
-    "alerts": ALERT_COLUMNS,
-    "health": HEALTH_COLUMNS,
-}
-RUN_COLUMNS = (
-    "run_id", "source", "source_path", "camera_id", "site_id", "unit_id", "params_hash", "params", "started_at",
-    "finished_at", "status", "error", "frames_analysed", "footage_start", "footage_end", "notes", "signage_override",
-)  # fmt: skip
-SIGNAGE_COLUMNS = (*SIGN_COLUMNS, "recorded_at")
-SITE_COLUMNS = ("site_id", "site_kind", "timezone", "privacy_profile", "k_min", "updated_at")
-RETENTION_COLUMNS = ("deleted_at", "site_id", "camera_id", "cutoff", "windows_deleted", "rows_deleted")
+from sanitary.storage.connection import attach
+from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, ROW_KEYS, SCHEMA_VERSION, refuse_newer, stored_version
+from sanitary.storage.store import Store
 
 _KEY = "site_id, camera_id, source"
 
@@ -106,15 +81,7 @@ def _attached(con: duckdb.DuckDBPyConnection, path: Path, shown: Path) -> Iterat
         raise SanitaryError(f"{shown}: no such file; pass DuckDB files that sanitary wrote")
     if path.is_dir():
         raise SanitaryError(f"{shown}: is a folder; pass DuckDB files that sanitary wrote")
-    try:
-        con.execute("ATTACH ? AS src (READ_ONLY)", [str(path)])
-    except duckdb.Error as exc:
-        text = str(exc).splitlines()[0]
-        if "lock" in text.lower():
-            raise SanitaryError(
-                f"{shown}: database is in use by another process; wait for it to finish or merge a copy"
-            ) from None
-        raise SanitaryError(f"{shown}: not a DuckDB database this version can open ({text})") from None
+    attach(con, path, "src", shown=shown)
     try:
         yield
     finally:
@@ -124,18 +91,10 @@ def _attached(con: duckdb.DuckDBPyConnection, path: Path, shown: Path) -> Iterat
 def _readable(path: Path, copy: Path) -> tuple[int, Path]:
     """The input's schema version, and a file at the current schema holding its rows: itself or a migrated copy."""
     with duckdb.connect() as con, _attached(con, path, path):
-        try:
-            row = con.execute("SELECT value FROM src.meta WHERE key = 'schema_version'").fetchone()
-        except duckdb.CatalogException:
-            row = None
-        if row is None:
+        version = stored_version(con, "src.")
+        if version is None:
             raise SanitaryError(f"{path}: not a sanitary database (no schema version); pass files that sanitary wrote")
-        version = int(row[0])
-        if version > SCHEMA_VERSION:
-            raise SanitaryError(
-                f"{path}: database schema v{version} is newer than this sanitary (v{SCHEMA_VERSION}); "
-                "upgrade sanitary to use it"
-            )
+        refuse_newer(path, version)
         if version == SCHEMA_VERSION:
             return version, path
         # Copied while attached, so no writer can be midway; the write-ahead log holds committed rows too.
@@ -159,17 +118,6 @@ def _merge_one(con: duckdb.DuckDBPyConnection, path: Path, version: int, readabl
     return merged
 
 
-# What tells two rows of one source apart in each per-source table (after the source's key).
-ROW_KEYS = {
-    "window_aggregates": ("window_start",),
-    "zone_windows": ("window_start", "zone"),
-    "dwell_windows": ("window_start", "bin_low_s"),
-    "line_windows": ("window_start", "line"),
-    "alerts": ("event_at", "rule", "state"),
-    "health": ("window_start",),
-}
-
-
 def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> InputMerge:
     _decide(con)
     outcomes = dict(con.execute("SELECT outcome, count(*) FROM merge_decision GROUP BY outcome").fetchall())
@@ -178,7 +126,7 @@ def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) ->
     runs = _copy_runs(con)
     written: dict[str, int] = {}
     for table in PER_SOURCE_TABLES:
-        columns = ", ".join(PER_SOURCE_COLUMNS[table])
+        columns = ", ".join(COLUMNS[table])
         con.execute(f"DELETE FROM {table} WHERE {taken}")
         written[table] = _count(con, f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {taken}")
         row_key = ", ".join((*_KEY.split(", "), *ROW_KEYS[table]))
@@ -190,7 +138,7 @@ def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) ->
     _mark_replaced(con)
     signs = _copy_signs(con)
     _copy_sites(con)
-    retention = ", ".join(RETENTION_COLUMNS)
+    retention = ", ".join(COLUMNS["retention_log"])
     con.execute(
         f"INSERT INTO retention_log ({retention}) SELECT {retention} FROM src.retention_log"
         f" EXCEPT SELECT {retention} FROM retention_log"
@@ -247,7 +195,7 @@ def _decide(con: duckdb.DuckDBPyConnection) -> None:
 
 def _copy_runs(con: duckdb.DuckDBPyConnection) -> int:
     """Runs the target lacks, or holds at an earlier stage (a run merged while it ran, then merged finished)."""
-    columns = ", ".join(RUN_COLUMNS)
+    columns = ", ".join(COLUMNS["runs"])
     return _count(
         con,
         f"""
@@ -283,7 +231,7 @@ def _copy_signs(con: duckdb.DuckDBPyConnection) -> int:
     Taking a sign down does not change when it was recorded, so between two records of one time the one that says
     it came down wins, and of two removals the earlier: footage counts as covered only while the sign surely stood.
     """
-    columns = ", ".join(SIGNAGE_COLUMNS)
+    columns = ", ".join(COLUMNS["signage"])
     return _count(
         con,
         f"""
@@ -297,7 +245,7 @@ def _copy_signs(con: duckdb.DuckDBPyConnection) -> int:
 
 def _copy_sites(con: duckdb.DuckDBPyConnection) -> None:
     """A site's clock and privacy settings: the later recorded wins, as the latest run's config does in one store."""
-    columns = ", ".join(SITE_COLUMNS)
+    columns = ", ".join(COLUMNS["sites"])
     con.execute(f"""
         INSERT OR REPLACE INTO sites ({columns}) SELECT {columns} FROM src.sites s
         WHERE NOT EXISTS (SELECT 1 FROM sites t WHERE t.site_id = s.site_id AND t.updated_at >= s.updated_at)""")

@@ -7,18 +7,15 @@ commits a window; a query that meets that lock waits a moment and tries again.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from sanitary.errors import SanitaryError
-from sanitary.storage.store import SCHEMA_VERSION, Store
-
-LOCK_RETRIES = 20
-LOCK_WAIT_S = 0.25
+from sanitary.storage.connection import WAIT_S, connect
+from sanitary.storage.schema import SCHEMA_VERSION, stored_version
+from sanitary.storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -27,46 +24,24 @@ class QueryResult:
     rows: list[tuple[object, ...]]
 
 
-def read_only(db: Path, sleep: Callable[[float], None] = time.sleep) -> duckdb.DuckDBPyConnection:
-    """A read-only connection, the schema migrated first if the file is older than this sanitary."""
+def read_only(db: Path, wait_s: float = WAIT_S) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, the schema migrated first if the file is older than this sanitary; another
+    process's lock is waited out for `wait_s` seconds."""
     if not db.is_file():
         raise SanitaryError(f"{db}: no such DuckDB file; pass --db the file sanitary run wrote")
-    con = _connect(db, sleep)
-    try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except duckdb.CatalogException:
-        row = None
-    if row is None:
+    con = connect(db, read_only=True, wait_s=wait_s)
+    version = stored_version(con)
+    if version is None:
         con.close()
         raise SanitaryError(f"{db}: not a sanitary database (no schema version); pass the file sanitary run wrote")
-    if int(row[0]) > SCHEMA_VERSION:
+    if version != SCHEMA_VERSION:
         con.close()
-        Store(db).close()  # refuses, saying which sanitary to upgrade to
-    if int(row[0]) < SCHEMA_VERSION:
-        con.close()
-        Store(db).close()  # migrates, then the file is read as any other
-        con = _connect(db, sleep)
+        Store(db, wait_s=wait_s).close()  # migrates an older file, or refuses a newer one saying what to upgrade
+        con = connect(db, read_only=True, wait_s=wait_s)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
-
-
-def _connect(db: Path, sleep: Callable[[float], None]) -> duckdb.DuckDBPyConnection:
-    for attempt in range(LOCK_RETRIES + 1):
-        try:
-            return duckdb.connect(str(db), read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise SanitaryError(f"{db}: cannot open as a DuckDB database ({str(exc).splitlines()[0]})") from None
-            if attempt < LOCK_RETRIES:
-                sleep(LOCK_WAIT_S)
-        except duckdb.Error as exc:
-            raise SanitaryError(f"{db}: not a DuckDB database ({str(exc).splitlines()[0]})") from None
-    raise SanitaryError(
-        f"{db}: being written by another process for over {LOCK_RETRIES * LOCK_WAIT_S:.0f} s (a batch run holds it "
-        f"until it ends); query a copy: cp {db} copy.duckdb && sanitary query ... --db copy.duckdb"
-    )
 
 
 def run_query(db: Path, sql: str) -> QueryResult:

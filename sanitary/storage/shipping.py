@@ -25,10 +25,8 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,9 +36,10 @@ from urllib.parse import quote
 import duckdb
 
 from sanitary.errors import SanitaryError
-from sanitary.storage.merge import PER_SOURCE_COLUMNS, RUN_COLUMNS, SIGNAGE_COLUMNS, SITE_COLUMNS, merge_into
-from sanitary.storage.query import LOCK_RETRIES, LOCK_WAIT_S
-from sanitary.storage.store import PER_SOURCE_TABLES, SCHEMA_VERSION, Store
+from sanitary.storage.connection import WAIT_S
+from sanitary.storage.merge import merge_into
+from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
+from sanitary.storage.store import Store
 
 MANIFEST_FORMAT = "sanitary-export/1"
 ACK_FORMAT = "sanitary-ack/1"
@@ -50,7 +49,7 @@ _WINDOW_ROOTS = ("window_aggregates", "health")
 _WINDOW_TABLES = tuple(t for t in PER_SOURCE_TABLES if t != "alerts")
 _ALERT_KEY = "site_id, camera_id, source, event_at, rule, state"
 # Shipped whole with every export: small, and merged by rules that make repeats harmless.
-_WHOLE_TABLES: dict[str, tuple[str, ...]] = {"runs": RUN_COLUMNS, "sites": SITE_COLUMNS, "signage": SIGNAGE_COLUMNS}
+_WHOLE_TABLES = ("runs", "sites", "signage")
 
 
 @dataclass(frozen=True)
@@ -136,12 +135,12 @@ def _export(
     con.execute(f"CREATE TEMP TABLE ship AS SELECT * FROM ({_windows_sql('')}) w WHERE {wanted}", params)
     # Each table's shipped rows with the date and unit of their partition.
     selections = {
-        table: f"SELECT t.{', t.'.join(PER_SOURCE_COLUMNS[table])}, s.window_start::DATE AS day, s.unit_id AS unit"
+        table: f"SELECT t.{', t.'.join(COLUMNS[table])}, s.window_start::DATE AS day, s.unit_id AS unit"
         f" FROM {table} t JOIN ship s USING ({_KEY})"
         for table in _WINDOW_TABLES
     }
     selections["alerts"] = (
-        f"SELECT a.{', a.'.join(PER_SOURCE_COLUMNS['alerts'])}, a.event_at::DATE AS day, s.unit_id AS unit"
+        f"SELECT a.{', a.'.join(COLUMNS['alerts'])}, a.event_at::DATE AS day, s.unit_id AS unit"
         f" FROM ({_alerts_sql('')}) a JOIN ship s ON (s.site_id, s.camera_id, s.source, s.window_start)"
         " = (a.site_id, a.camera_id, a.source, a.shipped_window_start)"
     )
@@ -151,17 +150,15 @@ def _export(
         for day, unit in con.execute("SELECT DISTINCT day, unit FROM ship_rows ORDER BY ALL").fetchall():
             where = f"day = {_literal(day.isoformat())} AND unit = {_literal(unit)}"
             relative = f"{table}/date={day.isoformat()}/unit={quote(unit, safe='')}/part-{export_id}.parquet"
-            files.append(
-                _copy(con, table, PER_SOURCE_COLUMNS[table], f"ship_rows WHERE {where}", out, relative, written)
-            )
+            files.append(_copy(con, table, f"ship_rows WHERE {where}", out, relative, written))
         con.execute("DROP TABLE ship_rows")
     for unit in _column(con, "SELECT DISTINCT unit_id FROM runs ORDER BY 1"):
         relative = f"runs/unit={quote(unit, safe='')}/part-{export_id}.parquet"
-        files.append(_copy(con, "runs", RUN_COLUMNS, f"runs WHERE unit_id = {_literal(unit)}", out, relative, written))
+        files.append(_copy(con, "runs", f"runs WHERE unit_id = {_literal(unit)}", out, relative, written))
     for table in ("sites", "signage"):
         if _scalar(con, f"SELECT count(*) FROM {table}"):
             relative = f"{table}/part-{export_id}.parquet"
-            files.append(_copy(con, table, _WHOLE_TABLES[table], table, out, relative, written))
+            files.append(_copy(con, table, table, out, relative, written))
     windows, first, last = con.execute(
         "SELECT count(*), min(window_start), max(coalesce(window_end, window_start)) FROM ship"
     ).fetchone() or (0, None, None)
@@ -170,7 +167,10 @@ def _export(
         f"INSERT INTO outbox ({_KEY}, digest, export_id, exported_at) SELECT {_KEY}, digest, ?, ? FROM ship",
         [export_id, exported_at],
     )
-    con.execute("INSERT INTO exports VALUES (?, ?, ?, ?, ?)", [export_id, seq, exported_at, since, windows])
+    con.execute(
+        f"INSERT INTO exports ({', '.join(COLUMNS['exports'])}) VALUES (?, ?, ?, ?, ?)",
+        [export_id, seq, exported_at, since, windows],
+    )
     con.execute("DROP TABLE ship")
     manifest = out / f"manifest-{export_id}.json"
     document = {
@@ -197,7 +197,6 @@ def _export(
 def _copy(
     con: duckdb.DuckDBPyConnection,
     table: str,
-    columns: tuple[str, ...],
     source: str,
     out: Path,
     relative: str,
@@ -206,7 +205,7 @@ def _copy(
     path = out / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     written.append(path)
-    names = ", ".join(columns)
+    names = ", ".join(COLUMNS[table])
     # Ordered, so an export of the same rows is the same file whatever order the store holds them in.
     con.execute(f"COPY (SELECT {names} FROM {source} ORDER BY ALL) TO {_literal(str(path))} (FORMAT parquet)")
     rows = _scalar(con, f"SELECT count(*) FROM read_parquet({_literal(str(path))}, hive_partitioning = false)")
@@ -270,43 +269,11 @@ def purge_shipped(db: Path, older_than_days: float, now: datetime) -> int:
     return purged
 
 
-@contextmanager
-def _unit(db: Path) -> Iterator[Store]:
-    """The unit's store with its outbox; a live unit holds the file only while it commits, so a lock is waited out."""
+def _unit(db: Path) -> Store:
+    """The unit's store; a live unit holds the file only while it commits, so a lock is waited out."""
     if not db.is_file():
         raise SanitaryError(f"{db}: no such DuckDB file; pass --db the database the unit writes")
-    for attempt in range(LOCK_RETRIES + 1):
-        try:
-            store = Store(db)
-            break
-        except SanitaryError as exc:
-            if "in use by another process" not in str(exc) or attempt == LOCK_RETRIES:
-                raise
-            time.sleep(LOCK_WAIT_S)
-    try:
-        store.con.execute(f"""
-            CREATE TABLE IF NOT EXISTS outbox (
-                site_id      VARCHAR NOT NULL,
-                camera_id    VARCHAR NOT NULL,
-                source       VARCHAR NOT NULL,
-                window_start TIMESTAMPTZ NOT NULL,
-                digest       VARCHAR NOT NULL,  -- of the window's rows as shipped
-                export_id    VARCHAR NOT NULL,
-                exported_at  TIMESTAMPTZ NOT NULL,
-                acked_at     TIMESTAMPTZ,
-                PRIMARY KEY (export_id, {_KEY})
-            )""")
-        store.con.execute("""
-            CREATE TABLE IF NOT EXISTS exports (
-                export_id   VARCHAR PRIMARY KEY,
-                seq         BIGINT NOT NULL UNIQUE,
-                exported_at TIMESTAMPTZ NOT NULL,
-                since       TIMESTAMPTZ,
-                windows     BIGINT NOT NULL
-            )""")
-        yield store
-    finally:
-        store.close()
+    return Store(db, wait_s=WAIT_S)
 
 
 def _windows_sql(db: str) -> str:
@@ -437,17 +404,6 @@ def _load(export: _Export, copy: Path) -> Path:
 def _import_one(export: _Export, copy: Path, db: Path, ack_dir: Path | None) -> ExportImport:
     with Store(db) as store:
         con = store.con
-        con.execute(f"""
-            CREATE TABLE IF NOT EXISTS shipped_windows (
-                site_id      VARCHAR NOT NULL,
-                camera_id    VARCHAR NOT NULL,
-                source       VARCHAR NOT NULL,
-                window_start TIMESTAMPTZ NOT NULL,
-                export_id    VARCHAR NOT NULL,  -- the export the rows held came from
-                export_seq   BIGINT NOT NULL,
-                imported_at  TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY ({_KEY})
-            )""")
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(copy)])
         try:
             with store.transaction():
@@ -489,10 +445,10 @@ def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export) -> tuple[int
     )
     taken = f"({_KEY}) IN (SELECT {_KEY} FROM won)"
     for table in _WINDOW_TABLES:
-        columns = ", ".join(PER_SOURCE_COLUMNS[table])
+        columns = ", ".join(COLUMNS[table])
         con.execute(f"DELETE FROM {table} WHERE {taken}")
         con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {taken}")
-    columns = ", ".join(PER_SOURCE_COLUMNS["alerts"])
+    columns = ", ".join(COLUMNS["alerts"])
     con.execute(
         f"CREATE TEMP TABLE won_alerts AS SELECT {columns} FROM ({_alerts_sql('src.')})"
         f" WHERE (site_id, camera_id, source, shipped_window_start) IN (SELECT {_KEY} FROM won)"
@@ -500,7 +456,8 @@ def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export) -> tuple[int
     con.execute(f"DELETE FROM alerts WHERE ({_ALERT_KEY}) IN (SELECT {_ALERT_KEY} FROM won_alerts)")
     con.execute(f"INSERT INTO alerts ({columns}) SELECT {columns} FROM won_alerts")
     con.execute(
-        f"INSERT OR REPLACE INTO shipped_windows SELECT {_KEY}, ?, ?, ? FROM won",
+        f"INSERT OR REPLACE INTO shipped_windows ({', '.join(COLUMNS['shipped_windows'])}) SELECT {_KEY}, ?, ?, ?"
+        " FROM won",
         [export.export_id, export.seq, datetime.now(UTC)],
     )
     counts = (_scalar(con, "SELECT count(*) FROM won"), _scalar(con, "SELECT count(*) FROM won_alerts"))

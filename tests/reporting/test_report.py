@@ -18,8 +18,9 @@ from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.governance.signage import Sign
 from sanitary.reporting.report import build_report
-from sanitary.storage.store import SCHEMA_VERSION, Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli, schema_v5_db
+from sanitary.storage.schema import SCHEMA_VERSION
+from sanitary.storage.store import Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, old_schema_db, run_cli
 
 SITE = "pets2009-reading"
 CAMERA = "pets2009-view001"
@@ -72,7 +73,7 @@ def db(pets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         window(con, at(3, 9), 8, 6, 2, **distancing)
         window(con, at(3, 10), 12, 9, 3, **distancing)
         window(con, at(4, 11), 3, 1, 1)
-        store.add_sign(Sign("sign-1", SITE, CAMERA, SIGN_TEXT, "en", "plaza <north> entrance", at(2, 9)))
+        store.signage.add(Sign("sign-1", SITE, CAMERA, SIGN_TEXT, "en", "plaza <north> entrance", at(2, 9)))
         con.execute(
             "INSERT INTO alerts VALUES (?, ?, 'hand', ?, 'crowded', 'raised', 'occupancy', NULL, 'above', 8, 9.5,"
             " 'delivered', 'r'), (?, ?, 'hand', ?, 'crowded', 'cleared', 'occupancy', NULL, 'above', 8, 6.1,"
@@ -228,7 +229,7 @@ def test_bad_input_is_one_line_naming_the_fix(db: Path, tmp_path: Path) -> None:
 
 def test_an_older_file_is_migrated_and_a_newer_one_refused(tmp_path: Path) -> None:
     old = tmp_path / "v5.duckdb"
-    with schema_v5_db(old) as con:
+    with old_schema_db(old, 5) as con:
         window(con, at(1, 14), 10, 7, 3)
     page = build_report(old, DAY, DAY, None)
     assert "Site pets2009-reading" in page and "UTC (not recorded; UTC assumed)" in page  # no sites table in v5

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from sanitary.governance.audit import audit_paths
-from sanitary.storage.store import SCHEMA_VERSION
+from sanitary.storage.schema import SCHEMA_VERSION
 from tests.conftest import NO_SIGN, PETS_CAMERA, pets_counts, run_cli
 
 WINDOW_S = 10

@@ -17,16 +17,11 @@ from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.geometry.distancing import FrameDistancing
 from sanitary.governance.signage import Sign
-from sanitary.storage.merge import (
-    PER_SOURCE_COLUMNS,
-    RETENTION_COLUMNS,
-    RUN_COLUMNS,
-    SIGNAGE_COLUMNS,
-    SITE_COLUMNS,
-    merge_into,
-)
-from sanitary.storage.store import PER_SOURCE_TABLES, SCHEMA_VERSION, RunStart, Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli, schema_v5_db
+from sanitary.storage.connection import DatabaseLocked
+from sanitary.storage.merge import merge_into
+from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
+from sanitary.storage.store import RunStart, Store
+from tests.conftest import NO_SIGN, PETS_CAMERA, hold_lock, old_schema_db, run_cli
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 TABLES = (*PER_SOURCE_TABLES, "runs", "signage", "sites", "retention_log", "meta")
@@ -71,7 +66,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     analyse(a, "s1", "old", 9, camera="c2", start=T0 - timedelta(days=30))
     record_site(a, "s1", "Europe/Paris")
     with Store(a) as store:
-        store.add_sign(SIGN)
+        store.signage.add(SIGN)
         assert store.apply_retention("s1", "c2", 7, now=T0) == 3
     analyse(b, "s2", "b1", 1)
     analyse(b, "s1", "shared", 5)
@@ -167,19 +162,19 @@ def test_signs_and_sites_merge(inputs: tuple[Path, Path], tmp_path: Path) -> Non
     taken_down = tmp_path / "a-sign-removed.duckdb"
     shutil.copyfile(a, taken_down)
     with Store(taken_down) as store:
-        store.remove_sign("sign-1", T0 + timedelta(days=2))
+        store.signage.remove("sign-1", T0 + timedelta(days=2))
     for i, order in enumerate(([a, b, taken_down], [taken_down, a, b])):
         central = tmp_path / f"{i}.duckdb"
         merge_into(order, central)
         with Store(central) as store:
-            assert store.signs() == [dataclasses.replace(SIGN, removed_at=T0 + timedelta(days=2))]
+            assert store.signage.signs() == [dataclasses.replace(SIGN, removed_at=T0 + timedelta(days=2))]
         sites = snapshot_query(central, "SELECT site_id, timezone FROM sites ORDER BY site_id")
         assert sites == [("s1", "Africa/Abidjan"), ("s2", "Africa/Dakar")]  # B recorded s1 after A did
 
 
 def test_an_older_input_is_merged_through_a_migrated_copy_and_left_untouched(tmp_path: Path) -> None:
     old = tmp_path / "v5.duckdb"
-    with schema_v5_db(old) as con:
+    with old_schema_db(old, 5) as con:
         con.execute(
             "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"
             " frames_analysed, covered_s, people_sum, people_max, faces_sum) VALUES ('s9', 'c', 'h0',"
@@ -211,7 +206,7 @@ def test_bad_inputs_are_refused_in_one_line_before_the_target_is_touched(tmp_pat
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
     central = tmp_path / "central.duckdb"
     cases = {
-        text: "not a DuckDB database",
+        text: "cannot open as a DuckDB database",
         tmp_path / "missing.duckdb": "no such file",
         tmp_path: "is a folder",
         foreign: "not a sanitary database",
@@ -228,15 +223,41 @@ def test_bad_inputs_are_refused_in_one_line_before_the_target_is_touched(tmp_pat
         merge_into([], central)
 
 
-def test_the_column_lists_name_every_column_of_the_merged_tables(tmp_path: Path) -> None:
-    """A column the lists miss would be silently dropped by a merge."""
-    assert set(PER_SOURCE_COLUMNS) == set(PER_SOURCE_TABLES)
-    lists = {**PER_SOURCE_COLUMNS, "runs": RUN_COLUMNS, "signage": SIGNAGE_COLUMNS, "sites": SITE_COLUMNS,
-             "retention_log": RETENTION_COLUMNS}  # fmt: skip
-    with Store(tmp_path / "fresh.duckdb") as store:
-        for table, columns in lists.items():
-            found = store.con.execute(f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{table}'")
-            assert sorted(columns) == sorted(c for (c,) in found.fetchall()), table
+def test_a_column_added_to_the_schema_flows_through_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merge copies the columns the schema lists for a table, no list of its own: a new column travels once listed."""
+    site, unlisted, listed = tmp_path / "site.duckdb", tmp_path / "unlisted.duckdb", tmp_path / "listed.duckdb"
+    analyse(site, "s1", "a1", 2)
+    for db in (unlisted, listed):
+        Store(db).close()
+    for db in (site, unlisted, listed):  # as a later migration would add it everywhere
+        with duckdb.connect(str(db)) as con:
+            con.execute("ALTER TABLE window_aggregates ADD COLUMN weather VARCHAR")
+    with duckdb.connect(str(site)) as con:
+        con.execute("UPDATE window_aggregates SET weather = 'rain ' || minute(window_start)")
+    weather = "SELECT minute(window_start), weather FROM window_aggregates ORDER BY 1"
+    merge_into([site], unlisted)
+    monkeypatch.setitem(COLUMNS, "window_aggregates", (*COLUMNS["window_aggregates"], "weather"))
+    merge_into([site], listed)
+    assert snapshot_query(unlisted, weather) == [(0, None), (1, None), (2, None)]
+    assert snapshot_query(listed, weather) == [(0, "rain 0"), (1, "rain 1"), (2, "rain 2")]
+
+
+def test_a_locked_input_is_refused_by_type(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _ = inputs
+    locked = tmp_path / "locked.duckdb"
+    shutil.copyfile(a, locked)
+    holder = hold_lock(locked, 30.0)
+    try:
+        with pytest.raises(DatabaseLocked) as caught:
+            merge_into([locked], tmp_path / "central.duckdb")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(caught.value) == (
+        f"{locked}: in use by another process (a batch run holds it until it ends); wait for it to finish, or work "
+        f"on a copy: cp {locked} copy.duckdb"
+    )
+    assert not (tmp_path / "central.duckdb").exists()
 
 
 def test_two_pets_runs_merge_end_to_end(pets: Path, tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +13,10 @@ import pytest
 
 from sanitary.errors import SanitaryError
 from sanitary.storage import query
-from sanitary.storage.store import SCHEMA_VERSION, Store
-from tests.conftest import ROOT, run_cli, schema_v5_db
+from sanitary.storage.connection import DatabaseLocked
+from sanitary.storage.schema import SCHEMA_VERSION
+from sanitary.storage.store import Store
+from tests.conftest import hold_lock, old_schema_db, run_cli
 from tests.storage.test_store import run_start, windows
 
 
@@ -61,13 +61,6 @@ def test_nothing_writes_or_leaves_through_a_query(db: Path, sql: str, message: s
     assert db.read_bytes() == before and not (db.parent / "out.csv").exists()
 
 
-def hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
-    code = f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep({seconds})"
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT)
-    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-    return holder
-
-
 def test_a_query_waits_out_a_short_write(db: Path) -> None:
     holder = hold_lock(db, 1.0)
     started = time.monotonic()
@@ -76,19 +69,23 @@ def test_a_query_waits_out_a_short_write(db: Path) -> None:
     holder.wait(10)
 
 
-def test_a_long_write_gets_a_clear_message(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(query, "LOCK_RETRIES", 2)
+def test_a_long_write_gets_a_clear_message(db: Path) -> None:
     holder = hold_lock(db, 30.0)
     try:
-        with pytest.raises(SanitaryError, match=r"being written by another process .* query a copy: cp "):
-            query.run_query(db, "SELECT 1")
+        with pytest.raises(DatabaseLocked) as caught:
+            query.read_only(db, wait_s=0.5)
     finally:
         holder.kill()
+    assert str(caught.value) == (
+        f"{db}: in use by another process for over 0.5 s (a batch run holds it until it ends); wait for it to "
+        f"finish, or work on a copy: cp {db} copy.duckdb"
+    )
 
 
-def test_an_older_file_is_migrated_before_it_is_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [5, 7])
+def test_an_older_file_is_migrated_before_it_is_read(tmp_path: Path, version: int) -> None:
     db = tmp_path / "old.duckdb"
-    schema_v5_db(db).close()
+    old_schema_db(db, version).close()
     result = query.run_query(db, "SELECT value, (SELECT count(*) FROM mask_rate_daily) FROM meta")
     assert result.rows == [(str(SCHEMA_VERSION), 0)]
 

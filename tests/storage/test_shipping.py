@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from sanitary.errors import SanitaryError
-from sanitary.storage.shipping import acknowledge, export_parquet, import_parquet, purge_shipped
-from sanitary.storage.store import HEALTH_COLUMNS, PER_SOURCE_TABLES
+from sanitary.storage.schema import COLUMNS, HEALTH_COLUMNS, PER_SOURCE_TABLES
+from sanitary.storage.shipping import ExportSummary, acknowledge, export_parquet, import_parquet, purge_shipped
 from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
 from tests.storage.test_merge import T0, analyse, record_site
 
@@ -234,6 +234,27 @@ def test_bad_inputs_are_one_line(unit: Path, tmp_path: Path) -> None:
         with pytest.raises(SanitaryError, match=message) as caught:
             call()
         assert "\n" not in str(caught.value)
+
+
+def shipped_columns(exported: ExportSummary, name: str) -> tuple[tuple[str, ...], list[tuple]]:
+    """The columns of the export's Parquet files of table `name`, and their rows."""
+    paths = [str(f.path) for f in exported.files if f.table == name]
+    with duckdb.connect() as con:
+        cursor = con.execute("SELECT * FROM read_parquet(?, hive_partitioning = false) ORDER BY ALL", [paths])
+        return tuple(d[0] for d in cursor.description or ()), cursor.fetchall()
+
+
+def test_a_column_added_to_the_schema_is_shipped(unit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export writes the columns the schema lists for a table, no list of its own: a new column ships once listed."""
+    with duckdb.connect(str(unit)) as con:  # as a later migration would add it
+        con.execute("ALTER TABLE window_aggregates ADD COLUMN weather VARCHAR")
+        con.execute("UPDATE window_aggregates SET weather = 'rain'")
+    listed = COLUMNS["window_aggregates"]
+    unlisted, _ = shipped_columns(export_parquet(unit, tmp_path / "e1", None), "window_aggregates")
+    monkeypatch.setitem(COLUMNS, "window_aggregates", (*listed, "weather"))
+    columns, rows = shipped_columns(export_parquet(unit, tmp_path / "e2", None), "window_aggregates")
+    assert unlisted == listed and columns == (*listed, "weather")
+    assert [row[-1] for row in rows] == ["rain"] * 6
 
 
 def test_the_commands_ship_a_live_unit_home(pets: Path, tmp_path: Path) -> None:

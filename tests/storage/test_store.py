@@ -11,7 +11,10 @@ import pytest
 from sanitary.analytics.observations import MaskCounts, Observation
 from sanitary.analytics.windows import aggregate
 from sanitary.errors import SanitaryError
-from sanitary.storage.store import MIGRATIONS, SCHEMA_VERSION, RunStart, Store
+from sanitary.storage.connection import DatabaseLocked
+from sanitary.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from sanitary.storage.store import RunStart, Store
+from tests.conftest import hold_lock
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -138,23 +141,16 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_not_a_database_and_locked(tmp_path: Path) -> None:
     text = tmp_path / "notes.duckdb"
     text.write_text("hello\n" * 100)
-    with pytest.raises(SanitaryError, match=r"notes\.duckdb"):
+    with pytest.raises(SanitaryError, match=r"notes\.duckdb: cannot open as a DuckDB database \(IO Error: "):
         Store(text)
     db = tmp_path / "busy.duckdb"
     Store(db).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('ready', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(db, 60.0)
     try:
-        assert holder.stdout and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(SanitaryError, match="in use by another process"):
-            Store(db)
+        started = time.monotonic()
+        with pytest.raises(DatabaseLocked, match="in use by another process"):
+            Store(db)  # no wait unless asked for
+        assert time.monotonic() - started < 0.5
     finally:
         holder.kill()
         holder.wait()

@@ -1,0 +1,91 @@
+"""Opening a sanitary DuckDB file: one policy for another process's lock, and one wording for every failure.
+
+DuckDB lets one process write a file, or any number read it, never both. A live unit holds its file only while it
+commits a window and a batch run holds it until it ends, so a reader or a second writer waits up to a deadline of
+its own choosing, then gets `DatabaseLocked`, which callers tell apart by its type.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from sanitary.errors import SanitaryError
+
+# Long enough to outlast a live unit's commit, short enough for someone waiting at a prompt.
+WAIT_S = 5.0
+POLL_S = 0.1
+
+T = TypeVar("T")
+
+
+class DatabaseLocked(SanitaryError):
+    """Another process held the file for the whole wait."""
+
+    def __init__(self, path: Path, wait_s: float) -> None:
+        held = f" for over {wait_s:g} s" if wait_s > 0 else ""
+        super().__init__(
+            f"{path}: in use by another process{held} (a batch run holds it until it ends); wait for it to finish, "
+            f"or work on a copy: cp {path} copy.duckdb"
+        )
+        self.path = path
+        self.wait_s = wait_s
+
+
+def connect(path: Path, *, read_only: bool = False, wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """A connection to `path`, waiting up to `wait_s` seconds for another process's lock (DatabaseLocked after)."""
+    if path.is_dir():
+        raise SanitaryError(f"{path}: is a folder; pass --db a file path such as sanitary.duckdb")
+    if not path.parent.exists():
+        raise SanitaryError(f"{path}: folder {path.parent} does not exist; create it or choose another --db")
+    return wait_for_lock(path, wait_s, lambda: duckdb.connect(str(path), read_only=read_only))
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *, shown: Path, wait_s: float = 0.0) -> None:
+    """`path` attached read-only to `con` as `alias`, under the same policy; errors name `shown`, the user's file."""
+    wait_for_lock(shown, wait_s, lambda: con.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(path)]))
+
+
+def wait_for_lock(
+    path: Path,
+    wait_s: float,
+    open_: Callable[[], T],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`open_()`, tried again while another process holds `path` until `wait_s` seconds have passed; any other
+    failure to open is one line naming `path`."""
+    deadline = clock() + wait_s
+    while True:
+        try:
+            return open_()
+        except duckdb.IOException as exc:
+            text = str(exc).splitlines()[0]
+            # DuckDB says a lock is held only in its message: this is the one place that reads it.
+            if "Could not set lock on file" not in text:
+                raise SanitaryError(f"{path}: cannot open as a DuckDB database ({text})") from None
+        except duckdb.Error as exc:
+            raise SanitaryError(
+                f"{path}: not a DuckDB database this version can open ({str(exc).splitlines()[0]}); choose another file"
+            ) from None
+        left = deadline - clock()
+        if left <= 0:
+            raise DatabaseLocked(path, wait_s)
+        sleep(min(POLL_S, left))
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All of the block's writes or none of them."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -356,7 +356,6 @@ def _v7(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
-
 def _v8(con: duckdb.DuckDBPyConnection) -> None:
     """Shipping: a unit's outbox (which windows each export carried, until acknowledged) and its exports, and the
     central site's record of which export each window it holds came from. Shipping created these on demand

@@ -33,6 +33,7 @@ import duckdb
 import numpy as np
 
 from sanitary.errors import SanitaryError
+from sanitary.storage.connection import connect
 
 # Bytes read per step. Files can be gigabytes (a long-running DuckDB file), so they are streamed; tests shrink
 # it to put signatures across chunk borders.
@@ -699,20 +700,9 @@ _SQL_KEY_NEEDLES = tuple(
 
 def _audit_duckdb(path: Path) -> list[tuple[str, str]]:
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.ConnectionException as exc:
-        raise AuditError(
-            f"{path}: this process already has the DuckDB file open for writing; close that connection "
-            "or audit a copy of the file"
-        ) from exc
-    except duckdb.Error as exc:
-        if "lock" in str(exc).lower():
-            raise AuditError(
-                f"{path}: the DuckDB file is locked by another process (a run still writing?); wait for it "
-                f"to finish or audit a copy (cp {path} /tmp/audit-copy.duckdb)"
-            ) from exc
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AuditError(f"{path}: DuckDB cannot open it ({first_line}); it cannot be audited") from exc
+        con = connect(path, read_only=True)
+    except SanitaryError as exc:
+        raise AuditError(f"{exc}; it cannot be audited until then") from None
     try:
         return _audit_catalog(con)
     except duckdb.Error as exc:

@@ -69,6 +69,11 @@ def wait_for_lock(
             # DuckDB says a lock is held only in its message: this is the one place that reads it.
             if "Could not set lock on file" not in text:
                 raise SanitaryError(f"{path}: cannot open as a DuckDB database ({text})") from None
+        except duckdb.ConnectionException:
+            raise SanitaryError(
+                f"{path}: this process already has the file open for writing; close that connection or work on a "
+                f"copy: cp {path} copy.duckdb"
+            ) from None
         except duckdb.Error as exc:
             raise SanitaryError(
                 f"{path}: not a DuckDB database this version can open ({str(exc).splitlines()[0]}); choose another file"

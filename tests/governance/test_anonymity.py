@@ -408,7 +408,7 @@ def test_locked_duckdb_raises(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(AuditError, match=r"locked.*copy"):
+        with pytest.raises(AuditError, match=r"in use by another process.*cp .*cannot be audited"):
             audit_paths([tmp_path])
     finally:
         holder.kill()

@@ -543,26 +543,6 @@ def zone_area_m2(zone: ZoneGeometry, H: np.ndarray | None = None) -> float:
     return polygon_area_m2(corners)
 
 
-@dataclass(frozen=True)
-class ZoneOccupancy:
-    name: str
-    people: int
-    area_m2: float | None  # None for a pixel zone without calibration
-    density: float | None  # people per m²
-
-
-def zone_occupancy(
-    feet_px: np.ndarray, ground: np.ndarray, zones: Sequence[ZoneGeometry], H: np.ndarray | None = None
-) -> tuple[ZoneOccupancy, ...]:
-    """People in each zone, the zone's ground area and the density (people per m²)."""
-    counts = zone_membership(feet_px, ground, zones).sum(axis=1)
-    result = []
-    for zone, count in zip(zones, counts, strict=True):
-        area = zone_area_m2(zone, H) if zone.units == "m" or H is not None else None
-        result.append(ZoneOccupancy(zone.name, int(count), area, int(count) / area if area else None))
-    return tuple(result)
-
-
 # ---------------------------------------------------------------- Tsai calibration import
 
 

@@ -33,7 +33,6 @@ from sanitary.geometry.homography import (
     tsai_ground_homography,
     zone_area_m2,
     zone_membership,
-    zone_occupancy,
 )
 
 PETS = Path(__file__).resolve().parents[3] / "shared/datasets/pets2009-s2l1"
@@ -262,12 +261,6 @@ def test_zones_on_a_square() -> None:
     assert polygon_area_m2(square_m.corners[::-1]) == 16.0
     # 200 x 200 px at 2 cm per px: 4 m x 4 m.
     assert zone_area_m2(square_px, AFFINE) == pytest.approx(16.0, rel=1e-12)
-    occupancy = zone_occupancy(feet, ground, [square_m, square_px], AFFINE)
-    assert [(z.name, z.people, z.density) for z in occupancy] == [
-        ("plaza", 2, pytest.approx(0.125)),
-        ("door", 2, pytest.approx(0.125)),
-    ]
-    assert zone_occupancy(feet, ground, [square_px])[0].area_m2 is None
     with pytest.raises(SanitaryError, match="zone 'door' is in pixels; its area in m² needs a ground calibration"):
         zone_area_m2(square_px)
 

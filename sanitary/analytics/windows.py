@@ -98,10 +98,6 @@ class WindowAggregate:
     def faces_sum(self) -> int:
         return self.masks.total
 
-    @property
-    def occupancy_mean(self) -> float:
-        return self.people_sum / self.frames_analysed if self.frames_analysed else 0.0
-
 
 def window_start(at: datetime, window_s: int) -> datetime:
     """Windows are aligned on multiples of their length since the Unix epoch (UTC), so every camera shares them."""

@@ -159,7 +159,7 @@ def _project(H: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _below_horizon(H: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(N,) bool: scales w from `_project` of points that map to the ground."""
+    """(N,) bool: which homogeneous scales `w` (from `_project`) are of points that map to the ground."""
     # A relative floor: w is scaled with H, and a point this close to the horizon lands kilometres away anyway.
     return w > 1e-12 * np.abs(H).max()
 

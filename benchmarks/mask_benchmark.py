@@ -26,8 +26,10 @@ import onnxruntime as ort
 
 from sanitary.config import default_camera
 from sanitary.evaluation.mask_eval import MaskReport, by_image, evaluate, evaluate_detected, load_faces, report
-from sanitary.evaluation.voc import MASK_CLASSES, AnnotatedFace, read_split
-from sanitary.perception.masks import MaskClassifier, face_crops, load_card
+from sanitary.evaluation.voc import AnnotatedFace, read_split
+from sanitary.perception.mask_card import CARD_FILE, load_card
+from sanitary.perception.mask_classes import LABELS, MaskClass
+from sanitary.perception.masks import MaskClassifier, face_crops
 from sanitary.perception.models import WEIGHTS_DIR, open_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +67,7 @@ def baseline_report(faces: list[AnnotatedFace]) -> MaskReport:
         image = cv2.imread(str(image_path))
         (probs,) = session.run(None, {"image": baseline_crops(image, np.array([f.box for f in group], np.float32))})
         predicted.extend(probs.argmax(axis=1).tolist())  # 0 mask -> with_mask, 1 no mask -> without_mask
-        truth.extend(MASK_CLASSES.index(f.label) for f in group)
+        truth.extend(MaskClass.from_label(f.label) for f in group)
     return report(truth, predicted)
 
 
@@ -96,13 +98,13 @@ def print_table(results: dict) -> None:
     ours, base, detected = results["ours"], results["baseline"], results["ours_detect"]
     print(f"Mask classifier on the validation split ({results['faces']} faces, {results['images']} images)")
     print(f"{'class':24}{'support':>8}{'recall (95%)':>22}{'precision':>11}{'F1':>7}{'baseline recall':>17}")
-    for name in MASK_CLASSES:
+    for name in LABELS:
         s, b = ours["per_class"][name], base["per_class"][name]
         recall = f"{s['recall']:.3f} ({s['recall_low']:.2f}-{s['recall_high']:.2f})"
         baseline = f"{b['recall']:.3f}" if name != "mask_weared_incorrect" else "n/a"
         print(f"{name:24}{s['support']:>8}{recall:>22}{s['precision']:>11.3f}{s['f1']:>7.3f}{baseline:>17}")
     print(f"macro-F1 {ours['macro_f1']:.3f}  accuracy {ours['accuracy']:.3f}  coverage {ours['coverage']:.3f}")
-    print(f"confusion (rows true; cols {', '.join(MASK_CLASSES)}, unknown): {ours['confusion']}")
+    print(f"confusion (rows true; cols {', '.join(LABELS)}, unknown): {ours['confusion']}")
     print("with the face detector first (--detect): found / annotated, classified right")
     for name, d in detected["detect"].items():
         print(f"  {name:24}{d['found']:>5} / {d['annotated']:<5}{d['right']:>6}")
@@ -110,7 +112,7 @@ def print_table(results: dict) -> None:
     oof, plain = cv["out_of_fold"], cv["out_of_fold_unbiased"]
     print(f"out of fold on the training split ({cv['folds']} folds by image, {sum(cv['faces_per_fold'])} faces; the "
           f"class bias {results['class_bias']} was chosen on these, so they lean optimistic):")  # fmt: skip
-    for name in MASK_CLASSES:
+    for name in LABELS:
         print(f"  recall {name:24}{oof['recall'][name]:.3f} (unbiased {plain['recall'][name]:.3f})")
     print(f"  macro-F1 {oof['macro_f1']:.3f} (unbiased {plain['macro_f1']:.3f})")
     t = results["timing"]
@@ -133,13 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     faces = load_faces(args.data, read_split(VALIDATION))
     masks, detection = default_camera().masks, default_camera().detection
-    card = load_card()
+    # The training record (bias, cross-validation) is reported as the card holds it; the run time reads none of it.
+    training = json.loads((WEIGHTS_DIR / CARD_FILE).read_text())
     results = {
         "data": str(args.data),
         "validation_list": str(VALIDATION),
-        "model_sha256": card.get("sha256"),
-        "class_bias": card["decision"]["class_bias"],
-        "cross_validation": card["cross_validation"],
+        "model_sha256": load_card().sha256,
+        "class_bias": training["decision"]["class_bias"],
+        "cross_validation": training["cross_validation"],
         "faces": len(faces),
         "images": len({f.image for f in faces}),
         "ours": evaluate(faces, masks, crops_are_faces=False).as_dict(),

@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 import sanitary.tracking.tracker
 from sanitary.config import CameraConfig, TrackingConfig, load_camera
 from sanitary.perception.boxes import iou_matrix
-from sanitary.perception.masks import UNKNOWN
+from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.people import Detections
 from sanitary.runtime.analyser import FrameAnalyser
 from sanitary.tracking.ledger import PersonLedger, crosses
@@ -189,7 +189,7 @@ def run_tracker(
             update_ms[i], appearance_ms[i] = spent[0] * 1000, (total - spent[0]) * 1000
             tracked.append(Boxes(tracks.ids, people.boxes[tracks.detection].astype(np.float64)))
             feet = people.feet.astype(np.float64)
-            masks = np.full(len(tracks), UNKNOWN, np.int64)
+            masks = np.full(len(tracks), MaskClass.UNKNOWN, np.int64)
             ledger.update(i / FPS, tracks.ids, masks, [feet[tracks.detection] for _ in camera.lines], set())
             ledger.end(tracks.ended)
     analyser.finish()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sanitary.perception.mask_classes import READ, MaskClass
+
 DRAWS = 4000
 LEVEL = 0.95
 # Jeffreys prior: half a count in every cell, so an empty class does not pin a share at exactly 0 or 1.
@@ -32,7 +34,7 @@ class MaskShares:
     @property
     def mask_rate(self) -> float:
         """Share of faces wearing a mask correctly."""
-        return self.share[0]
+        return self.share[MaskClass.WITH_MASK]
 
 
 def _to_simplex(p: np.ndarray) -> np.ndarray:
@@ -60,7 +62,7 @@ def mask_shares(counts: tuple[int, int, int], confusion_counts: np.ndarray, seed
     c = np.asarray(confusion_counts, np.float64)
     point = corrected_shares(y / n, c / c.sum(axis=1, keepdims=True))
     rng = np.random.default_rng(seed)
-    rows = np.stack([rng.dirichlet(c[t] + PRIOR, DRAWS) for t in range(3)], axis=1)  # (DRAWS, true, pred)
+    rows = np.stack([rng.dirichlet(c[t] + PRIOR, DRAWS) for t in READ], axis=1)  # (DRAWS, true, pred)
     observed = rng.dirichlet(y + PRIOR, DRAWS)
     draws = corrected_shares(observed, rows)
     tail = (1 - LEVEL) / 2 * 100

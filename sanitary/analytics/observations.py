@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sanitary.geometry.distancing import FrameDistancing
-from sanitary.perception.masks import UNKNOWN
+from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.people import Detections
 
 NOT_MEASURED = FrameDistancing(0, 0, (), (), measured=False)
@@ -30,6 +30,16 @@ class MaskCounts:
             self.without_mask + other.without_mask,
             self.incorrect + other.incorrect,
             self.unknown + other.unknown,
+        )
+
+    @staticmethod
+    def of(classes: np.ndarray) -> MaskCounts:
+        """The counts of an array of `MaskClass` values."""
+        return MaskCounts(
+            with_mask=int((classes == MaskClass.WITH_MASK).sum()),
+            without_mask=int((classes == MaskClass.WITHOUT_MASK).sum()),
+            incorrect=int((classes == MaskClass.INCORRECT).sum()),
+            unknown=int((classes == MaskClass.UNKNOWN).sum()),
         )
 
     @property
@@ -66,7 +76,7 @@ class FrameRecord:
     people: Detections
     track: np.ndarray  # (N,) int64: each person's track id, -1 where untracked (or tracking is off)
     face_owner: np.ndarray  # (F,) int64: the person each face reading belongs to, -1 for none
-    face_class: np.ndarray  # (F,) int64: each face's mask reading, or UNKNOWN
+    face_class: np.ndarray  # (F,) int64: each face's mask reading, a MaskClass value
     ground: FrameDistancing  # measured over all the frame's people
     tracked: bool
 
@@ -83,7 +93,6 @@ def observe_frame(
         ground = measure(people)
     owned = record.face_owner >= 0
     faces_kept = ~owned | keep[np.where(owned, record.face_owner, 0)]
-    c = record.face_class[faces_kept]
-    masks = MaskCounts(int((c == 0).sum()), int((c == 1).sum()), int((c == 2).sum()), int((c == UNKNOWN).sum()))
+    masks = MaskCounts.of(record.face_class[faces_kept])
     tracks = int((keep & (record.track >= 0)).sum()) if record.tracked else None
     return Observation(record.frame, record.t, len(people), masks, ground, tracks)

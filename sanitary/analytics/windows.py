@@ -15,7 +15,6 @@ import numpy as np
 
 from sanitary.analytics.mask_rate import MaskShares, mask_shares
 from sanitary.analytics.observations import MaskCounts, Observation
-from sanitary.perception.masks import UNKNOWN
 from sanitary.tracking.ledger import Contact, Crossing, PersonSummary
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,10 +97,6 @@ class WindowAggregate:
     @property
     def faces_sum(self) -> int:
         return self.masks.total
-
-    @property
-    def occupancy_mean(self) -> float:
-        return self.people_sum / self.frames_analysed if self.frames_analysed else 0.0
 
 
 def window_start(at: datetime, window_s: int) -> datetime:
@@ -192,8 +187,7 @@ def person_window(
     confusion: np.ndarray,
 ) -> PersonWindow:
     """People seen in window `w` (`present`) by mask vote; those whose visit ended in it (`ended`) by dwell."""
-    votes = [sum(p.mask == c for p in present) for c in range(3)]
-    masks = MaskCounts(*votes, unknown=sum(p.mask == UNKNOWN for p in present))
+    masks = MaskCounts.of(np.array([p.mask for p in present], np.int64))
     dwell = [0] * (len(dwell_bins_s) + 1)
     for p in ended:
         dwell[bisect.bisect_right(dwell_bins_s, p.dwell_s)] += 1

@@ -19,10 +19,11 @@ import numpy as np
 from sanitary.capture.sources import IMAGE_SUFFIXES
 from sanitary.config import DetectionConfig, MaskConfig
 from sanitary.errors import SanitaryError
-from sanitary.evaluation.voc import MASK_CLASSES, AnnotatedFace, read_voc
+from sanitary.evaluation.voc import AnnotatedFace, read_voc
 from sanitary.perception.boxes import iou_matrix
 from sanitary.perception.faces import FaceDetector, Faces
-from sanitary.perception.masks import UNKNOWN, MaskClassifier, face_crops, read_masks
+from sanitary.perception.mask_classes import LABELS, MaskClass
+from sanitary.perception.masks import MaskClassifier, face_crops, read_masks
 from sanitary.perception.people import Detections
 
 MATCH_IOU = 0.3
@@ -63,16 +64,16 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def report(truth: Iterable[int], predicted: Iterable[int]) -> MaskReport:
-    """Scores from true class indices and predicted ones (UNKNOWN for a face left unread)."""
-    k = len(MASK_CLASSES)
+    """Scores from true classes and predicted ones (MaskClass.UNKNOWN for a face left unread)."""
+    k = len(LABELS)
     confusion = np.zeros((k, k + 1), np.int64)
     for t, p in zip(truth, predicted, strict=True):
-        confusion[t, k if p == UNKNOWN else p] += 1
+        confusion[t, k if p == MaskClass.UNKNOWN else p] += 1
     total = int(confusion.sum())
     if total == 0:
         raise SanitaryError("no face to evaluate: the data holds no annotated face of the three classes")
     per_class = {}
-    for c, name in enumerate(MASK_CLASSES):
+    for c, name in enumerate(LABELS):
         right, support, called = int(confusion[c, c]), int(confusion[c].sum()), int(confusion[:, c].sum())
         precision = right / called if called else 0.0
         recall = right / support if support else 0.0
@@ -80,7 +81,7 @@ def report(truth: Iterable[int], predicted: Iterable[int]) -> MaskReport:
         low, high = wilson(right, support)
         per_class[name] = ClassScore(precision, recall, low, high, f1, support)
     return MaskReport(
-        classes=MASK_CLASSES,
+        classes=LABELS,
         confusion=confusion.tolist(),
         per_class=per_class,
         macro_f1=float(np.mean([s.f1 for s in per_class.values()])),
@@ -93,9 +94,9 @@ def load_faces(data: Path, only: set[str] | None) -> list[AnnotatedFace]:
     """Annotated faces of a VOC folder, or whole images of class subfolders as face crops."""
     if (data / "annotations").is_dir():
         faces = read_voc(data)
-    elif any((data / name).is_dir() for name in MASK_CLASSES):
+    elif any((data / name).is_dir() for name in LABELS):
         faces = []
-        for name in MASK_CLASSES:
+        for name in LABELS:
             for image in sorted((data / name).glob("*")) if (data / name).is_dir() else []:
                 if image.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
@@ -107,7 +108,7 @@ def load_faces(data: Path, only: set[str] | None) -> list[AnnotatedFace]:
     else:
         raise SanitaryError(
             f"{data}: neither a VOC folder (images/, annotations/) nor a folder of class subfolders "
-            f"({', '.join(MASK_CLASSES)})"
+            f"({', '.join(LABELS)})"
         )
     if only is not None:
         faces = [f for f in faces if f.image.name in only]
@@ -127,7 +128,7 @@ def evaluate(faces: list[AnnotatedFace], masks: MaskConfig, crops_are_faces: boo
         crops = face_crops(image, boxes, margin=0.0) if crops_are_faces else face_crops(image, boxes)
         # Annotations carry no landmarks: the side-on rule is left to --detect.
         predicted.extend(read_masks(classifier.probabilities(crops), boxes, masks).classes.tolist())
-        truth.extend(MASK_CLASSES.index(f.label) for f in group)
+        truth.extend(MaskClass.from_label(f.label) for f in group)
     return report(truth, predicted)
 
 
@@ -136,7 +137,7 @@ def evaluate_detected(faces: list[AnnotatedFace], masks: MaskConfig, detection: 
     detector = FaceDetector(dataclasses.replace(detection, face_search="frame"))
     classifier = MaskClassifier(masks)
     truth, predicted = [], []
-    found = {name: {"annotated": 0, "found": 0, "right": 0} for name in MASK_CLASSES}
+    found = {name: {"annotated": 0, "found": 0, "right": 0} for name in LABELS}
     for image_path, group in by_image(faces):
         image = cv2.imread(str(image_path))
         detected: Faces = detector(image, NO_PEOPLE)
@@ -144,8 +145,8 @@ def evaluate_detected(faces: list[AnnotatedFace], masks: MaskConfig, detection: 
         annotated = np.array([f.box for f in group], np.float32)
         match = _match(annotated, detected.boxes)
         for face, j in zip(group, match, strict=True):
-            t = MASK_CLASSES.index(face.label)
-            p = UNKNOWN if j < 0 else int(readings.classes[j])
+            t = MaskClass.from_label(face.label)
+            p = MaskClass.UNKNOWN if j < 0 else int(readings.classes[j])
             truth.append(t)
             predicted.append(p)
             found[face.label]["annotated"] += 1

@@ -7,15 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sanitary.errors import SanitaryError
-
-MASK_CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")
+from sanitary.perception.mask_classes import LABELS
 
 
 @dataclass(frozen=True)
 class AnnotatedFace:
     image: Path
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
-    label: str  # one of MASK_CLASSES
+    label: str  # one of the mask classes' LABELS
 
 
 def read_voc(folder: Path) -> list[AnnotatedFace]:
@@ -33,8 +32,8 @@ def read_voc(folder: Path) -> list[AnnotatedFace]:
         image = _find_image(images, name, xml.stem)
         for obj in root.iter("object"):
             label = (obj.findtext("name") or "").strip()
-            if label not in MASK_CLASSES:
-                raise SanitaryError(f"{xml}: class {label!r} is not one of {', '.join(MASK_CLASSES)}")
+            if label not in LABELS:
+                raise SanitaryError(f"{xml}: class {label!r} is not one of {', '.join(LABELS)}")
             box = obj.find("bndbox")
             if box is None:
                 raise SanitaryError(f"{xml}: an object of class {label} has no bndbox")

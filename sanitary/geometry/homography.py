@@ -158,28 +158,28 @@ def _project(H: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return q[:, :2] / w[:, None], w
 
 
-HORIZON_FIX = (
-    "lie on or beyond the horizon of the calibration, where the ground is at infinity; keep them inside the "
-    "walkable area, or calibrate with points nearer to them"
-)
-
-
-def _mapped(H: np.ndarray, pts: np.ndarray, what: str, fault: str = HORIZON_FIX) -> tuple[np.ndarray, np.ndarray]:
-    """`_project`, refusing points that map to infinity or behind the camera."""
-    out, w = _project(H, pts)
+def _below_horizon(H: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(N,) bool: which homogeneous scales `w` (from `_project`) are of points that map to the ground."""
     # A relative floor: w is scaled with H, and a point this close to the horizon lands kilometres away anyway.
-    floor = 1e-12 * np.abs(H).max()
-    bad = np.flatnonzero(~(w > floor))
+    return w > 1e-12 * np.abs(H).max()
+
+
+def _mapped(H: np.ndarray, pts: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """`_project`, refusing points that map to infinity."""
+    out, w = _project(H, pts)
+    bad = np.flatnonzero(~_below_horizon(H, w))
     if len(bad):
-        raise SanitaryError(f"{what} {_numbers(bad)} {fault}")
+        raise SanitaryError(
+            f"{what} {_numbers(bad)} lie on or beyond the horizon of the calibration, where the ground is at "
+            "infinity; keep them inside the walkable area, or calibrate with points nearer to them"
+        )
     return out, w
 
 
 def on_ground(H: np.ndarray, pts_px: np.ndarray) -> np.ndarray:
     """(N,) bool: points below the horizon, which map to the ground (a detection in the sky does not)."""
     H = np.asarray(H, np.float64)
-    _, w = _project(H, _as_points(pts_px, "pixels"))
-    return w > 1e-12 * np.abs(H).max()
+    return _below_horizon(H, _project(H, _as_points(pts_px, "pixels"))[1])
 
 
 def _unit_scale(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -192,14 +192,6 @@ def _unit_scale(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def to_ground(H: np.ndarray, pts_px: np.ndarray) -> np.ndarray:
     """Image pixels (N, 2) to ground metres (N, 2)."""
     return _mapped(np.asarray(H, np.float64), _as_points(pts_px, "pixels"), "pixels")[0]
-
-
-def to_image(H: np.ndarray, pts_m: np.ndarray) -> np.ndarray:
-    """Ground metres (N, 2) to image pixels (N, 2)."""
-    # inv keeps the sign convention: a ground point in front of the camera has w > 0 under inv(H) too.
-    inverse = np.linalg.inv(np.asarray(H, np.float64))
-    behind = "are behind the camera of the calibration; check their coordinates and the calibration"
-    return _mapped(inverse, _as_points(pts_m, "ground points"), "ground points", behind)[0]
 
 
 def ground_jacobians(H: np.ndarray, pts_px: np.ndarray) -> np.ndarray:
@@ -541,26 +533,6 @@ def zone_area_m2(zone: ZoneGeometry, H: np.ndarray | None = None) -> float:
         raise SanitaryError(f"zone '{zone.name}' is in pixels; its area in m² needs a ground calibration")
     corners = _mapped(np.asarray(H, np.float64), zone.corners, f"zone '{zone.name}' corners")[0]
     return polygon_area_m2(corners)
-
-
-@dataclass(frozen=True)
-class ZoneOccupancy:
-    name: str
-    people: int
-    area_m2: float | None  # None for a pixel zone without calibration
-    density: float | None  # people per m²
-
-
-def zone_occupancy(
-    feet_px: np.ndarray, ground: np.ndarray, zones: Sequence[ZoneGeometry], H: np.ndarray | None = None
-) -> tuple[ZoneOccupancy, ...]:
-    """People in each zone, the zone's ground area and the density (people per m²)."""
-    counts = zone_membership(feet_px, ground, zones).sum(axis=1)
-    result = []
-    for zone, count in zip(zones, counts, strict=True):
-        area = zone_area_m2(zone, H) if zone.units == "m" or H is not None else None
-        result.append(ZoneOccupancy(zone.name, int(count), area, int(count) / area if area else None))
-    return tuple(result)
 
 
 # ---------------------------------------------------------------- Tsai calibration import

@@ -1,4 +1,4 @@
-"""Mask wearing per face: the project's own three-class classifier (weights/mask_classifier.onnx) and its card.
+"""Mask wearing per face: the project's own three-class classifier (weights/mask_classifier.onnx).
 
 Training and inference cut faces the same way, through `face_crops`: a square around the face box with a
 margin, so that the chin, nose and mask edge are in view. The ONNX graph holds its own normalisation, the class
@@ -7,24 +7,20 @@ bias chosen in training (see the card's `decision`) and softmax; it takes uint8 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cached_property
 
 import cv2
 import numpy as np
 
 from sanitary.config import MaskConfig
-from sanitary.errors import SanitaryError
-from sanitary.evaluation.voc import MASK_CLASSES
 from sanitary.perception.faces import Faces
-from sanitary.perception.models import WEIGHTS_DIR, open_session
+from sanitary.perception.mask_card import load_card
+from sanitary.perception.mask_classes import READ, MaskClass
+from sanitary.perception.models import open_session
 
 MODEL_FILE = "mask_classifier.onnx"
-CARD_FILE = "mask_classifier.json"
 CROP_PX = 112
 MARGIN = 0.2  # of the face box side, on each side
-UNKNOWN = -1
 
 
 def face_crops(image_bgr: np.ndarray, boxes: np.ndarray, size: int = CROP_PX, margin: float = MARGIN) -> np.ndarray:
@@ -58,15 +54,10 @@ def nose_offset(landmarks: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MaskReadings:
-    """One reading per face: a class index into MASK_CLASSES or UNKNOWN, and the classifier's confidence."""
+    """One reading per face: its `MaskClass` value and the classifier's confidence."""
 
     classes: np.ndarray  # (N,) int64
     confidence: np.ndarray  # (N,) float32
-
-    def counts(self) -> tuple[int, int, int, int]:
-        """Faces with mask, without, worn incorrectly, unknown."""
-        c = self.classes
-        return int((c == 0).sum()), int((c == 1).sum()), int((c == 2).sum()), int((c == UNKNOWN).sum())
 
     @staticmethod
     def empty() -> MaskReadings:
@@ -77,17 +68,13 @@ class MaskClassifier:
     def __init__(self, thresholds: MaskConfig, threads: int = 0) -> None:
         self.thresholds = thresholds
         self.session = open_session(MODEL_FILE, threads)
-        if tuple(self.card["classes"]) != MASK_CLASSES:
-            raise SanitaryError(f"{WEIGHTS_DIR / CARD_FILE}: classes {self.card['classes']} are not {MASK_CLASSES}")
-
-    @cached_property
-    def card(self) -> dict:
-        return load_card()
+        # Read on opening: a bad card stops the run before any footage is analysed.
+        self.card = load_card()
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (N, 3) for uint8 RGB crops from `face_crops`."""
         if len(crops) == 0:
-            return np.zeros((0, len(MASK_CLASSES)), np.float32)
+            return np.zeros((0, len(READ)), np.float32)
         (probs,) = self.session.run(None, {"crops": crops})
         return probs
 
@@ -110,13 +97,5 @@ def read_masks(
     unknown = (sides < thresholds.min_face_px) | (confidence < thresholds.min_confidence)
     if nose is not None:
         unknown |= nose > thresholds.max_nose_offset
-    classes[unknown] = UNKNOWN
+    classes[unknown] = MaskClass.UNKNOWN
     return MaskReadings(classes, confidence)
-
-
-def load_card() -> dict:
-    path = WEIGHTS_DIR / CARD_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SanitaryError(f"{path}: mask model card unreadable ({exc}); restore it from the repository") from None

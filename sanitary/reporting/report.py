@@ -20,15 +20,15 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from sanitary.config import FR_TRANSPORT
 from sanitary.errors import SanitaryError
 from sanitary.governance.signage import Sign
 from sanitary.storage.query import read_only
 from sanitary.storage.registers import SignRegister
 
-TRANSPORT_PROFILE = "fr-transport-2021-269"
 PROFILES = {
     "market": "every measure stored (counts, mask rates, distancing, zones)",
-    TRANSPORT_PROFILE: "French decree 2021-269 on public transport: only people counts and mask rates are stored",
+    FR_TRANSPORT: "French decree 2021-269 on public transport: only people counts and mask rates are stored",
 }
 BASIS = {"people": "people", "faces": "face-frames"}
 
@@ -829,7 +829,7 @@ def _distancing_section(r: SiteReport, sid: str) -> str:
     if not r.distancing:
         profiles = {u.profile for u in r.stored_under} | {r.site.profile}
         why = (
-            f"the {TRANSPORT_PROFILE} privacy profile stores no distancing" if TRANSPORT_PROFILE in profiles
+            f"the {FR_TRANSPORT} privacy profile stores no distancing" if FR_TRANSPORT in profiles
             else "no camera of the site was calibrated (see `sanitary calibrate`)"
         )  # fmt: skip
         return f'<h3>Distancing</h3><p id="{sid}-no-distancing">Distancing was not measured in this period: {why}.</p>'

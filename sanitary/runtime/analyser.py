@@ -25,7 +25,8 @@ from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground, zone_area_m2
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
-from sanitary.perception.masks import UNKNOWN, MaskClassifier, MaskReadings
+from sanitary.perception.mask_classes import MaskClass
+from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import Detections, PersonDetector
 from sanitary.tracking.headshake import yaw_from_landmarks
 from sanitary.tracking.ledger import PersonLedger
@@ -143,7 +144,7 @@ class FrameAnalyser:
         self._opt_outs(t, track, faces, owners)
         excluded = self.optouts.excluded if self.optouts else set()
         counted = np.flatnonzero((track >= 0) & ~np.isin(track, list(excluded)))
-        person_mask = np.full(len(people), UNKNOWN, np.int64)
+        person_mask = np.full(len(people), MaskClass.UNKNOWN, np.int64)
         for owner, reading in zip(owners, readings.classes, strict=True):
             if owner >= 0:
                 person_mask[owner] = reading
@@ -219,7 +220,7 @@ class FrameAnalyser:
             start=start,
             duration_s=duration_s,
             window_s=self.camera.time.window_seconds,
-            confusion=np.asarray(self.masks.card["validation"]["confusion"]),
+            confusion=self.masks.card.confusion,
             zones=self.zone_areas(),
             people=ledger.people + alive if self.tracker else None,
             events=PersonEvents(ledger.crossings + pending, ledger.contacts, tuple(x.name for x in self.lines)),

@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.mask_rate import MaskShares, mask_shares
 from sanitary.analytics.observations import MaskCounts
@@ -30,7 +28,7 @@ from sanitary.capture.sources import Continuity, Source, continuity, start_from_
 from sanitary.config import CameraConfig, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.governance.signage import uncovered
-from sanitary.perception.masks import load_card
+from sanitary.perception.mask_card import load_card
 from sanitary.runtime.analyser import FileJob, FileResult, analyse_file
 from sanitary.storage.store import RunStart, Store
 
@@ -148,7 +146,7 @@ def run_params(job: FileJob) -> dict[str, Any]:
         "optout": dataclasses.asdict(job.camera.optout),
         "models": list(MODELS),
         # A retrained mask model changes the rates: files done with the old one are analysed again.
-        "mask_model_sha256": load_card().get("sha256"),
+        "mask_model_sha256": load_card().sha256,
     }
 
 
@@ -295,7 +293,7 @@ def store_file(
         sum(w.people_sum for w in windows) / max(frames, 1),
         max((w.people_max for w in windows), default=0),
         sum(w.faces_sum for w in windows),
-        mask_shares(masks.classified, np.asarray(load_card()["validation"]["confusion"])),
+        mask_shares(masks.classified, load_card().confusion),
         error,
     )
 

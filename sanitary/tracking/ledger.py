@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sanitary.perception.masks import UNKNOWN
+from sanitary.perception.mask_classes import READ, MaskClass
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class PersonSummary:
     first_t: float
     last_t: float
     seen_t: tuple[float, ...]  # times of the frames the person was tracked in (to place them in windows)
-    mask: int  # class index by vote, or UNKNOWN
+    mask: MaskClass  # by vote
     mask_frames: int  # frames whose confident reading took part in the vote
     ended: bool = True  # False: a live track, summarised so far (a live unit closing a window)
 
@@ -54,12 +54,13 @@ class _Record:
     opted_out_t: float | None = None  # counted only before this time: the start of the window they opted out in
 
 
-def vote(votes: np.ndarray, min_frames: int) -> int:
-    """The class most often read; UNKNOWN with too few readings or a tie between the top classes."""
+def vote(votes: np.ndarray, min_frames: int) -> MaskClass:
+    """The class most often read (`votes` counts readings per class); UNKNOWN with too few readings or a tie
+    between the top classes."""
     if votes.sum() < min_frames:
-        return UNKNOWN
+        return MaskClass.UNKNOWN
     top = np.flatnonzero(votes == votes.max())
-    return int(top[0]) if len(top) == 1 else UNKNOWN
+    return MaskClass(top[0]) if len(top) == 1 else MaskClass.UNKNOWN
 
 
 def crossing_side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> float:
@@ -107,13 +108,13 @@ class PersonLedger:
         line_points: list[np.ndarray],
         close: set[tuple[int, int]],
     ) -> None:
-        """One frame: `masks` is each tracked person's mask reading (or UNKNOWN), `line_points[k]` their feet
+        """One frame: `masks` is each tracked person's mask reading (a MaskClass value), `line_points[k]` their feet
         in line k's units, `close` the pairs of track ids close in this frame."""
         for i, track in enumerate(ids.tolist()):
             record = self.records.setdefault(track, _Record(t, t))
             record.last_t = t
             record.seen_t.append(t)
-            if masks[i] != UNKNOWN:
+            if masks[i] != MaskClass.UNKNOWN:
                 record.readings.append((t, int(masks[i])))
             for k, (a, b) in enumerate(self.lines):
                 point = line_points[k][i]
@@ -188,5 +189,5 @@ def _summary(record: _Record, min_person_s: float, min_mask_frames: int, *, ende
     seen = tuple(t for t in record.seen_t if t < cutoff)
     if not seen or record.last_t - record.first_t < min_person_s:
         return None
-    votes = np.bincount([c for t, c in record.readings if t < cutoff], minlength=3)
+    votes = np.bincount([c for t, c in record.readings if t < cutoff], minlength=len(READ))
     return PersonSummary(record.first_t, seen[-1], seen, vote(votes, min_mask_frames), int(votes.sum()), ended)

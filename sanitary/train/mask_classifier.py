@@ -39,8 +39,10 @@ import onnxruntime as ort
 from sanitary.config import MaskConfig
 from sanitary.errors import SanitaryError
 from sanitary.evaluation.mask_eval import report
-from sanitary.evaluation.voc import MASK_CLASSES, AnnotatedFace, read_split, read_voc
-from sanitary.perception.masks import CARD_FILE, CROP_PX, MARGIN, MODEL_FILE, face_crops, read_masks
+from sanitary.evaluation.voc import AnnotatedFace, read_split, read_voc
+from sanitary.perception.mask_card import CARD_FILE
+from sanitary.perception.mask_classes import LABELS, MaskClass
+from sanitary.perception.masks import CROP_PX, MARGIN, MODEL_FILE, face_crops, read_masks
 from sanitary.train.model_selection import BIAS_GRID, choose_bias, image_folds, softmax
 
 try:
@@ -105,14 +107,14 @@ class FaceSet:
     images: list[np.ndarray]  # BGR
     image_of: np.ndarray  # (N,) index into images
     boxes: np.ndarray  # (N, 4) float64
-    labels: np.ndarray  # (N,) int64 into MASK_CLASSES
+    labels: np.ndarray  # (N,) int64: MaskClass values
     image_names: list[str]
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def class_counts(self) -> dict[str, int]:
-        return {c: int((self.labels == i).sum()) for i, c in enumerate(MASK_CLASSES)}
+        return {c: int((self.labels == i).sum()) for i, c in enumerate(LABELS)}
 
     def subset(self, keep: np.ndarray) -> FaceSet:
         """The faces where `keep` is true; images are shared, not copied."""
@@ -150,7 +152,7 @@ class MaskNet(nn.Module):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.Linear(FEATURES, len(MASK_CLASSES)))
+        self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.Linear(FEATURES, len(LABELS)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
@@ -181,18 +183,18 @@ def make_validation_list(
     for face in faces:
         per_image.setdefault(face.image.name, Counter())[face.label] += 1
     totals = Counter(face.label for face in faces)
-    target = {c: share * totals[c] for c in MASK_CLASSES}
+    target = {c: share * totals[c] for c in LABELS}
     names = sorted(per_image)
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     chosen: list[str] = []
     held: Counter = Counter()
-    for rare_first in sorted(MASK_CLASSES, key=lambda c: totals[c]):
+    for rare_first in sorted(LABELS, key=lambda c: totals[c]):
         for name in order:
             counts = per_image[name]
             if name in chosen or counts[rare_first] == 0 or held[rare_first] >= target[rare_first]:
                 continue
             # A crowded image of with_mask faces would blow that class's share; 10% slack plus one face.
-            if all(held[c] + counts[c] <= target[c] * 1.1 + 1 for c in MASK_CLASSES):
+            if all(held[c] + counts[c] <= target[c] * 1.1 + 1 for c in LABELS):
                 chosen.append(name)
                 held.update(counts)
     return sorted(chosen)
@@ -202,7 +204,7 @@ def write_validation_list(path: Path, names: list[str], faces: list[AnnotatedFac
     chosen = set(names)
     held = Counter(f.label for f in faces if f.image.name in chosen)
     totals = Counter(f.label for f in faces)
-    share = ", ".join(f"{c} {held[c]}/{totals[c]}" for c in MASK_CLASSES)
+    share = ", ".join(f"{c} {held[c]}/{totals[c]}" for c in LABELS)
     images = len({f.image.name for f in faces})
     header = (
         f"# Validation images of the face-mask classifier: {len(names)} of the {images} images of {data.name}, "
@@ -225,7 +227,7 @@ def load_faceset(faces: list[AnnotatedFace], images: dict[Path, np.ndarray]) -> 
         images=[images[p] for p in paths],
         image_of=np.array([index[f.image] for f in faces], np.int64),
         boxes=np.array([f.box for f in faces], np.float64).reshape(-1, 4),
-        labels=np.array([MASK_CLASSES.index(f.label) for f in faces], np.int64),
+        labels=np.array([MaskClass.from_label(f.label) for f in faces], np.int64),
         image_names=[p.name for p in paths],
     )
 
@@ -305,7 +307,7 @@ def training_batch(faces: FaceSet, indices: np.ndarray, rng: np.random.Generator
 
 def draw_probabilities(labels: np.ndarray, power: float = BALANCE_POWER) -> np.ndarray:
     """Per-face draw probability so that class c gets a share ~ n_c ** power of the draws."""
-    counts = np.bincount(labels, minlength=len(MASK_CLASSES)).astype(np.float64)
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
     share = np.where(counts > 0, counts**power, 0.0)
     share /= share.sum()
     per_face = share[labels] / counts[labels]
@@ -314,7 +316,7 @@ def draw_probabilities(labels: np.ndarray, power: float = BALANCE_POWER) -> np.n
 
 def logit_adjustment(labels: np.ndarray, probabilities: np.ndarray, tau: float = LOGIT_ADJUSTMENT) -> torch.Tensor:
     """tau * log(class share of the draws), added to the logits in the training loss only."""
-    shares = np.bincount(labels, probabilities, len(MASK_CLASSES))
+    shares = np.bincount(labels, probabilities, len(LABELS))
     return torch.tensor(tau * np.log(np.maximum(shares, 1e-12)), dtype=torch.float32)
 
 
@@ -347,7 +349,7 @@ def predict_logits(net: MaskNet, normalise: Normalise, crops: np.ndarray, batch:
     with torch.inference_mode():
         for start in range(0, len(crops), batch):
             out.append(net(normalise(torch.from_numpy(crops[start : start + batch]))).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(MASK_CLASSES)), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
 
 
 def train_epoch(
@@ -397,7 +399,7 @@ def scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
     """The card's figures for argmax readings (no face unknown), from `mask_eval.report`: per-class precision,
     recall (with its 95% Wilson interval), F1 and support; macro-F1; accuracy; the 3x3 confusion."""
     result = report(truth.tolist(), predicted.tolist())
-    k = len(MASK_CLASSES)
+    k = len(LABELS)
     return {
         "per_class": {
             name: {
@@ -600,7 +602,7 @@ def cross_validate(
     """Out-of-fold logits: each fold's faces read by a model trained, with the shipped recipe, on the others."""
     per_image = [faces.labels[faces.image_of == i] for i in range(len(faces.images))]
     fold_of_face = image_folds(per_image, folds, seed)[faces.image_of]
-    logits = np.zeros((len(faces), len(MASK_CLASSES)), np.float32)
+    logits = np.zeros((len(faces), len(LABELS)), np.float32)
     for fold in range(folds):
         held = fold_of_face == fold
         _log(f"fold {fold + 1}/{folds}: {int(held.sum())} faces held out")
@@ -641,7 +643,7 @@ def loss_text() -> str:
 
 
 def balancing_text(shares: np.ndarray) -> str:
-    drawn = ", ".join(f"{c} {p:.2f}" for c, p in zip(MASK_CLASSES, shares, strict=True))
+    drawn = ", ".join(f"{c} {p:.2f}" for c, p in zip(LABELS, shares, strict=True))
     text = (
         f"weighted sampler with replacement, len(train) draws an epoch, class c getting a share ~ faces_c ** "
         f"{BALANCE_POWER} of them ({drawn})"
@@ -650,7 +652,7 @@ def balancing_text(shares: np.ndarray) -> str:
 
 
 def targets_met(recall: dict[str, float], macro_f1: float) -> dict:
-    met = all(recall[c] >= TARGET_RECALL[c] for c in MASK_CLASSES) and macro_f1 >= TARGET_MACRO_F1
+    met = all(recall[c] >= TARGET_RECALL[c] for c in LABELS) and macro_f1 >= TARGET_MACRO_F1
     return {"recall": TARGET_RECALL, "macro_f1": TARGET_MACRO_F1, "met": met, "judged_on": "validation_as_eval_mask"}
 
 
@@ -719,12 +721,12 @@ def train(
         "logit_adjustment": LOGIT_ADJUSTMENT,
         "folds": folds,
     }
-    shares = np.bincount(train_set.labels, draw_probabilities(train_set.labels), len(MASK_CLASSES))
+    shares = np.bincount(train_set.labels, draw_probabilities(train_set.labels), len(LABELS))
     card = {
         "name": "Face-mask classifier (with mask / without / worn incorrectly), MobileNetV2 fine-tuned, ONNX",
         "file": _shown(model_path),
         "sha256": sha256_file(model_path),
-        "classes": list(MASK_CLASSES),
+        "classes": list(LABELS),
         "input": {
             "name": "crops",
             "dtype": "uint8",
@@ -739,7 +741,7 @@ def train(
         "output": {
             "name": "probs",
             "dtype": "float32",
-            "shape": ["N", len(MASK_CLASSES)],
+            "shape": ["N", len(LABELS)],
             "meaning": "softmax of the logits plus decision.class_bias, classes order",
         },
         "onnx": {
@@ -759,7 +761,7 @@ def train(
                 "sha256": sha256_file(weights),
                 "licence": "MIT",
             },
-            "head": f"Dropout({DROPOUT}) + Linear({FEATURES}, {len(MASK_CLASSES)}), new",
+            "head": f"Dropout({DROPOUT}) + Linear({FEATURES}, {len(LABELS)}), new",
         },
         "training_data": {
             "name": data.name,

@@ -13,7 +13,7 @@ import numpy as np
 
 from sanitary.config import MaskConfig
 from sanitary.evaluation.mask_eval import report
-from sanitary.evaluation.voc import MASK_CLASSES
+from sanitary.perception.mask_classes import LABELS
 from sanitary.perception.masks import read_masks
 
 # Bias of without_mask and mask_weared_incorrect over with_mask, in logits: from trusting the rare class less
@@ -28,7 +28,7 @@ def image_folds(image_labels: list[np.ndarray], folds: int, seed: int) -> np.nda
         raise ValueError(f"cross-validation needs at least 2 folds, not {folds}")
     if len(image_labels) < folds:
         raise ValueError(f"{len(image_labels)} images cannot fill {folds} folds")
-    totals = np.bincount(np.concatenate(image_labels), minlength=len(MASK_CLASSES))
+    totals = np.bincount(np.concatenate(image_labels), minlength=len(LABELS))
     rarity = np.argsort(np.argsort(totals))  # 0 for the rarest class
     rarest = np.array([rarity[labels].min() for labels in image_labels])
     shuffled = np.random.default_rng(seed).permutation(len(image_labels))

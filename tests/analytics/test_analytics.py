@@ -40,7 +40,6 @@ def test_aggregate_exact_numbers() -> None:
     # 08:00:30-08:01:00 holds t = 0, 10, 20 s.
     assert (first.frames_analysed, first.people_sum, first.people_max, first.faces_sum) == (3, 10, 5, 3)
     assert first.covered_s == 30.0
-    assert first.occupancy_mean == 10 / 3
     assert first.masks == MaskCounts(2, 1, 0, 0)
     assert first.mask_shares is not None and first.mask_shares.n == 3
     # 08:01:00-08:02:00 holds t = 30 ... 80 s.
@@ -63,4 +62,9 @@ def test_window_with_footage_but_no_analysed_frame_is_kept() -> None:
         obs, site_id="s", camera_id="c", source="h", start=T0, duration_s=60.0, window_s=60, confusion=PERFECT
     )
     assert [(w.frames_analysed, w.covered_s) for w in windows] == [(1, 30.0), (0, 30.0)]
-    assert windows[1].occupancy_mean == 0.0
+
+
+def test_mask_counts_of_readings() -> None:
+    classes = np.array([0, 2, -1, 0, 1, 0, -1, 2, 0], np.int64)
+    assert MaskCounts.of(classes) == MaskCounts(with_mask=4, without_mask=1, incorrect=2, unknown=2)
+    assert MaskCounts.of(np.zeros(0, np.int64)) == MaskCounts()

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pytest
 
 from sanitary.analytics.mask_rate import mask_shares
-from sanitary.evaluation.voc import MASK_CLASSES, read_split, read_voc
-from sanitary.perception.masks import load_card
+from sanitary.evaluation.voc import read_split, read_voc
+from sanitary.perception.mask_card import load_card
+from sanitary.perception.mask_classes import LABELS
 from sanitary.perception.models import WEIGHTS_DIR
 from tests.conftest import DATASETS, NO_SIGN, run_cli
 
@@ -43,9 +43,9 @@ def test_shipped_weights_score_as_the_card_says(masks_data: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     card = load_card()
-    assert [row[:3] for row in scores["confusion"]] == card["validation"]["confusion"]
+    assert [row[:3] for row in scores["confusion"]] == card.confusion.tolist()
     assert scores["coverage"] == 1.0
-    assert scores["classes"] == list(MASK_CLASSES)
+    assert scores["classes"] == list(LABELS)
 
 
 def test_eval_mask_reports_unknown_and_detect(masks_data: Path) -> None:
@@ -73,7 +73,7 @@ def test_pipeline_mask_rate_on_validation_photos(masks_data: Path, tmp_path: Pat
             "SELECT sum(faces_with_mask), sum(faces_without_mask), sum(faces_mask_incorrect), sum(faces_mask_unknown)"
             " FROM window_aggregates"
         ).fetchone()
-    shares = mask_shares(counts[:3], np.asarray(load_card()["validation"]["confusion"]))
+    shares = mask_shares(counts[:3], load_card().confusion)
     assert shares is not None and shares.n >= 0.5 * len(faces)
     assert abs(shares.mask_rate - annotated) <= 0.03, (shares, annotated, counts)
     assert shares.low[0] <= annotated <= shares.high[0]

@@ -5,7 +5,8 @@ import pytest
 
 from sanitary.evaluation.mask_eval import _match, report, wilson
 from sanitary.perception.faces import frame_input_size
-from sanitary.perception.masks import UNKNOWN, face_crops, nose_offset
+from sanitary.perception.mask_classes import MaskClass
+from sanitary.perception.masks import face_crops, nose_offset
 
 
 def test_face_crops_square_with_margin_and_rgb() -> None:
@@ -40,7 +41,7 @@ def test_whole_frame_face_input_is_scaled_and_a_multiple_of_32() -> None:
 
 def test_report_exact_numbers_with_unknown_kept() -> None:
     truth = [0, 0, 0, 0, 1, 1, 2, 2]
-    predicted = [0, 0, 1, UNKNOWN, 1, 0, 2, UNKNOWN]
+    predicted = [0, 0, 1, MaskClass.UNKNOWN, 1, 0, 2, MaskClass.UNKNOWN]
     r = report(truth, predicted)
     assert r.confusion == [[2, 1, 0, 1], [1, 1, 0, 0], [0, 0, 1, 1]]
     wm = r.per_class["with_mask"]

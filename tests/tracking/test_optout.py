@@ -17,7 +17,7 @@ from sanitary.analytics.observations import FrameRecord, Observation, observe_fr
 from sanitary.config import CameraConfig, DetectionConfig, OptOutConfig, TimeConfig, default_camera
 from sanitary.geometry.distancing import FrameDistancing
 from sanitary.perception.faces import FaceDetector
-from sanitary.perception.masks import UNKNOWN
+from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.people import Detections
 from sanitary.runtime.analyser import FileJob, analyse_file
 
@@ -39,7 +39,7 @@ def record(track: list[int], owner: list[int], classes: list[int]) -> FrameRecor
 
 
 def test_an_excluded_person_leaves_the_frame_with_their_face_and_distances() -> None:
-    r = record([7, 8, -1], [0, 1, -1], [0, 1, UNKNOWN])
+    r = record([7, 8, -1], [0, 1, -1], [0, 1, MaskClass.UNKNOWN])
 
     def measure(people: Detections) -> FrameDistancing:
         return FrameDistancing(0, 0, (), (len(people),), measured=True)

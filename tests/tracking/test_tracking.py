@@ -8,7 +8,7 @@ import pytest
 from sanitary.analytics.observations import MaskCounts, Observation
 from sanitary.analytics.windows import PersonEvents, aggregate
 from sanitary.config import TrackingConfig
-from sanitary.perception.masks import UNKNOWN
+from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.people import Detections
 from sanitary.tracking.ledger import Contact, Crossing, PersonLedger, PersonSummary, crosses, vote
 from sanitary.tracking.tracker import PeopleTracker, appearance, clip_to_frame
@@ -62,8 +62,8 @@ def test_two_people_keep_their_ids_and_an_outside_box_does_not_crash() -> None:
 
 def test_vote_needs_enough_frames_and_a_clear_winner() -> None:
     assert vote(np.array([3, 1, 0]), 2) == 0
-    assert vote(np.array([1, 0, 0]), 2) == UNKNOWN
-    assert vote(np.array([2, 2, 0]), 2) == UNKNOWN
+    assert vote(np.array([1, 0, 0]), 2) == MaskClass.UNKNOWN
+    assert vote(np.array([2, 2, 0]), 2) == MaskClass.UNKNOWN
 
 
 def test_line_crossings_directions_and_ends() -> None:
@@ -80,7 +80,7 @@ def test_ledger_summaries_crossings_and_contacts() -> None:
     for i in range(6):
         t = i * 0.5
         ids = np.array([7, 9])
-        masks = np.array([0 if i % 2 == 0 else UNKNOWN, 1])
+        masks = np.array([0 if i % 2 == 0 else MaskClass.UNKNOWN, 1])
         points = [np.array([[90.0 + 4 * i, 50.0], [150.0, 60.0]])]  # 7 walks across x = 100 at i = 3
         ledger.update(t, ids, masks, points, {(7, 9)} if i < 4 else set())
     ledger.end((7, 9, 11))
@@ -98,7 +98,7 @@ def test_people_per_window_exact() -> None:
     people = [
         PersonSummary(5.0, 50.0, (5.0, 50.0), 0, 4),  # in window 0 only, stays 45 s
         PersonSummary(55.0, 70.0, (55.0, 70.0), 1, 3),  # spans windows 0 and 1, ends in 1 after 15 s
-        PersonSummary(61.0, 62.0, (61.0, 62.0), UNKNOWN, 0),  # window 1, 1 s
+        PersonSummary(61.0, 62.0, (61.0, 62.0), MaskClass.UNKNOWN, 0),  # window 1, 1 s
     ]
     events = PersonEvents([Crossing(0, True, 10.0), Crossing(0, False, 65.0)], [Contact(58.0, 61.0)], ("door",))
     obs = [Observation(i, float(i), 1, MaskCounts(), tracks=1) for i in range(0, 90, 10)]

@@ -32,7 +32,7 @@ def facemask() -> Path:
 
 
 def test_train_exports_a_working_model_and_its_card(facemask: Path, tmp_path: Path) -> None:
-    from sanitary.evaluation.voc import MASK_CLASSES
+    from sanitary.perception.mask_classes import LABELS
     from sanitary.train.mask_classifier import train
 
     # The committed split when present; otherwise it is made afresh in tmp_path, never in weights/.
@@ -48,7 +48,7 @@ def test_train_exports_a_working_model_and_its_card(facemask: Path, tmp_path: Pa
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and (probs >= 0).all()
 
     assert json.loads((out / "mask_classifier.json").read_text()) == card
-    assert card["classes"] == list(MASK_CLASSES)
+    assert card["classes"] == list(LABELS)
     for key in (
         "name",
         "sha256",
@@ -70,7 +70,7 @@ def test_train_exports_a_working_model_and_its_card(facemask: Path, tmp_path: Pa
     confusion = np.array(validation["confusion"])
     assert confusion.shape == (3, 3)
     assert confusion.sum() == sum(card["training_data"]["validation"]["faces"].values())
-    assert set(validation["per_class"]) == set(MASK_CLASSES)
+    assert set(validation["per_class"]) == set(LABELS)
     assert 0 <= validation["macro_f1"] <= 1
     assert card["inference"]["ms_per_face"] > 0
 

@@ -50,7 +50,7 @@ class RetentionSchedule:
         self.last: datetime | None = None
 
     def apply_if_due(self, store: Store, now: datetime) -> int:
-        """Windows deleted now (0 when not due). A wall clock set back is never due until it passes the last
+        """Windows deleted now (0 when not due). After a wall clock set back it is due an hour after the last
         application again; a failure raises, and the next commit tries again."""
         if self.last is not None and now - self.last < self.every:
             return 0

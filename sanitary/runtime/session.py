@@ -111,7 +111,8 @@ class AnalysisSession:
         self.watch = AlertWatch(camera, start, sinks)
         self.alerts_in = alerts_in
         self.until = until
-        # Frames of the span not closed yet, after those an alert rule still looks back on (`open_from` on).
+        # What the frames showed: those of closed windows an alert rule still looks back on, then (`open_from` on)
+        # those of the span not closed yet.
         self.observations: list[Observation] = []
         self.open_from = 0
         self.open = self.clock.window_of(0.0)  # the window `close_window` closes next

@@ -268,7 +268,7 @@ def analysis_only_fps(path: Path, camera: CameraConfig, frames: int = ANALYSIS_O
     while len(images) < frames and (read := cap.read())[0]:
         images.append(read[1])
     cap.release()
-    analyser = FrameAnalyser(camera, CLIP_FPS)
+    analyser = FrameAnalyser.from_camera(camera, CLIP_FPS)
     start = time.perf_counter()
     for i, image in enumerate(images):
         analyser(Frame(i, i / CLIP_FPS, image, None))

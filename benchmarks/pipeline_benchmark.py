@@ -200,7 +200,7 @@ def decode_fps(avi: Path, fps: float | None, limit: int | None) -> float:
 
 def pipeline_run(avi: Path, camera: CameraConfig, limit: int | None) -> dict[str, Any]:
     source = Source(str(avi), camera.time.fps)
-    analyser = FrameAnalyser(camera, source.info.fps)
+    analyser = FrameAnalyser.from_camera(camera, source.info.fps)
     rss_models = rss_mb()
     start = time.perf_counter()
     n = sum(1 for _ in limited(observe(source, analyser, sample_fps=None), limit))

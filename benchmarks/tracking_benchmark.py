@@ -32,8 +32,7 @@ import sanitary.tracking.tracker
 from sanitary.config import CameraConfig, TrackingConfig, load_camera
 from sanitary.perception.boxes import iou_matrix
 from sanitary.perception.mask_classes import MaskClass
-from sanitary.perception.people import Detections
-from sanitary.runtime.analyser import FrameAnalyser
+from sanitary.perception.people import Detections, PersonDetector
 from sanitary.tracking.ledger import PersonLedger, crosses
 from sanitary.tracking.tracker import PeopleTracker
 
@@ -101,12 +100,12 @@ def load_frames(folder: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(folder.glob("frame_*.jpg"))]
 
 
-def detect(analyser: FrameAnalyser, images: list[np.ndarray], cache: Path | None) -> list[Detections]:
+def detect(detector: PersonDetector, images: list[np.ndarray], cache: Path | None) -> list[Detections]:
     """The pipeline's own person detector on every frame; cached on request, since only the tracker is tuned."""
     if cache is not None and cache.is_file():
         data = np.load(cache)
         return [Detections(data[f"b{i}"], data[f"s{i}"]) for i in range(len(images))]
-    found = [analyser.people(image) for image in images]
+    found = [detector(image) for image in images]
     if cache is not None:
         arrays = {f"b{i}": d.boxes for i, d in enumerate(found)} | {f"s{i}": d.scores for i, d in enumerate(found)}
         np.savez(cache, **arrays)
@@ -147,7 +146,6 @@ def appearance_replaced(replacement: Callable[[np.ndarray, np.ndarray], np.ndarr
 
 def run_tracker(
     name: str,
-    analyser: FrameAnalyser,
     camera: CameraConfig,
     tracking: TrackingConfig,
     images: list[np.ndarray],
@@ -159,14 +157,13 @@ def run_tracker(
     Faces, masks and distancing are left out: the ledger gets UNKNOWN masks and no close pairs, which changes
     neither the people it counts nor the crossings.
     """
-    analyser.tracker = PeopleTracker(tracking, FPS)
-    analyser.ledger = PersonLedger(
+    tracker = PeopleTracker(tracking, FPS)
+    ledger = PersonLedger(
         [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines],
         tracking.min_mask_frames,
         tracking.contact_s,
         tracking.min_person_s,
     )
-    tracker, ledger = analyser.tracker, analyser.ledger
     # Time DeepSort's update on its own by wrapping it; the rest of the call is clipping plus appearance features.
     deepsort_update = tracker.tracker.update_tracks
     spent = [0.0]
@@ -192,7 +189,7 @@ def run_tracker(
             masks = np.full(len(tracks), MaskClass.UNKNOWN, np.int64)
             ledger.update(i / FPS, tracks.ids, masks, [feet[tracks.detection] for _ in camera.lines], set())
             ledger.end(tracks.ended)
-    analyser.finish()
+    ledger.end(tracker.finish())  # the footage ended: every track still alive ends here
     events = [(c.inward, c.t) for c in ledger.crossings if c.line == 0]
     counts = np.array([len(p) for p in found])
     return Run(name, tracked, len(ledger.people), events, appearance_ms, update_ms, counts)
@@ -413,22 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     line = camera.lines[0]
     a, b = np.asarray(line.a, np.float64), np.asarray(line.b, np.float64)
-    analyser = FrameAnalyser(camera, FPS)
     images = load_frames(args.data / FRAMES)
     gt = load_gt(args.data / GT, len(images))
     t0 = time.perf_counter()
-    found = detect(analyser, images, args.detections)
+    found = detect(PersonDetector(camera.detection), images, args.detections)
     detect_s = time.perf_counter() - t0
     gt_events = gt_crossings(gt, a, b)
 
-    runs = [run_tracker("configured", analyser, camera, camera.tracking, images, found)]
+    runs = [run_tracker("configured", camera, camera.tracking, images, found)]
     runs.append(
-        run_tracker(
-            "constant appearance (IoU/Kalman)", analyser, camera, camera.tracking, images, found, constant_appearance
-        )
+        run_tracker("constant appearance (IoU/Kalman)", camera, camera.tracking, images, found, constant_appearance)
     )
     for name, change in VARIANTS:
-        runs.append(run_tracker(name, analyser, camera, dataclasses.replace(camera.tracking, **change), images, found))
+        runs.append(run_tracker(name, camera, dataclasses.replace(camera.tracking, **change), images, found))
     results = {run.name: evaluate(run, gt, gt_events) for run in runs}
     if args.dump_mot is not None:
         for run in runs:

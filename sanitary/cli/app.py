@@ -50,6 +50,7 @@ from sanitary.reporting.report import build_report
 from sanitary.runtime.analyser import FrameAnalyser, observe
 from sanitary.runtime.batch import FileOutcome, RunOptions, plan_batch, run_batch
 from sanitary.runtime.cluster import run_on_ray
+from sanitary.runtime.lifecycle import begin_camera, finish_camera
 from sanitary.runtime.live import LiveCamera, LiveOptions, run_live
 from sanitary.storage.merge import merge_into
 from sanitary.storage.query import run_query
@@ -144,7 +145,7 @@ def run(
             transient=False,
         ) as progress,
     ):
-        store.record_site(cam.site_id, cam.site_kind, cam.timezone, cam.privacy)
+        begin_camera(store, cam)
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
         advance = functools.partial(progress.advance, task)
         if ray or ray_address:
@@ -152,7 +153,7 @@ def run(
             outcomes = run_on_ray(plan, store, options, ray_address, advance, parts, segment_s)
         else:
             outcomes = run_batch(plan, store, options, advance)
-        expired = store.apply_retention(cam.site_id, cam.camera_id, cam.privacy.retention_days)
+        expired = finish_camera(store, cam)
     if expired:
         console.print(f"retention: deleted {expired} windows older than {cam.privacy.retention_days:g} days (logged)")
     _print_summary(outcomes, db)
@@ -198,7 +199,7 @@ def count(
     rate = fps or cam.time.fps
     # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
     source = Source(path, rate if rate or sample_fps else 1.0)
-    analyser = FrameAnalyser(cam, source.info.analysed_fps(sample_fps))
+    analyser = FrameAnalyser.from_camera(cam, source.info.analysed_fps(sample_fps))
     for frame, obs in observe(source, analyser, sample_fps):
         if as_json:
             line = {"frame": frame.index, "file": frame.file, "people": obs.people, "faces": obs.faces}

@@ -1,39 +1,55 @@
 """The stages wired for one source, in their one order:
-frames -> people -> faces -> masks -> ground positions -> observation -> windows.
+frames -> people -> faces -> masks -> ground positions -> tracks -> observation.
 
-Images, boxes and landmarks live only inside `FrameAnalyser.__call__`; what leaves it is an `Observation`
-of counts, and what leaves `analyse_file` is a list of window aggregates.
+Images, boxes, landmarks and track ids live only inside `FrameAnalyser`; what leaves it is an `Observation` of
+counts, and what it knows of people (`people_so_far`) without identity. The stages that look at images are given
+to it (`from_camera` builds the real ones), so that what it does with their outputs is tested without a model.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from sanitary.alerts.rules import AlertEngine, trailing_sample
-from sanitary.alerts.sinks import AlertSink, SentAlert, send, sinks_from_config
 from sanitary.analytics.observations import FrameRecord, Observation, observe_frame
-from sanitary.analytics.privacy import apply_profile
-from sanitary.analytics.windows import PersonEvents, WindowAggregate, aggregate, window_start
+from sanitary.analytics.windows import PersonEvents
 from sanitary.capture.privacy_masks import PrivacyMasker
-from sanitary.capture.sources import Frame, Source, TruncatedSourceError
+from sanitary.capture.sources import Frame, Source
 from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
-from sanitary.geometry.homography import on_ground, to_ground, zone_area_m2
+from sanitary.geometry.homography import on_ground, to_ground
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import Detections, PersonDetector
 from sanitary.tracking.headshake import yaw_from_landmarks
-from sanitary.tracking.ledger import PersonLedger
+from sanitary.tracking.ledger import PersonLedger, PersonSummary
 from sanitary.tracking.optout import OptOutWatch
-from sanitary.tracking.tracker import PeopleTracker
+from sanitary.tracking.tracker import PeopleTracker, Tracks
 
-PROGRESS_EVERY = 25
+
+class FindsPeople(Protocol):
+    def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+class FindsFaces(Protocol):
+    def __call__(self, image: np.ndarray, people: Detections) -> Faces: ...
+
+
+class ReadsMasks(Protocol):
+    def __call__(self, image: np.ndarray, faces: Faces) -> MaskReadings: ...
+
+
+class FollowsPeople(Protocol):
+    def __call__(self, image: np.ndarray, people: Detections) -> Tracks: ...
+
+    def finish(self) -> tuple[int, ...]:
+        """Every track still alive, ended: the footage ended under them."""
+        ...
 
 
 @dataclass
@@ -54,23 +70,40 @@ class StageTimes:
         return {stage: getattr(self, stage) / n for stage in stages}
 
 
+@dataclass(frozen=True)
+class PeopleSoFar:
+    """What the tracked people did, without identity: the people whose track ended, and those still in view
+    summarised so far; None without tracking."""
+
+    people: list[PersonSummary] | None
+    events: PersonEvents
+    opt_out_times: tuple[float, ...]
+
+
 class FrameAnalyser:
-    """People, then faces where people are, then each face's mask, then where people stand, one frame at a time."""
+    """People, then faces where people are, then each face's mask, then where people stand, one frame at a time;
+    tracked people's doings go to the ledger, and a head shake takes its person out of the open window."""
 
     def __init__(
-        self, camera: CameraConfig, analysed_fps: float, window_of: Callable[[float], object] | None = None
+        self,
+        camera: CameraConfig,
+        *,
+        people: FindsPeople,
+        faces: FindsFaces,
+        masks: ReadsMasks,
+        tracker: FollowsPeople | None,
     ) -> None:
         self.blank = PrivacyMasker(camera.privacy_masks)
-        self.people = PersonDetector(camera.detection)
-        self.faces = FaceDetector(camera.detection)
-        self.masks = MaskClassifier(camera.masks, camera.detection.threads)
+        self.people = people
+        self.faces = faces
+        self.masks = masks
+        self.tracker = tracker
+        self.face_search = camera.detection.face_search
         self.homography = camera.ground_homography()
         self.zones = camera.zone_geometry()
         self.distancing = camera.distancing
-        t = camera.tracking
-        self.tracker = PeopleTracker(t, analysed_fps) if t.enabled else None
-        self.camera = camera
         self.lines = camera.lines
+        t = camera.tracking
         self.ledger = PersonLedger(
             [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines],
             t.min_mask_frames,
@@ -78,17 +111,29 @@ class FrameAnalyser:
             t.min_person_s,
         )
         # The opt-out follows a person's head over their track: without tracking there is nobody to follow.
-        self.optouts = OptOutWatch(camera.optout) if camera.optout.enabled and self.tracker else None
-        window_s = camera.time.window_seconds
-        self.window_of = window_of or (lambda at: at // window_s)
-        self.open_window: list[FrameRecord] = []
+        self.optouts = OptOutWatch(camera.optout) if camera.optout.enabled and tracker else None
+        # The open window's frames as the stages saw them, to count again without a person who opts out; None
+        # until a window is opened (`start_window`): a caller that folds no windows keeps no frames.
+        self.window_records: list[FrameRecord] | None = None
         self.opt_out_times: list[float] = []
         self.revised: list[Observation] = []  # earlier frames of the open window, counted again after an opt-out
         self.times = StageTimes()
 
-    def zone_areas(self) -> tuple[tuple[str, float | None], ...]:
-        h = self.homography
-        return tuple((z.name, zone_area_m2(z, h) if z.units == "m" or h is not None else None) for z in self.zones)
+    @classmethod
+    def from_camera(cls, camera: CameraConfig, analysed_fps: float) -> FrameAnalyser:
+        """The analyser with the real models, as the camera's config sets them."""
+        d, t = camera.detection, camera.tracking
+        return cls(
+            camera,
+            people=PersonDetector(d),
+            faces=FaceDetector(d),
+            masks=MaskClassifier(camera.masks, d.threads),
+            tracker=PeopleTracker(t, analysed_fps) if t.enabled else None,
+        )
+
+    @property
+    def tracking(self) -> bool:
+        return self.tracker is not None
 
     def __call__(self, frame: Frame) -> Observation:
         t0 = time.perf_counter()
@@ -101,9 +146,9 @@ class FrameAnalyser:
         t3 = time.perf_counter()
         ground = measure(people, self.homography, self.zones, self.distancing)
         t4 = time.perf_counter()
-        owners = faces.person if self.faces.config.face_search == "people" else owner_of(faces, people)
+        owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track = self._track(image, frame.t, people, faces, owners, readings, ground)
-        record = FrameRecord(frame.index, frame.t, people, track, owners, readings.classes, ground, bool(self.tracker))
+        record = FrameRecord(frame.index, frame.t, people, track, owners, readings.classes, ground, self.tracking)
         observation = self._observe(record)
         t5 = time.perf_counter()
         self.times.people += (t1 - t0) * 1000
@@ -114,12 +159,15 @@ class FrameAnalyser:
         self.times.frames += 1
         return observation
 
+    def start_window(self) -> None:
+        """The next frame opens a window: an opt-out from then on reaches back to it, not before."""
+        self.window_records = []
+
     def _observe(self, record: FrameRecord) -> Observation:
         if self.optouts is None:
             return observe_frame(record, set(), self._measure)
-        if self.open_window and self.window_of(self.open_window[0].t) != self.window_of(record.t):
-            self.open_window = []
-        self.open_window.append(record)
+        if self.window_records is not None:
+            self.window_records.append(record)
         return observe_frame(record, self.optouts.excluded, self._measure)
 
     def _measure(self, people: Detections) -> FrameDistancing:
@@ -177,16 +225,16 @@ class FrameAnalyser:
         shook = self.optouts.update(t, track[tracked], yaw[tracked])
         if not shook:
             return
-        since = self.open_window[0].t if self.open_window else t
+        records = self.window_records or []
+        since = records[0].t if records else t
         for person in shook:
             self.ledger.opt_out(person, since)
             self.opt_out_times.append(t)
         excluded = self.optouts.excluded
-        self.revised.extend(
-            observe_frame(r, excluded, self._measure) for r in self.open_window if np.isin(r.track, shook).any()
-        )
+        self.revised.extend(observe_frame(r, excluded, self._measure) for r in records if np.isin(r.track, shook).any())
 
     def take_revised(self) -> list[Observation]:
+        """Earlier frames of the open window counted again since the last call (after an opt-out, a rare event)."""
         revised, self.revised = self.revised, []
         return revised
 
@@ -198,136 +246,42 @@ class FrameAnalyser:
         points[standing] = to_ground(self.homography, feet[standing])
         return points
 
-    def finish(self) -> PersonLedger:
+    def people_so_far(self) -> PeopleSoFar:
+        """What the ledger holds now, people still in view counted so far (none after `close`); no side effect."""
+        alive, pending = self.ledger.snapshot()
+        ledger = self.ledger
+        return PeopleSoFar(
+            ledger.people + alive if self.tracker else None,
+            PersonEvents(ledger.crossings + pending, ledger.contacts, tuple(x.name for x in self.lines)),
+            tuple(self.opt_out_times),
+        )
+
+    def forget_before(self, t: float) -> None:
+        """Everything before `t` is stored: drop what only those windows needed, so that memory stays flat."""
+        self.ledger.forget_before(t)
+        self.opt_out_times = [x for x in self.opt_out_times if x >= t]
+
+    def close(self) -> None:
         """The footage ended: every track still alive ends here."""
         if self.tracker is not None:
             self.ledger.end(self.tracker.finish())
-        return self.ledger
 
-    def windows(
-        self, observations: list[Observation], *, source: str, start: datetime, duration_s: float, live: bool = False
-    ) -> list[WindowAggregate]:
-        """The observations folded into windows with what the ledger knows of people, as the privacy profile lets
-        them be stored. The footage has ended, and with it every track; or, `live`, people still in view are
-        counted so far (a live unit closing a window)."""
-        ledger = self.ledger if live else self.finish()
-        alive, pending = ledger.snapshot() if live else ([], [])
-        windows = aggregate(
-            observations,
-            site_id=self.camera.site_id,
-            camera_id=self.camera.camera_id,
-            source=source,
-            start=start,
-            duration_s=duration_s,
-            window_s=self.camera.time.window_seconds,
-            confusion=self.masks.card.confusion,
-            zones=self.zone_areas(),
-            people=ledger.people + alive if self.tracker else None,
-            events=PersonEvents(ledger.crossings + pending, ledger.contacts, tuple(x.name for x in self.lines)),
-            dwell_bins_s=tuple(self.camera.tracking.dwell_bins_s),
-            opt_out_times=self.opt_out_times,
-        )
-        return apply_profile(windows, self.camera.privacy)
+
+def decoded(source: Source, times: StageTimes, sample_fps: float | None, from_s: float = 0.0) -> Iterator[Frame]:
+    """The source's frames to analyse (from `from_s` on), their decode time charged to `times`."""
+    frames = source.frames(sample_fps, from_s)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        times.decode += (time.perf_counter() - t0) * 1000
+        if frame is None:
+            return
+        yield frame
 
 
 def observe(
     source: Source, analyser: FrameAnalyser, sample_fps: float | None, from_s: float = 0.0
 ) -> Iterator[tuple[Frame, Observation]]:
-    """Each analysed frame (from `from_s` on) with what it showed; decode time is charged to the analyser."""
-    frames = source.frames(sample_fps, from_s)
-    while True:
-        t0 = time.perf_counter()
-        frame = next(frames, None)
-        analyser.times.decode += (time.perf_counter() - t0) * 1000
-        if frame is None:
-            return
+    """Each analysed frame with what it showed, frame by frame with no window (counting, benchmarks)."""
+    for frame in decoded(source, analyser.times, sample_fps, from_s):
         yield frame, analyser(frame)
-
-
-class AlertWatch:
-    """The camera's alert rules, checked after every analysed frame; what fires goes to the sinks at once (staff
-    act now, not when the file is done) and is kept for the store."""
-
-    def __init__(self, camera: CameraConfig, start: datetime, sinks: Sequence[AlertSink]) -> None:
-        self.engine = AlertEngine(camera.alerts, camera.site_id, camera.camera_id)
-        self.start = start
-        self.sinks = sinks
-        self.zone_names = tuple(z.name for z in camera.zones)
-        self.sent: list[SentAlert] = []
-
-    def __call__(self, observations: Sequence[Observation], ledger: PersonLedger | None) -> None:
-        if not self.engine.rules or not observations:
-            return
-        now_t = observations[-1].t
-        contacts, starts = (ledger.contacts, ledger.pair_starts) if ledger else (None, None)
-        samples = [
-            trailing_sample(observations, contacts, starts, now_t, s, self.zone_names) for s in self.engine.spans
-        ]
-        for alert in self.engine.update(self.start + timedelta(seconds=now_t), samples):
-            self.sent.append(send(alert, self.sinks))
-
-
-def revise(observations: list[Observation], revised: list[Observation]) -> None:
-    """Put frames counted again (after an opt-out, a rare event) in place of their first count."""
-    if revised:
-        at = {o.frame: i for i, o in enumerate(observations)}
-        for obs in revised:
-            observations[at[obs.frame]] = obs
-
-
-@dataclass(frozen=True)
-class FileJob:
-    spec: str
-    camera: CameraConfig
-    source_hash: str
-    start: datetime
-    fps: float | None
-    sample_fps: float | None
-
-
-@dataclass
-class FileResult:
-    job: FileJob
-    windows: list[WindowAggregate]
-    frames_analysed: int
-    frames_decoded: int
-    duration_s: float
-    error: str | None = None
-    truncated: bool = False
-    times: StageTimes = field(default_factory=StageTimes)
-    alerts: list[SentAlert] = field(default_factory=list)
-
-    @property
-    def footage(self) -> tuple[datetime, datetime]:
-        return self.job.start, self.job.start + timedelta(seconds=self.duration_s)
-
-
-def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -> FileResult:
-    """Analyse one footage file into window aggregates.
-
-    A file cut short keeps the windows of the frames before the cut and reports the cut as its error;
-    any other bad input raises before anything is aggregated.
-    """
-    source = Source(job.spec, job.fps)
-    info = source.info
-    window_s = job.camera.time.window_seconds
-    fps = info.analysed_fps(job.sample_fps)
-    analyser = FrameAnalyser(job.camera, fps, lambda t: window_start(job.start + timedelta(seconds=t), window_s))
-    watch = AlertWatch(job.camera, job.start, sinks_from_config(job.camera.alert_sinks))
-    observations: list[Observation] = []
-    error, truncated = None, False
-    try:
-        for _, obs in observe(source, analyser, job.sample_fps):
-            observations.append(obs)
-            revise(observations, analyser.take_revised())
-            watch(observations, analyser.ledger if analyser.tracker else None)
-            if on_frames and len(observations) % PROGRESS_EVERY == 0:
-                on_frames(PROGRESS_EVERY)
-    except TruncatedSourceError as exc:
-        error, truncated = str(exc), True
-    if on_frames:
-        on_frames(len(observations) % PROGRESS_EVERY)
-    decoded = source.decoded
-    duration = decoded / info.fps
-    windows = analyser.windows(observations, source=job.source_hash, start=job.start, duration_s=duration)
-    return FileResult(job, windows, len(observations), decoded, duration, error, truncated, analyser.times, watch.sent)

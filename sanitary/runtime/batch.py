@@ -15,7 +15,7 @@ import os
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,93 @@ from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.mask_rate import MaskShares, mask_shares
 from sanitary.analytics.observations import MaskCounts
 from sanitary.analytics.windows import WindowAggregate
-from sanitary.capture.sources import Continuity, Source, continuity, start_from_filename
+from sanitary.capture.sources import Continuity, Source, TruncatedSourceError, continuity, start_from_filename
 from sanitary.config import CameraConfig, parse_start
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import uncovered
 from sanitary.perception.mask_card import load_card
-from sanitary.runtime.analyser import FileJob, FileResult, analyse_file
+from sanitary.runtime.analyser import StageTimes
+from sanitary.runtime.lifecycle import unsigned
+from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import RunStart, Store
 
 MODELS = ("ssdlite_mobilenet_v2_coco.onnx", "centerface.onnx", "mask_classifier.onnx")
+PROGRESS_EVERY = 25
+# Camera settings that change no stored number, left out of a run's parameters so that editing them analyses no
+# file again. Everything else in the camera config is in, a section or field added later too: a setting that
+# changes results cannot be forgotten here.
+NOT_RESULTS = frozenset(
+    {
+        # What the rows are keyed by and where the config lives, not what was seen.
+        "camera_id", "site_id", "site_kind", "timezone", "unit_id", "path",
+        # They reach the numbers through the job's own fps and start, which are parameters.
+        "time.fps", "time.start", "time.filename_pattern",
+        # How fast, not what.
+        "detection.threads",
+        # The homography fitted from them is a parameter.
+        "calibration.image_points", "calibration.ground_points", "calibration.points_csv", "calibration.image_size",
+        # How long windows are kept, not what they hold.
+        "privacy.retention_days",
+        # Alerts are sent while footage is analysed; no window depends on them.
+        "alerts", "alert_sinks",
+    }
+)  # fmt: skip
+# Where two parameters were hashed before the parameters were derived from the config: kept there, so that files
+# done then are still found done. A field added beside them stays in its section, and so in the hash.
+LEGACY_PLACES = {"time.window_seconds": "window_seconds", "calibration.homography": "homography"}
+
+
+@dataclass(frozen=True)
+class FileJob:
+    spec: str
+    camera: CameraConfig
+    source_hash: str
+    start: datetime
+    fps: float | None
+    sample_fps: float | None
+
+
+@dataclass
+class FileResult:
+    job: FileJob
+    windows: list[WindowAggregate]
+    frames_analysed: int
+    frames_decoded: int
+    duration_s: float
+    error: str | None = None
+    truncated: bool = False
+    times: StageTimes = field(default_factory=StageTimes)
+    alerts: list[SentAlert] = field(default_factory=list)
+
+    @property
+    def footage(self) -> tuple[datetime, datetime]:
+        return self.job.start, self.job.start + timedelta(seconds=self.duration_s)
+
+
+def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -> FileResult:
+    """Analyse one footage file into window aggregates.
+
+    A file cut short keeps the windows of the frames before the cut and reports the cut as its error;
+    any other bad input raises before anything is aggregated.
+    """
+    source = Source(job.spec, job.fps)
+    info = source.info
+    session = AnalysisSession.from_camera(job.camera, info.analysed_fps(job.sample_fps), job.start, job.source_hash)
+    analysed, error, truncated = 0, None, False
+    try:
+        for frame in session.frames(source, job.sample_fps):
+            session.analyse(frame)
+            analysed += 1
+            if on_frames and analysed % PROGRESS_EVERY == 0:
+                on_frames(PROGRESS_EVERY)
+    except TruncatedSourceError as exc:
+        error, truncated = str(exc), True
+    if on_frames:
+        on_frames(analysed % PROGRESS_EVERY)
+    decoded = source.decoded
+    duration = decoded / info.fps
+    session.close()
+    windows = session.windows(duration)
+    return FileResult(job, windows, analysed, decoded, duration, error, truncated, session.times, session.sent)
 
 
 @dataclass(frozen=True)
@@ -130,24 +208,33 @@ def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> date
 def run_params(job: FileJob) -> dict[str, Any]:
     """Everything that changes the stored numbers: a file done with other parameters is analysed again."""
     return {
+        **config_params(job.camera),
         "sample_fps": job.sample_fps,
         "fps": job.fps,
         "start": job.start.isoformat(),
-        "window_seconds": job.camera.time.window_seconds,
-        "detection": {k: v for k, v in dataclasses.asdict(job.camera.detection).items() if k != "threads"},
-        "masks": dataclasses.asdict(job.camera.masks),
-        "tracking": dataclasses.asdict(job.camera.tracking),
-        "lines": [dataclasses.asdict(x) for x in job.camera.lines],
-        "zones": [dataclasses.asdict(z) for z in job.camera.zones],
-        "distancing": dataclasses.asdict(job.camera.distancing),
-        "homography": job.camera.calibration.homography,
-        "privacy": {"profile": job.camera.privacy.profile, "k_min": job.camera.privacy.k_min},
-        "privacy_masks": [m.polygon for m in job.camera.privacy_masks],
-        "optout": dataclasses.asdict(job.camera.optout),
         "models": list(MODELS),
         # A retrained mask model changes the rates: files done with the old one are analysed again.
         "mask_model_sha256": load_card().sha256,
     }
+
+
+def config_params(camera: CameraConfig) -> dict[str, Any]:
+    """The camera config but its settings in NOT_RESULTS, as plain values."""
+    params: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(camera).items():
+        if key in NOT_RESULTS:
+            continue
+        params[key] = (
+            {k: v for k, v in value.items() if f"{key}.{k}" not in NOT_RESULTS} if isinstance(value, dict) else value
+        )
+    for path, name in LEGACY_PLACES.items():
+        section, key = path.split(".")
+        params[name] = params[section].pop(key)
+        if not params[section]:
+            del params[section]
+    # Hashed as bare polygons before; a mask given more than its polygon is hashed whole.
+    params["privacy_masks"] = [m["polygon"] if m.keys() == {"polygon"} else m for m in params["privacy_masks"]]
+    return params
 
 
 def _span(gap: tuple[datetime, datetime], camera: CameraConfig) -> str:
@@ -230,7 +317,7 @@ def start_runs(
             outcomes.append(FileOutcome(job.spec, "skipped"))
             on_frames(planned.frames)
             continue
-        gaps = uncovered(store.signs(job.camera.site_id, job.camera.camera_id), *planned.footage)
+        gaps = unsigned(store, job.camera, *planned.footage)
         override = None
         if gaps and options.signage_override:
             override = f"{options.signage_override} (no sign {_span(gaps[0], job.camera)}, {len(gaps)} gap(s))"

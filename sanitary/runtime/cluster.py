@@ -44,15 +44,14 @@ from typing import Any
 import cv2
 import duckdb
 
-from sanitary.alerts.sinks import SentAlert, sinks_from_config
-from sanitary.analytics.observations import Observation
+from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.windows import WindowAggregate, window_start
 from sanitary.capture.sources import Source, TruncatedSourceError
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.runtime.analyser import AlertWatch, FileJob, FrameAnalyser, observe, revise
 from sanitary.runtime.batch import (
     BatchPlan,
+    FileJob,
     FileOutcome,
     PlannedFile,
     RunOptions,
@@ -61,6 +60,7 @@ from sanitary.runtime.batch import (
     start_runs,
     store_file,
 )
+from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import Store
 
 SEGMENT_S = 600.0
@@ -129,35 +129,30 @@ def part_path(parts_dir: Path, job: FileJob, digest: str, segment: int) -> Path:
 def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
     """Analyse one segment with its overlaps, write the windows it owns to `part`, say what it did."""
     cv2.setNumThreads(1)
-    window_s = job.camera.time.window_seconds
-
-    def window_of(t: float) -> datetime:
-        return window_start(job.start + timedelta(seconds=t), window_s)
-
     lead_in = segment.lead_in
     source = Source(job.spec, job.fps)
     from_s = 0.0 if lead_in is None else (lead_in - job.start).total_seconds()
-    analyser = FrameAnalyser(job.camera, source.info.analysed_fps(job.sample_fps), window_of)
-    watch = AlertWatch(job.camera, job.start, sinks_from_config(job.camera.alert_sinks))
-    observations: list[Observation] = []
+    session = AnalysisSession.from_camera(
+        job.camera,
+        source.info.analysed_fps(job.sample_fps),
+        job.start,
+        job.source_hash,
+        alerts_in=segment.owns,
+        until=segment.tail,
+    )
     error, reached_end = None, True
     try:
-        for frame, obs in observe(source, analyser, job.sample_fps, from_s):
-            window = window_of(frame.t)
-            if segment.tail is not None and window >= segment.tail:
+        for frame in session.frames(source, job.sample_fps, from_s):
+            if session.analyse(frame) is None:
                 reached_end = False
                 break
-            observations.append(obs)
-            revise(observations, analyser.take_revised())
-            if segment.owns(window):
-                watch(observations, analyser.ledger if analyser.tracker else None)
     except TruncatedSourceError as exc:
         error = str(exc)
     duration = source.decoded / source.info.fps
     if not reached_end and segment.end is not None:
         duration = (segment.end - job.start).total_seconds()
-    windows = analyser.windows(observations, source=job.source_hash, start=job.start, duration_s=duration)
-    owned = [w for w in windows if segment.owns(w.key.window_start)]
+    session.close()
+    owned = [w for w in session.windows(duration) if segment.owns(w.key.window_start)]
     write_part(part, segment.index, owned)
     return SegmentDone(
         segment.index,
@@ -165,7 +160,7 @@ def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
         reached_end,
         duration,
         error,
-        tuple(watch.sent),
+        tuple(session.sent),
     )
 
 

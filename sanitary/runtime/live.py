@@ -20,21 +20,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from sanitary.alerts.sinks import SentAlert, sinks_from_config
-from sanitary.analytics.observations import Observation
-from sanitary.analytics.windows import WindowAggregate, window_start
+from sanitary.alerts.sinks import SentAlert
+from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Frame
 from sanitary.capture.stream import LiveFrame, LiveSource, SourceStats, is_file_spec
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import uncovered
-from sanitary.runtime.analyser import AlertWatch, FrameAnalyser, revise
 from sanitary.runtime.batch import params_hash
+from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
+from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import RunStart, Store, WindowHealth
 
 # How long a commit waits for another process (a query, an export) to release the file before the window is
@@ -77,49 +76,37 @@ def session_start(now: datetime, last_committed: datetime | None) -> tuple[datet
     return now, 0.0
 
 
+@dataclass
+class CameraRun:
+    """A live camera's run in the store: its id, the windows lost in a row, when retention is next due."""
+
+    camera: CameraConfig
+    run_id: str
+    retention: RetentionSchedule
+    lost: int = 0
+
+
 class CameraSession:
-    """One camera of the unit: its source, its analyser, the open window's observations."""
+    """One camera of the unit: its source, its analysis session, its run."""
 
     def __init__(self, live: LiveCamera, options: LiveOptions, wall0: datetime, key: str, run_id: str) -> None:
         cam = live.camera
         self.camera = cam
         self.options = options
-        self.wall0 = wall0
-        self.window_s = cam.time.window_seconds
         self.is_file = is_file_spec(live.spec)
         self.source = LiveSource(
             live.spec, options.analysis_fps, realtime=options.realtime, fps=options.fps or cam.time.fps,
             loop=options.loop,
         )  # fmt: skip
-        self.analyser = FrameAnalyser(cam, options.analysis_fps, self.window_of)
-        self.watch = AlertWatch(cam, wall0, sinks_from_config(cam.alert_sinks))
-        self.key = key
-        self.run_id = run_id
-        self.open = window_start(wall0, self.window_s)
-        self.observations: list[Observation] = []
-        self.recent: list[Observation] = []  # the alert rules' trailing span, across window ends
-        self.alerts_done = 0
+        self.session = AnalysisSession.from_camera(cam, options.analysis_fps, wall0, key)
+        self.run = CameraRun(cam, run_id, RetentionSchedule(cam))
         self.last_t = 0.0
         self.counted = SourceStats(0, 0, 0, 0, False)
         self.cpu = _cpu_seconds()
         self.cpu_at = time.monotonic()
-        self.lost = 0
-
-    def at(self, t: float) -> datetime:
-        return self.wall0 + timedelta(seconds=t)
-
-    def window_of(self, t: float) -> datetime:
-        return window_start(self.at(t), self.window_s)
-
-    def seconds(self, at: datetime) -> float:
-        return (at - self.wall0).total_seconds()
 
     def analyse(self, frame: LiveFrame) -> None:
-        obs = self.analyser(Frame(frame.seq, frame.t, frame.image, None))
-        self.observations.append(obs)
-        revise(self.observations, self.analyser.take_revised())
-        self.recent.append(obs)
-        self.watch(self.recent, self.analyser.ledger if self.analyser.tracker else None)
+        self.session.analyse(Frame(frame.seq, frame.t, frame.image, None))
         self.last_t = frame.t
 
     def now_t(self) -> float:
@@ -136,25 +123,12 @@ class CameraSession:
 
     def close(self, end_t: float, partial: bool, clock_jump_s: float, tags: str | None) -> ClosedWindow:
         """The open window's aggregate and health, and the session moved on to the next window."""
-        w, w_end = self.open, self.open + timedelta(seconds=self.window_s)
-        windows = self.analyser.windows(
-            self.observations, source=self.key, start=self.wall0, duration_s=end_t, live=True
-        )
-        window = next(x for x in windows if x.key.window_start == w)
-        start_t = self.seconds(w)
+        start_t = self.session.open_start_t
+        window, sent = self.session.close_window(end_t)
         if not (self.is_file and not self.options.realtime):
             # A stream's coverage is the time it was up, so that a camera that was down reads as missing.
             window = dataclasses.replace(window, covered_s=round(self.source.up_seconds(start_t, end_t), 6))
-        sent = [a for a in self.watch.sent[self.alerts_done :] if a.alert.at < w_end]
-        self.alerts_done += len(sent)
-        health = self._health(window, clock_jump_s)
-        self.analyser.ledger.forget_before(self.seconds(w_end))
-        horizon = max((r.span_s for r in self.camera.alerts), default=0.0)
-        self.recent = [o for o in self.recent if o.t > end_t - horizon]
-        self.analyser.opt_out_times = [t for t in self.analyser.opt_out_times if t >= self.seconds(w_end)]
-        self.observations = []
-        self.open = w_end
-        return ClosedWindow(self, window, health, sent, partial, tags)
+        return ClosedWindow(self.run, window, self._health(window, clock_jump_s), sent, partial, tags)
 
     def _health(self, window: WindowAggregate, clock_jump_s: float) -> WindowHealth:
         stats = self.source.stats()
@@ -174,13 +148,13 @@ class CameraSession:
             cpu_percent=round(busy, 1),
             rss_mb=_rss_mb(),
             clock_jump_s=clock_jump_s,
-            windows_lost=self.lost,
+            windows_lost=self.run.lost,
         )
 
 
 @dataclass(frozen=True)
 class ClosedWindow:
-    session: CameraSession
+    run: CameraRun
     window: WindowAggregate
     health: WindowHealth
     alerts: list[SentAlert]
@@ -199,7 +173,7 @@ def run_live(
     unit_session = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
     sessions: list[CameraSession] = []
-    with _store(db) as store:
+    with Store(db, wait_s=LOCK_WAIT_S) as store:
         last = max((e for c in cameras if (e := store.last_window_end(c.camera.site_id, c.camera.camera_id))),
                    default=None)  # fmt: skip
         wall0, jump = session_start(now, last)
@@ -208,8 +182,7 @@ def run_live(
                 f"from {wall0.isoformat()} (recorded as clock_jump_s {jump:.0f})")  # fmt: skip
         for c in cameras:
             cam = c.camera
-            store.record_site(cam.site_id, cam.site_kind, cam.timezone, cam.privacy)
-            _check_signage(store, cam, wall0, options.signage_override)
+            begin_camera(store, cam, now=wall0, override=options.signage_override)
             key = f"live:{cam.resolved_unit_id()}:{unit_session}"
             params = {"live": c.spec, "analysis_fps": options.analysis_fps, "camera": str(cam.path)}
             run_id = store.begin_run(
@@ -251,9 +224,9 @@ def run_live(
         for s in sessions:
             s.source.stop()
             end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
-            if end_t > s.seconds(s.open) or s.observations:
-                _commit(s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log)), db, options, totals,
-                        log)  # fmt: skip
+            if end_t > s.session.open_start_t or s.session.pending:
+                closed = s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log))
+                commit(closed, db, options, totals, log, datetime.now(UTC))
             totals.frames_dropped += s.source.stats().frames_dropped
         _end_runs(db, sessions, "stopped" if stop.is_set() else "done")
     return totals
@@ -268,64 +241,64 @@ def _commit_due(
     wall_mono: tuple[datetime, float],
     log: Callable[[str], None],
 ) -> None:
-    while s.seconds(s.open + timedelta(seconds=s.window_s)) <= t:
-        end_t = s.seconds(s.open + timedelta(seconds=s.window_s))
-        _commit(s.close(end_t, False, _clock_jump(wall_mono), _tags(options.tags, log)), db, options, totals, log)
+    while (end_t := s.session.open_end_t) <= t:
+        closed = s.close(end_t, False, _clock_jump(wall_mono), _tags(options.tags, log))
+        commit(closed, db, options, totals, log, datetime.now(UTC))
 
 
-def _commit(
-    closed: ClosedWindow, db: Path, options: LiveOptions, totals: LiveTotals, log: Callable[[str], None]
+def commit(
+    closed: ClosedWindow,
+    db: Path,
+    options: LiveOptions,
+    totals: LiveTotals,
+    log: Callable[[str], None],
+    now: datetime,
 ) -> None:
-    s = closed.session
-    cam = s.camera
+    """Store a closed window in one transaction (unless no sign covered it), then apply retention if due `now`."""
+    run = closed.run
+    cam = run.camera
     w = closed.window
     try:
-        with _store(db) as store:
-            gaps = uncovered(store.signs(cam.site_id, cam.camera_id), w.key.window_start, w.window_end)
-            if gaps and not options.signage_override:
+        with Store(db, wait_s=LOCK_WAIT_S) as store:
+            if unsigned(store, cam, w.key.window_start, w.window_end) and not options.signage_override:
                 totals.windows_refused += 1
                 log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} not stored: no opt-out sign covered "
                     "it; record one with `sanitary signage add`")  # fmt: skip
                 return
             store.commit_window(
-                s.run_id, w, closed.health, privacy=cam.privacy, dwell_bins_s=tuple(cam.tracking.dwell_bins_s),
+                run.run_id, w, closed.health, privacy=cam.privacy, dwell_bins_s=tuple(cam.tracking.dwell_bins_s),
                 alerts=closed.alerts, partial=closed.partial, tags=closed.tags,
             )  # fmt: skip
-        totals.windows_committed += 1
-        s.lost = 0
+            totals.windows_committed += 1
+            run.lost = 0
+            expired = _retention(run, store, now, log)
     except (SanitaryError, duckdb.Error, OSError) as exc:
         # A full disk or a file held too long: this window is lost and counted; the next one tries again.
-        s.lost += 1
+        run.lost += 1
         totals.windows_lost += 1
         log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} lost ({str(exc).splitlines()[0]})")
+        return
+    if expired:
+        log(f"{cam.camera_id}: retention deleted {expired} windows older than {cam.privacy.retention_days:g} days"
+            " (logged)")  # fmt: skip
 
 
-def _store(db: Path) -> Store:
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        try:
-            return Store(db)
-        except SanitaryError as exc:
-            if "in use by another process" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _check_signage(store: Store, cam: CameraConfig, at: datetime, override: str | None) -> None:
-    if override is None and uncovered(store.signs(cam.site_id, cam.camera_id), at, at + timedelta(seconds=1)):
-        raise SanitaryError(
-            f"{cam.path}: no opt-out sign is up for camera {cam.camera_id} now; record it with `sanitary signage "
-            "add`, or pass --without-signage REASON (recorded in runs)"
-        )
+def _retention(run: CameraRun, store: Store, now: datetime, log: Callable[[str], None]) -> int:
+    """Windows deleted by retention; a failure is logged and loses no window (the next commit tries again)."""
+    try:
+        return run.retention.apply_if_due(store, now)
+    except (SanitaryError, duckdb.Error, OSError) as exc:
+        log(f"{run.camera.camera_id}: retention not applied ({str(exc).splitlines()[0]}); tried again next window")
+        return 0
 
 
 def _end_runs(db: Path, sessions: list[CameraSession], status: str) -> None:
     try:
-        with _store(db) as store:
+        with Store(db, wait_s=LOCK_WAIT_S) as store:
             for s in sessions:
                 store.con.execute(
                     "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                    [status, datetime.now(UTC), s.run_id],
+                    [status, datetime.now(UTC), s.run.run_id],
                 )
     except (SanitaryError, duckdb.Error, OSError):
         return  # the runs stay 'running': a visible trace, as after a power cut

@@ -1,14 +1,27 @@
-"""Planning a batch: start times, consecutive files, gaps, and files set aside (no model is run here)."""
+"""Planning a batch: start times, consecutive files, gaps, files set aside, and the parameters that decide whether
+a file is done (no model is run here)."""
 
-from datetime import datetime, timedelta
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-from sanitary.config import load_camera
-from sanitary.runtime.batch import RunOptions, plan_batch
+from sanitary.config import (
+    AlertRule,
+    CameraConfig,
+    DetectionConfig,
+    PrivacyConfig,
+    PrivacyMask,
+    TimeConfig,
+    default_camera,
+    load_camera,
+)
+from sanitary.runtime.batch import FileJob, RunOptions, params_hash, plan_batch, run_params
+from tests.conftest import PETS_CAMERA
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -48,3 +61,51 @@ def test_file_name_times_gaps_and_a_file_set_aside(tmp_path: Path) -> None:
     assert [(x.previous.name, round(x.seconds, 3)) for x in plan.continuity] == [("door1_20210301_080000.avi", 8.0)]
     assert sorted(Path(o.path).name for o in plan.failed) == ["door1_clip.avi", "missing.avi"]
     assert all(o.status == "failed" and o.error for o in plan.failed)
+
+
+def params_of(camera: CameraConfig) -> str:
+    return params_hash(run_params(FileJob("f.avi", camera, "h", datetime(2009, 3, 1, 12, tzinfo=UTC), 7.0, 2.0)))
+
+
+def test_todays_configs_keep_the_parameters_hash_files_were_stored_under() -> None:
+    """Hashes of the parameters as listed by hand before they were derived from the config: a rerun of files done
+    then skips them."""
+    pets = load_camera(PETS_CAMERA)
+    assert params_of(pets) == "9813c809cc7a9238"
+    assert params_of(default_camera()) == "c5d66ef70ff925f3"
+    masked = dataclasses.replace(
+        pets,
+        privacy_masks=[PrivacyMask([(0.0, 0.0), (40.0, 0.0), (40.0, 30.0)])],
+        privacy=PrivacyConfig(profile="fr-transport-2021-269", k_min=7, retention_days=30.0),
+    )
+    assert params_of(masked) == "bf14511a7798e08c"
+
+
+def extended(section: Any, **field: Any) -> Any:
+    """`section` with one field more, as a later version of the config would have it."""
+    ((name, value),) = field.items()
+    kind = dataclasses.make_dataclass(
+        f"Later{type(section).__name__}", [(name, type(value), dataclasses.field(default=value))],
+        bases=(type(section),), frozen=True,
+    )  # fmt: skip
+    return kind(**{f.name: getattr(section, f.name) for f in dataclasses.fields(section)})
+
+
+def test_a_setting_added_to_the_config_changes_the_hash_unless_listed_as_changing_no_result() -> None:
+    pets = load_camera(PETS_CAMERA)
+    before = params_of(pets)
+    later = [
+        dataclasses.replace(pets, time=extended(pets.time, frame_stride=2)),
+        dataclasses.replace(pets, detection=extended(pets.detection, min_height_px=12)),
+        dataclasses.replace(pets, privacy_masks=[extended(PrivacyMask([(0.0, 0.0), (1.0, 1.0)]), feather_px=3)]),
+        extended(pets, crowd_model="crowd.onnx"),  # a whole new section
+    ]
+    assert len({before, *(params_of(c) for c in later)}) == 1 + len(later)
+    unchanged = [
+        dataclasses.replace(pets, detection=dataclasses.replace(pets.detection, threads=1)),
+        dataclasses.replace(pets, privacy=dataclasses.replace(pets.privacy, retention_days=30.0)),
+        dataclasses.replace(pets, time=TimeConfig(window_seconds=60, fps=10.0, filename_pattern="%Y%m%d")),
+        dataclasses.replace(pets, alerts=[AlertRule("crowded", "occupancy", above=5.0)], unit_id="bus-12"),
+    ]
+    assert {params_of(c) for c in unchanged} == {before}
+    assert params_of(dataclasses.replace(pets, detection=DetectionConfig())) != before

@@ -18,8 +18,7 @@ import duckdb
 import pytest
 
 from sanitary.config import CameraConfig, load_camera
-from sanitary.runtime.analyser import analyse_file
-from sanitary.runtime.batch import BatchPlan, FileOutcome, RunOptions, plan_batch, run_batch
+from sanitary.runtime.batch import BatchPlan, FileOutcome, RunOptions, analyse_file, plan_batch, run_batch
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, PETS_CAMERA
 

@@ -145,17 +145,22 @@ def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Pa
     assert missing is not None
 
 
-def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tmp_path: Path) -> None:
-    db = tmp_path / "unit.duckdb"
-    # On a minute, so that the 2 s windows that follow start exactly there.
-    future = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=2)
+def old_window(db: Path, start: datetime) -> None:
+    """A one-minute window committed by an earlier session (source 'live:old')."""
     with Store(db) as store:
         store.con.execute(
             "INSERT INTO window_aggregates (site_id, camera_id, source, window_start, window_end, unit_id, run_id,"
             " frames_analysed, covered_s, people_sum, people_max, faces_sum) VALUES"
             " ('pets2009-reading', 'pets2009-view001', 'live:old', ?, ?, 'u', 'r', 1, 60, 1, 1, 0)",
-            [future - timedelta(minutes=1), future],
+            [start, start + timedelta(minutes=1)],
         )
+
+
+def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    # On a minute, so that the 2 s windows that follow start exactly there.
+    future = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=2)
+    old_window(db, future - timedelta(minutes=1))
     avi = str(pets / "pets09_s2l1_view001_480x360.avi")
     tags = tmp_path / "tags.json"
     tags.write_text('{"route": "12", "stop": "Gare"}')
@@ -172,6 +177,23 @@ def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tm
     assert starts is not None and starts[0] >= future
     assert jumps == [(True,)]
     assert labels == [("12", "Gare")]
+
+
+def test_a_live_unit_applies_retention(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    old = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=3)
+    old_window(db, old)
+    cam = tmp_path / "kept-a-day.toml"
+    cam.write_text(camera(tmp_path, 2).read_text() + "\n[privacy]\nretention_days = 1\n")
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    unit = start_live(avi, cam, db, "--fps", "7", "--analysis-fps", "2", "--seconds", "4")
+    _out, err = unit.communicate(timeout=120)
+    assert unit.returncode == 0, err
+    assert "pets2009-view001: retention deleted 1 windows older than 1 days (logged)" in err
+    with duckdb.connect(str(db), read_only=True) as con:
+        sources = con.execute("SELECT DISTINCT source LIKE 'live:old' FROM window_aggregates").fetchall()
+        log = con.execute("SELECT windows_deleted FROM retention_log").fetchall()
+    assert sources == [(False,)] and log == [(1,)]  # the old window went, this session's windows stay
 
 
 def test_bad_live_input_is_one_line(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from sanitary.geometry.distancing import FrameDistancing
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.people import Detections
-from sanitary.runtime.analyser import FileJob, analyse_file
+from sanitary.runtime.batch import FileJob, analyse_file
 
 FPS = 7.0
 START = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)

@@ -1,0 +1,219 @@
+"""The analysis session's logic without a model: scripted people, faces, mask readings and tracks go through the
+real frame analyser, ledger, opt-out watch, alert rules and window folding, and every count is checked exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from sanitary.analytics.observations import MaskCounts
+from sanitary.analytics.windows import WindowAggregate
+from sanitary.capture.sources import Frame
+from sanitary.config import AlertRule, CameraConfig, TimeConfig, default_camera
+from sanitary.perception.faces import Faces
+from sanitary.perception.masks import MaskReadings
+from sanitary.perception.people import Detections
+from sanitary.runtime.analyser import FrameAnalyser
+from sanitary.runtime.session import AnalysisSession
+from sanitary.tracking.headshake import NOSE_DEPTH
+from sanitary.tracking.tracker import Tracks
+
+START = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+CAMERA = dataclasses.replace(default_camera("door", "bus-12"), time=TimeConfig(window_seconds=10))
+IMAGE = np.zeros((40, 80, 3), np.uint8)
+CONFUSION = np.diag([50, 50, 50])
+WITH, WITHOUT = 0, 1
+SHAKE = 40.0  # degrees of yaw, well past the opt-out's 15
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """One person in a scripted frame: their track id, the yaw of their face, how their mask was read."""
+
+    track: int
+    yaw: float = 0.0
+    mask: int = WITHOUT
+
+
+Script = list[list[Seen]]
+
+
+def detections(seen: list[Seen]) -> Detections:
+    boxes = np.array([[10 * i, 0, 10 * i + 8, 30] for i in range(len(seen))], np.float32).reshape(-1, 4)
+    return Detections(boxes, np.ones(len(seen), np.float32))
+
+
+def landmarks(x: float, yaw: float) -> np.ndarray:
+    """Eyes 10 px apart, mouth below, and the nose moved sideways as far as a head turned by `yaw` moves it."""
+    nose = x + 5 + 10 * NOSE_DEPTH * np.tan(np.radians(yaw))
+    return np.array([[x, 0], [x + 10, 0], [nose, 5], [x + 2, 10], [x + 8, 10]], np.float32)
+
+
+class Stage:
+    """A fake stage: one scripted frame per call, as the analyser calls every stage once a frame."""
+
+    def __init__(self, script: Script) -> None:
+        self.frames: Iterator[list[Seen]] = iter(script)
+
+
+class FakePeople(Stage):
+    def __call__(self, image: np.ndarray) -> Detections:
+        return detections(next(self.frames))
+
+
+class FakeFaces(Stage):
+    def __call__(self, image: np.ndarray, people: Detections) -> Faces:
+        seen = next(self.frames)
+        return Faces(
+            people.boxes.copy(),
+            np.ones(len(seen), np.float32),
+            np.array([landmarks(10 * i, s.yaw) for i, s in enumerate(seen)], np.float32).reshape(-1, 5, 2),
+            np.arange(len(seen), dtype=np.int64),
+        )
+
+
+class FakeMasks(Stage):
+    def __call__(self, image: np.ndarray, faces: Faces) -> MaskReadings:
+        seen = next(self.frames)
+        return MaskReadings(np.array([s.mask for s in seen], np.int64), np.ones(len(seen), np.float32))
+
+
+class FakeTracker(Stage):
+    def __init__(self, script: Script) -> None:
+        super().__init__(script)
+        self.live: set[int] = set()
+        self.frames_seen = 0
+        self.finished = False
+
+    def __call__(self, image: np.ndarray, people: Detections) -> Tracks:
+        seen = next(self.frames)
+        self.frames_seen += 1
+        now = {s.track for s in seen}
+        ended, self.live = tuple(sorted(self.live - now)), now
+        return Tracks(np.array([s.track for s in seen], np.int64), np.arange(len(seen), dtype=np.int64), ended)
+
+    def finish(self) -> tuple[int, ...]:
+        ended, self.live = tuple(sorted(self.live)), set()
+        self.finished = True
+        return ended
+
+
+def session(
+    script: Script, camera: CameraConfig = CAMERA, start: datetime = START, **options: object
+) -> tuple[AnalysisSession, FakeTracker]:
+    tracker = FakeTracker(script)
+    analyser = FrameAnalyser(
+        camera, people=FakePeople(script), faces=FakeFaces(script), masks=FakeMasks(script), tracker=tracker
+    )
+    return AnalysisSession(camera, analyser, start, source="test", confusion=CONFUSION, **options), tracker  # type: ignore[arg-type]
+
+
+def analyse(s: AnalysisSession, script: Script) -> None:
+    for i in range(len(script)):
+        s.analyse(Frame(i, float(i), IMAGE, None))
+
+
+def counts(w: WindowAggregate) -> tuple[int, int, int, MaskCounts, int, tuple[int, ...], int]:
+    assert w.persons is not None
+    return (
+        w.frames_analysed,
+        w.people_sum,
+        w.people_max,
+        w.masks,
+        w.persons.people_distinct,
+        w.persons.dwell_counts,
+        w.opt_outs,
+    )
+
+
+def shaking(shake_at: float, frames: int) -> Script:
+    """Person 1 (no mask) shakes their head over the three frames from `shake_at`; person 2 (masked) looks on."""
+    yaws = {shake_at: SHAKE, shake_at + 1: -SHAKE, shake_at + 2: SHAKE}
+    return [[Seen(1, yaws.get(float(t), 0.0)), Seen(2, mask=WITH)] for t in range(frames)]
+
+
+@pytest.mark.parametrize("shake_at", [12.0, 8.0])
+def test_a_head_shake_takes_the_person_out_of_the_whole_open_window_and_no_earlier(shake_at: float) -> None:
+    """A shake from 08:00:12 to 08:00:14, in the second window; and one completed on its first frame, 08:00:10."""
+    script = shaking(shake_at, 20)
+    s, _ = session(script)
+    analyse(s, script)
+    s.close()
+    first, second = s.windows(20.0)
+    # 10 frames of both people; person 1 counted until the window they opted out in, their visit ending at 9 s.
+    assert counts(first) == (10, 20, 2, MaskCounts(10, 10, 0, 0), 2, (1, 0, 0, 0, 0), 0)
+    # Person 1 is out of every frame of the second window, those before the shake (counted again) too.
+    assert counts(second) == (10, 10, 1, MaskCounts(10, 0, 0, 0), 1, (0, 1, 0, 0, 0), 1)
+
+
+def test_windows_are_read_without_ending_a_track_and_close_ends_them() -> None:
+    script = [[Seen(1)] for _ in range(5)]
+    s, tracker = session(script)
+    analyse(s, script)
+    so_far = s.windows(5.0)
+    assert s.windows(5.0) == so_far and not tracker.finished
+    # Person 1 is still in view: counted, but their visit has not ended, so no dwell yet.
+    (window,) = so_far
+    assert counts(window) == (5, 5, 1, MaskCounts(0, 5, 0, 0), 1, (0, 0, 0, 0, 0), 0)
+    s.close()
+    assert tracker.finished
+    (window,) = s.windows(5.0)
+    assert counts(window) == (5, 5, 1, MaskCounts(0, 5, 0, 0), 1, (1, 0, 0, 0, 0), 0)
+    assert s.windows(5.0) == [window]
+
+
+def test_live_windows_close_at_their_end_with_their_alerts_and_are_then_forgotten() -> None:
+    rule = AlertRule("crowded", "occupancy", above=1.5, span_s=2.0, hysteresis=0.1, cooldown_s=600.0)
+    camera = dataclasses.replace(CAMERA, alerts=[rule])
+    # Person 1 (masked) stays; person 2 leaves after 11 s. The session starts 3 s into a window.
+    script = [[Seen(1, mask=WITH), *([Seen(2)] if t <= 11 else [])] for t in range(25)]
+    s, _ = session(script, camera, START + timedelta(seconds=3))
+    closed = []
+    for i in range(len(script)):
+        while s.open_end_t <= i:  # as a live unit does before analysing each frame
+            closed.append(s.close_window(s.open_end_t))
+            if len(closed) == 2:
+                # Only what is still needed is kept: the alert rule's 2 s, person 1 in view, not person 2.
+                assert [o.t for o in s.observations] == [16.0] and not s.pending
+                people = s.analyser.people_so_far().people
+                assert people is not None and [p.first_t for p in people] == [0.0]
+        s.analyse(Frame(i, float(i), IMAGE, None))
+    assert s.pending
+    closed.append(s.close_window(25.0))  # stopped: the open window flushed
+    windows = [w for w, _ in closed]
+    assert [w.key.window_start - START for w in windows] == [timedelta(0), timedelta(seconds=10), timedelta(seconds=20)]
+    assert [w.covered_s for w in windows] == [7.0, 10.0, 8.0]
+    assert counts(windows[0]) == (7, 14, 2, MaskCounts(7, 7, 0, 0), 2, (0, 0, 0, 0, 0), 0)
+    assert counts(windows[1]) == (10, 15, 2, MaskCounts(10, 5, 0, 0), 2, (0, 1, 0, 0, 0), 0)
+    assert counts(windows[2]) == (8, 8, 1, MaskCounts(8, 0, 0, 0), 1, (0, 0, 0, 0, 0), 0)
+    # Raised on the first frame (2 people), cleared when the 2 s mean is back to 1 (08:00:16); each in its window.
+    alerts = [[(a.alert.state, a.alert.at - START) for a in sent] for _, sent in closed]
+    assert alerts == [[("raised", timedelta(seconds=3))], [("cleared", timedelta(seconds=16))], []]
+
+
+def test_a_segment_analyses_the_frame_past_its_end_keeps_nothing_of_it_and_alerts_only_where_told() -> None:
+    rule = AlertRule("anyone", "occupancy", above=0.5, span_s=1.0)
+    camera = dataclasses.replace(CAMERA, alerts=[rule])
+    script = [[Seen(1)] for _ in range(12)]
+    s, tracker = session(script, camera, until=START + timedelta(seconds=10), alerts_in=lambda w: w > START)
+    kept = [s.analyse(Frame(i, float(i), IMAGE, None)) is not None for i in range(11)]
+    assert kept == [True] * 10 + [False] and tracker.frames_seen == 11
+    assert s.sent == []  # the one window analysed is not one the alerts are checked in
+    (window,) = s.windows(10.0)
+    assert window.frames_analysed == 10
+
+
+def test_without_tracking_there_are_no_people_nor_opt_outs() -> None:
+    script = shaking(0.0, 4)
+    analyser = FrameAnalyser(
+        CAMERA, people=FakePeople(script), faces=FakeFaces(script), masks=FakeMasks(script), tracker=None
+    )
+    s = AnalysisSession(CAMERA, analyser, START, source="test", confusion=CONFUSION)
+    analyse(s, script)
+    s.close()
+    (window,) = s.windows(4.0)
+    assert (window.people_sum, window.masks, window.persons, window.opt_outs) == (8, MaskCounts(4, 4, 0, 0), None, 0)

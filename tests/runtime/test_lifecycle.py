@@ -100,7 +100,7 @@ def test_beginning_a_camera_records_its_site_and_a_live_one_needs_a_sign_up_now(
         with pytest.raises(SanitaryError, match="no opt-out sign is up for camera door now"):
             begin_camera(store, CAMERA, now=T0)
         begin_camera(store, CAMERA, now=T0, override="consented research footage")
-        store.add_sign(Sign("s1", "bus-12", "door", "No camera? Shake your head.", "en", "door", T0 - DAY))
+        store.signage.add(Sign("s1", "bus-12", "door", "No camera? Shake your head.", "en", "door", T0 - DAY))
         begin_camera(store, CAMERA, now=T0)
 
 

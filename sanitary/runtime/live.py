@@ -296,10 +296,7 @@ def _end_runs(db: Path, sessions: list[CameraSession], status: str) -> None:
     try:
         with Store(db, wait_s=LOCK_WAIT_S) as store:
             for s in sessions:
-                store.con.execute(
-                    "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                    [status, datetime.now(UTC), s.run.run_id],
-                )
+                store.end_run(s.run.run_id, status)
     except (SanitaryError, duckdb.Error, OSError):
         return  # the runs stay 'running': a visible trace, as after a power cut
 

@@ -6,6 +6,12 @@ import importlib.resources
 import os
 from pathlib import Path
 
+# ONNX Runtime writes a device id and a telemetry database under ~/.cache/Microsoft as soon as it is imported (seen
+# with strace in tests/governance/test_anonymity_run.py; setting this any later, even before the first session, is
+# too late): a persistent identifier of the unit, which a privacy-by-design tool must not leave behind. This module
+# is the package's only importer of onnxruntime (tests/perception/test_models.py checks), so it is set here.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
@@ -26,11 +32,7 @@ def open_session(file_name: str, threads: int = 0) -> ort.InferenceSession:
 
 
 def cpu_session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """A CPU session for the ONNX model at `path`, leaving no identifier behind and no BLAS pool spinning."""
-    # ONNX Runtime otherwise writes a device id and a telemetry database under ~/.cache/Microsoft (seen with strace
-    # in tests/governance/test_anonymity_run.py): a persistent identifier of the unit, which a privacy-by-design
-    # tool must not leave behind. It reads this when its first session is created.
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    """A CPU session for the ONNX model at `path`, with no BLAS thread pool spinning beside it."""
     _quiet_blas()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 # torch is in the training extra only: without it, the CLI says which install command brings it (cli/missing.py).
 import torch
@@ -507,7 +506,7 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnx": importlib.metadata.version("onnx"),
-        "onnxruntime": ort.__version__,
+        "onnxruntime": importlib.metadata.version("onnxruntime"),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
@@ -831,8 +830,8 @@ def train(
         "targets": targets_met({c: v.recall for c, v in as_eval.per_class.items()}, as_eval.macro_f1),
         "inference": {
             "ms_per_face": exported["ms_per_face"],
-            "how": f"onnxruntime {ort.__version__}, CPUExecutionProvider, 2 intra-op threads, batches of 32 crops, "
-            f"median of 30 runs / 32 ({platform.machine()}, {os.cpu_count()} cores)",
+            "how": f"onnxruntime {importlib.metadata.version('onnxruntime')}, CPUExecutionProvider, 2 intra-op "
+            f"threads, batches of 32 crops, median of 30 runs / 32 ({platform.machine()}, {os.cpu_count()} cores)",
         },
         "history": history,
         "runs_tried": len(earlier) + 1,

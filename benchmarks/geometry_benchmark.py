@@ -27,8 +27,8 @@ import numpy as np
 
 from sanitary.config import load_camera
 from sanitary.geometry import homography
-from sanitary.perception.boxes import iou_matrix
-from sanitary.perception.people import Detections, PersonDetector
+from sanitary.perception.boxes import Detections, iou_matrix
+from sanitary.perception.people import PersonDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = "frames"

@@ -33,8 +33,8 @@ import onnxruntime as ort
 
 from sanitary.config import DetectionConfig, OptOutConfig
 from sanitary.evaluation.voc import AnnotatedFace, read_voc
+from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import FaceDetector
-from sanitary.perception.people import Detections
 from sanitary.tracking.headshake import NOSE_DEPTH, ShakeDetector, yaw_from_landmarks
 
 ROOT = Path(__file__).resolve().parents[1]

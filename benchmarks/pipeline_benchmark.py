@@ -27,8 +27,8 @@ import onnxruntime as ort
 
 from sanitary.capture.sources import Source
 from sanitary.config import CameraConfig, load_camera
-from sanitary.perception.boxes import iou_matrix
-from sanitary.perception.people import Detections, PersonDetector
+from sanitary.perception.boxes import Detections, iou_matrix
+from sanitary.perception.people import PersonDetector
 from sanitary.runtime.analyser import FrameAnalyser, observe
 
 ROOT = Path(__file__).resolve().parents[1]

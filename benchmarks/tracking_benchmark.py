@@ -30,9 +30,9 @@ from scipy.optimize import linear_sum_assignment
 
 import sanitary.tracking.tracker
 from sanitary.config import CameraConfig, TrackingConfig, load_camera
-from sanitary.perception.boxes import iou_matrix
+from sanitary.perception.boxes import Detections, iou_matrix
 from sanitary.perception.mask_classes import MaskClass
-from sanitary.perception.people import Detections, PersonDetector
+from sanitary.perception.people import PersonDetector
 from sanitary.tracking.ledger import PersonLedger, crosses
 from sanitary.tracking.tracker import PeopleTracker
 

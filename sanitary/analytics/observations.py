@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sanitary.geometry.distancing import FrameDistancing
+from sanitary.perception.boxes import Detections
 from sanitary.perception.mask_classes import MaskClass
-from sanitary.perception.people import Detections
 
 NOT_MEASURED = FrameDistancing(0, 0, (), (), measured=False)
 

@@ -20,11 +20,10 @@ from sanitary.capture.sources import IMAGE_SUFFIXES
 from sanitary.config import DetectionConfig, MaskConfig
 from sanitary.errors import SanitaryError
 from sanitary.evaluation.voc import AnnotatedFace, read_voc
-from sanitary.perception.boxes import iou_matrix
+from sanitary.perception.boxes import Detections, iou_matrix
 from sanitary.perception.faces import FaceDetector, Faces
 from sanitary.perception.mask_classes import LABELS, MaskClass
 from sanitary.perception.masks import MaskClassifier, face_crops, read_masks
-from sanitary.perception.people import Detections
 
 MATCH_IOU = 0.3
 NO_PEOPLE = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from sanitary.geometry.homography import on_ground, points_in_polygon, to_ground
+from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import Faces
-from sanitary.perception.people import Detections
 
 GRID = (0, 220, 255)
 IMAGE_POINT = (60, 200, 60)

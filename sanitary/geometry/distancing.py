@@ -22,7 +22,7 @@ from sanitary.geometry.homography import (
     to_ground,
     zone_membership,
 )
-from sanitary.perception.people import Detections
+from sanitary.perception.boxes import Detections
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,27 @@
-"""Box arithmetic shared by the detectors: boxes are float32 arrays of (x1, y1, x2, y2) in pixels."""
+"""Boxes as the detectors hand them on, and the box arithmetic they share: boxes are float32 arrays of
+(x1, y1, x2, y2) in pixels. No model here: the stages after perception import this, not the detectors."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """People in one frame, in frame pixels."""
+
+    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
+    scores: np.ndarray  # (N,) float32
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def feet(self) -> np.ndarray:
+        """Bottom-centre of each box: where the person stands, (N, 2)."""
+        return np.stack([(self.boxes[:, 0] + self.boxes[:, 2]) / 2, self.boxes[:, 3]], axis=1)
 
 
 def areas(boxes: np.ndarray) -> np.ndarray:

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 
 from sanitary.config import DetectionConfig
-from sanitary.perception.boxes import nms
+from sanitary.perception.boxes import Detections, nms
 from sanitary.perception.models import open_session
-from sanitary.perception.people import Detections
 
 CROP_PX = 96  # CenterFace wants sides divisible by 32; 96 keeps a head large enough at little cost
 STRIDE = 4

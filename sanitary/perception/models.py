@@ -5,17 +5,12 @@ from __future__ import annotations
 import importlib.resources
 import os
 from pathlib import Path
-
-# ONNX Runtime writes a device id and a telemetry database under ~/.cache/Microsoft as soon as it is imported (seen
-# with strace in tests/governance/test_anonymity_run.py; setting this any later, even before the first session, is
-# too late): a persistent identifier of the unit, which a privacy-by-design tool must not leave behind. This module
-# is the package's only importer of onnxruntime (tests/perception/test_models.py checks), so it is set here.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
-import onnxruntime as ort
-from threadpoolctl import threadpool_limits
+from typing import TYPE_CHECKING
 
 from sanitary.errors import SanitaryError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 # The package data `sanitary.weights` (the checkout's weights/ folder, see pyproject.toml), unless overridden.
 WEIGHTS_DIR = Path(os.environ.get("SANITARY_WEIGHTS") or str(importlib.resources.files("sanitary.weights")))
@@ -33,6 +28,14 @@ def open_session(file_name: str, threads: int = 0) -> ort.InferenceSession:
 
 def cpu_session(path: Path, threads: int = 0) -> ort.InferenceSession:
     """A CPU session for the ONNX model at `path`, with no BLAS thread pool spinning beside it."""
+    # ONNX Runtime writes a device id and a telemetry database under ~/.cache/Microsoft as soon as it is imported
+    # (seen with strace in tests/governance/test_anonymity_run.py; setting this any later, even before the first
+    # session, is too late): a persistent identifier of the unit, which a privacy-by-design tool must not leave
+    # behind. This is the package's only import of onnxruntime (tests/perception/test_models.py checks), and it is
+    # made here, not at the top, so that commands which analyse no footage never load it.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime as ort
+
     _quiet_blas()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -48,6 +51,8 @@ def _quiet_blas() -> None:
     # (measured: 9.1 -> 16.4 frames/s on 2 cores). OpenBLAS reads OPENBLAS_NUM_THREADS once, when it is loaded:
     # the variable reaches the copies loaded from now on (scipy's, when the tracker comes later), threadpoolctl
     # the ones already loaded (numpy's). An operator's own setting is left alone.
+    from threadpoolctl import threadpool_limits
+
     if "OPENBLAS_NUM_THREADS" not in os.environ:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         threadpool_limits(1, user_api="blas")

@@ -8,13 +8,11 @@ through the network in one batched call. See README "Benchmarks" for what each c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from sanitary.config import DetectionConfig
-from sanitary.perception.boxes import areas, intersection_matrix, nms
+from sanitary.perception.boxes import Detections, areas, intersection_matrix, nms
 from sanitary.perception.models import open_session
 
 INPUT_PX = 300
@@ -25,22 +23,6 @@ COCO_PERSON = 1
 MERGE_IOU = 0.35
 # A box cut by a tile edge lies mostly inside the whole box found by a neighbouring tile.
 CONTAINED = 0.8
-
-
-@dataclass(frozen=True)
-class Detections:
-    """People in one frame, in frame pixels."""
-
-    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
-    scores: np.ndarray  # (N,) float32
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    @property
-    def feet(self) -> np.ndarray:
-        """Bottom-centre of each box: where the person stands, (N, 2)."""
-        return np.stack([(self.boxes[:, 0] + self.boxes[:, 2]) / 2, self.boxes[:, 3]], axis=1)
 
 
 def tile_grid(roi: tuple[int, int, int, int], near_px: int, far_px: int, overlap: float) -> np.ndarray:

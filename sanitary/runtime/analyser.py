@@ -22,10 +22,11 @@ from sanitary.capture.sources import Frame, Source
 from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground
+from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier, MaskReadings
-from sanitary.perception.people import Detections, PersonDetector
+from sanitary.perception.people import PersonDetector
 from sanitary.tracking.headshake import yaw_from_landmarks
 from sanitary.tracking.ledger import PersonLedger, PersonSummary
 from sanitary.tracking.optout import OptOutWatch

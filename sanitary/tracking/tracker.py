@@ -15,7 +15,7 @@ import numpy as np
 from deep_sort_realtime.deepsort_tracker import DeepSort
 
 from sanitary.config import TrackingConfig
-from sanitary.perception.people import Detections
+from sanitary.perception.boxes import Detections
 
 HUE_BINS, SAT_BINS = 8, 4
 

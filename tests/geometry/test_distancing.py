@@ -6,7 +6,7 @@ from sanitary.analytics.windows import distancing_window, zone_windows
 from sanitary.config import DistancingConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import ZoneGeometry
-from sanitary.perception.people import Detections
+from sanitary.perception.boxes import Detections
 
 # 1 px = 1 cm on the ground, no perspective: distances are exact and easy to check.
 CM = np.diag([0.01, 0.01, 1.0])

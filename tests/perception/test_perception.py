@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sanitary.config import DetectionConfig, load_camera
-from sanitary.perception.boxes import iou_matrix, nms
+from sanitary.perception.boxes import Detections, iou_matrix, nms
 from sanitary.perception.faces import FaceDetector, head_regions
-from sanitary.perception.people import Detections, PersonDetector, merge_tiles, tile_grid, walkable_roi
+from sanitary.perception.people import PersonDetector, merge_tiles, tile_grid, walkable_roi
 from tests.conftest import PETS_CAMERA, pets_counts
 
 

@@ -14,9 +14,9 @@ from sanitary.analytics.observations import MaskCounts
 from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Frame
 from sanitary.config import AlertRule, CameraConfig, TimeConfig, default_camera
+from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import Faces
 from sanitary.perception.masks import MaskReadings
-from sanitary.perception.people import Detections
 from sanitary.runtime.analyser import FrameAnalyser
 from sanitary.runtime.session import AnalysisSession
 from sanitary.tracking.headshake import NOSE_DEPTH

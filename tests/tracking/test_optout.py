@@ -16,9 +16,9 @@ from benchmarks.headshake_benchmark import DATA, DETECTION, Head, movements, pic
 from sanitary.analytics.observations import FrameRecord, Observation, observe_frame
 from sanitary.config import CameraConfig, DetectionConfig, OptOutConfig, TimeConfig, default_camera
 from sanitary.geometry.distancing import FrameDistancing
+from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.mask_classes import MaskClass
-from sanitary.perception.people import Detections
 from sanitary.runtime.batch import FileJob, analyse_file
 
 FPS = 7.0

@@ -8,8 +8,8 @@ import pytest
 from sanitary.analytics.observations import MaskCounts, Observation
 from sanitary.analytics.windows import PersonEvents, aggregate
 from sanitary.config import TrackingConfig
+from sanitary.perception.boxes import Detections
 from sanitary.perception.mask_classes import MaskClass
-from sanitary.perception.people import Detections
 from sanitary.tracking.ledger import Contact, Crossing, PersonLedger, PersonSummary, crosses, vote
 from sanitary.tracking.tracker import PeopleTracker, appearance, clip_to_frame
 

@@ -1,0 +1,90 @@
+"""Commands about the mask model: scoring it (eval-mask) and training it (train-mask, training extra only)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sanitary.cli.common import console, friendly
+from sanitary.config import default_camera, load_camera
+from sanitary.perception.models import WEIGHTS_DIR
+
+if TYPE_CHECKING:
+    from sanitary.evaluation.mask_eval import MaskReport
+
+
+@friendly
+def eval_mask(
+    data: Annotated[Path, typer.Argument(help="A VOC folder, or a folder of face crops in class subfolders.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+    detect: Annotated[bool, typer.Option("--detect", help="Find faces with the face detector first.")] = False,
+    only: Annotated[
+        Path | None, typer.Option("--only", help="File of image names to keep, e.g. the validation split.")
+    ] = None,
+    camera: Annotated[Path | None, typer.Option("--camera", help="Camera config for the thresholds.")] = None,
+) -> None:
+    """Score the mask classifier: per-class precision/recall/F1, confusion, macro-F1, accuracy, coverage."""
+    from sanitary.evaluation.mask_eval import evaluate, evaluate_detected, load_faces
+    from sanitary.evaluation.voc import read_split
+
+    cam = load_camera(camera) if camera else default_camera()
+    faces = load_faces(data, read_split(only) if only else None)
+    if detect:
+        result = evaluate_detected(faces, cam.masks, cam.detection)
+    else:
+        result = evaluate(faces, cam.masks, crops_are_faces=not (data / "annotations").is_dir())
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        return
+    _print_mask_report(result)
+
+
+def _print_mask_report(result: MaskReport) -> None:
+    out = Console()
+    scores = Table(title="mask classifier")
+    for column in ("class", "precision", "recall (95%)", "F1", "support"):
+        scores.add_column(column, justify="left" if column == "class" else "right")
+    for name, s in result.per_class.items():
+        recall = f"{s.recall:.3f} ({s.recall_low:.2f}-{s.recall_high:.2f})"
+        scores.add_row(name, f"{s.precision:.3f}", recall, f"{s.f1:.3f}", str(s.support))
+    out.print(scores)
+    confusion = Table(title="confusion (rows: true)")
+    confusion.add_column("true \\ predicted")
+    for name in (*result.classes, "unknown"):
+        confusion.add_column(name, justify="right")
+    for name, row in zip(result.classes, result.confusion, strict=True):
+        confusion.add_row(name, *map(str, row))
+    out.print(confusion)
+    out.print(f"macro-F1 {result.macro_f1:.3f}   accuracy {result.accuracy:.3f}   coverage {result.coverage:.3f}")
+    for name, d in (result.detect or {}).items():
+        out.print(f"{name}: {d['found']} of {d['annotated']} faces found, {d['right']} classified right")
+
+
+@friendly
+def train_mask(
+    data: Annotated[Path, typer.Argument(help="VOC folder: images/ and annotations/.")],
+    out: Annotated[Path, typer.Option("--out", help="Where the ONNX model and its card go.")] = WEIGHTS_DIR,
+    validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
+        WEIGHTS_DIR / "mask_classifier.validation.txt"
+    ),
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 20.")] = 20,
+    folds: Annotated[
+        int, typer.Option("--folds", min=2, help="Cross-validation folds that choose the class bias.")
+    ] = 4,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N images (a quick check).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+) -> None:
+    """Train the three-class mask classifier from an ImageNet MobileNetV2 and export it to ONNX."""
+    # Imported here: torch is only in the training extra, and the module says how to install it when absent.
+    from sanitary.train.mask_classifier import train
+
+    out.mkdir(parents=True, exist_ok=True)
+    card = train(data, out, validation, epochs, limit, seed, threads, folds)
+    console.print(json.dumps(card.get("validation", {}), indent=2))

@@ -22,11 +22,11 @@ from sanitary.config import load_camera, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.governance.audit import audit_paths
 from sanitary.governance.evidence import db_evidence
-from sanitary.governance.signage import Sign
 from sanitary.reporting.report import build_report
 from sanitary.storage.merge import merge_into
 from sanitary.storage.query import run_query
 from sanitary.storage.shipping import acknowledge, export_parquet, import_parquet, purge_shipped
+from sanitary.storage.signage import Sign
 from sanitary.storage.store import Store
 
 signage_app = typer.Typer(no_args_is_help=True, help="The register of opt-out signs: what they say, where, when.")

@@ -22,9 +22,9 @@ import duckdb
 
 from sanitary.config import FR_TRANSPORT
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import Sign
 from sanitary.storage.query import read_only
 from sanitary.storage.registers import SignRegister
+from sanitary.storage.signage import Sign
 
 PROFILES = {
     "market": "every measure stored (counts, mask rates, distancing, zones)",

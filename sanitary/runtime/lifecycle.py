@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import uncovered
+from sanitary.storage.signage import uncovered
 from sanitary.storage.store import Store
 
 # A live unit applies retention at its first commit, then at most this often. Retention is counted in days, so

@@ -15,8 +15,8 @@ import duckdb
 
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import Sign
 from sanitary.storage.schema import ALERT_COLUMNS, SIGN_COLUMNS, SIGNAGE_COLUMNS, SITE_COLUMNS
+from sanitary.storage.signage import Sign
 
 
 class SignRegister:

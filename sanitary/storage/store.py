@@ -22,7 +22,6 @@ from sanitary.analytics.mask_rate import MaskShares
 from sanitary.analytics.windows import WindowAggregate, ZoneWindow
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import Sign
 from sanitary.storage.connection import connect, transaction
 from sanitary.storage.registers import AlertRegister, SignRegister, SiteRegister
 from sanitary.storage.schema import (
@@ -36,6 +35,7 @@ from sanitary.storage.schema import (
     ZONE_COLUMNS,
     migrate,
 )
+from sanitary.storage.signage import Sign
 
 DEFAULT_PRIVACY = PrivacyConfig()
 

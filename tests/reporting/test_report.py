@@ -16,9 +16,9 @@ import pytest
 
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import Sign
 from sanitary.reporting.report import build_report
 from sanitary.storage.schema import SCHEMA_VERSION
+from sanitary.storage.signage import Sign
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, PETS_CAMERA, old_schema_db, run_cli
 

@@ -14,9 +14,9 @@ from sanitary.analytics.observations import MaskCounts, Observation
 from sanitary.analytics.windows import WindowAggregate, aggregate
 from sanitary.config import PrivacyConfig, TimeConfig, default_camera
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import Sign
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, finish_camera
 from sanitary.runtime.live import CameraRun, ClosedWindow, LiveOptions, LiveTotals, commit
+from sanitary.storage.signage import Sign
 from sanitary.storage.store import RunStart, Store, WindowHealth
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)

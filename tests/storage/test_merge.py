@@ -16,10 +16,10 @@ from sanitary.analytics.windows import LineWindow, PersonWindow, WindowAggregate
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.geometry.distancing import FrameDistancing
-from sanitary.governance.signage import Sign
 from sanitary.storage.connection import DatabaseLocked
 from sanitary.storage.merge import merge_into
 from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
+from sanitary.storage.signage import Sign
 from sanitary.storage.store import RunStart, Store
 from tests.conftest import NO_SIGN, PETS_CAMERA, hold_lock, old_schema_db, run_cli
 

@@ -8,10 +8,10 @@ import pytest
 
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
-from sanitary.governance.signage import Sign
 from sanitary.storage.query import read_only
 from sanitary.storage.registers import SignRegister, StoredAlert
 from sanitary.storage.schema import ALERT_COLUMNS
+from sanitary.storage.signage import Sign
 from sanitary.storage.store import Store
 from tests.storage.test_merge import analyse
 

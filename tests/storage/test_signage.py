@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from sanitary.governance.signage import Sign, uncovered
+from sanitary.storage.signage import Sign, uncovered
 from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)

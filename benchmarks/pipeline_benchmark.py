@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
@@ -19,17 +20,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from sanitary.capture.sources import Source
 from sanitary.config import CameraConfig, load_camera
 from sanitary.perception.boxes import Detections, iou_matrix
 from sanitary.perception.people import PersonDetector
 from sanitary.runtime.analyser import FrameAnalyser, observe
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 AVI = "pets09_s2l1_view001_480x360.avi"
@@ -348,7 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
-            "onnxruntime": ort.__version__,
+            # Read from its metadata: importing onnxruntime here, before sanitary turns its telemetry off, would
+            # leave the device id behind that the run itself never writes.
+            "onnxruntime": importlib.metadata.version("onnxruntime"),
         },
         "camera": {"path": str(args.camera), "person_score": configured, "threads": camera.detection.threads},
         "accuracy": {"at_configured": sweep[f"{configured:g}"], "sweep": sweep},

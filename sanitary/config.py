@@ -24,7 +24,11 @@ from sanitary.errors import SanitaryError
 from sanitary.geometry.homography import ZoneGeometry
 
 SiteKind = Literal["market", "bus"]
+PersonModelName = Literal["bytetrack-nano", "yolox-nano-coco"]
 Point = tuple[float, float]
+# Keys of earlier releases, refused with what replaced them rather than as merely unknown.
+WHOLE_FRAME = "the person detector now sees the whole frame in one pass, sized by the frame's shape; remove the key"
+RETIRED = {f"detection.{key}": WHOLE_FRAME for key in ("tile_px", "tile_px_far", "tile_overlap", "full_frame")}
 
 
 @dataclass(frozen=True)
@@ -40,17 +44,11 @@ class TimeConfig:
 
 @dataclass(frozen=True)
 class DetectionConfig:
+    # The person detector (perception/people.py): ByteTrack-Nano, trained on crowds, or YOLOX-Nano COCO, whose
+    # training data carry no non-commercial terms (weights/*.json have both cards).
+    model: PersonModelName = "bytetrack-nano"
     person_score: float = 0.25
-    # Tiles are cut to this many source pixels and upscaled to the detector's input, so small people grow
-    # (0: 55% of the frame height, the same tiles at any resolution of a frame shape).
-    tile_px: int = 0
-    # Tile side at the top of the walkable area, where people are furthest and smallest (0: same as tile_px).
-    tile_px_far: int = 0
-    tile_overlap: float = 0.25
-    # A full-frame pass as well finds people too large for a tile; its boxes are looser (measured on PETS), so
-    # only for cameras where people fill more than half the frame height.
-    full_frame: bool = False
-    # Image polygon (pixels) where people can stand; tiles are only laid over its bounding box.
+    # Image polygon (pixels) where people can stand; people whose feet are outside it are dropped.
     walkable: list[Point] = field(default_factory=list)
     face_score: float = 0.5
     # "people": faces in the head region of each person; "frame": the whole frame, for close-range cameras
@@ -265,15 +263,6 @@ def _check(config: CameraConfig, path: Path) -> None:
         (config.time.fps is None or config.time.fps > 0, "time.fps must be positive"),
         (0.0 < config.detection.person_score < 1.0, "detection.person_score must be between 0 and 1"),
         (0.0 < config.detection.face_score < 1.0, "detection.face_score must be between 0 and 1"),
-        (
-            config.detection.tile_px == 0 or config.detection.tile_px >= 32,
-            "detection.tile_px must be at least 32, or 0 for 55% of the frame height",
-        ),
-        (
-            config.detection.tile_px_far == 0 or config.detection.tile_px_far >= 32,
-            "detection.tile_px_far must be at least 32, or 0 for the same as tile_px",
-        ),
-        (0.0 <= config.detection.tile_overlap < 0.9, "detection.tile_overlap must be in [0, 0.9)"),
         (config.detection.face_min_person_px >= 0, "detection.face_min_person_px must be >= 0"),
         (config.detection.threads >= 0, "detection.threads must be >= 0 (0: one per core)"),
         (config.detection.face_frame_px >= 64, "detection.face_frame_px must be at least 64"),
@@ -414,6 +403,9 @@ def _build(cls: type, table: dict[str, Any], path: Path, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
     unknown = sorted(set(table) - set(fields))
+    retired = [prefix + key for key in unknown if prefix + key in RETIRED]
+    if retired:
+        raise SanitaryError(f"{path}: '{retired[0]}' is no longer used: {RETIRED[retired[0]]}")
     if unknown:
         where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
         raise SanitaryError(

@@ -1,126 +1,129 @@
-"""People in a frame: SSDLite-MobileNetV2 over overlapping tiles of the walkable area.
+"""People in a frame: a YOLOX-Nano person detector, one pass over the whole frame.
 
-The detector sees 300x300 pixels. A 45 px tall person in a 480x360 frame shrinks to 28 px in a full-frame pass
-and is mostly missed; in a 150 px tile upscaled to 300, the same person is 90 px tall. Tiles grow with the
-distance to the camera (people near it are larger), and all of them, with the full frame where configured, go
-through the network in one batched call. See README "Benchmarks" for what each choice measured.
+Two exports of the same architecture can be chosen (`detection.model`): ByteTrack's, trained on crowds for one
+class, person (the default), and YOLOX's COCO model (person is its class 0). Both have a YOLOX head exported
+without its decoding: per anchor, raw centre offsets and log sizes, then objectness and class scores. The frame is
+letterboxed to a size set by its shape alone (long side `LONG_SIDE`), so no camera needs tuning; weights/ has each
+model's card with what each choice measured.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from sanitary.config import DetectionConfig
-from sanitary.perception.boxes import Detections, areas, intersection_matrix, nms
+from sanitary.perception.boxes import Detections, nms
 from sanitary.perception.models import open_session
 
-INPUT_PX = 300
-# Without a configured tile size, tiles are this share of the frame height: as many tiles at any resolution
-# of a frame shape, and a person half the frame tall still fits whole in one.
-AUTO_TILE = 0.55
-COCO_PERSON = 1
-MERGE_IOU = 0.35
-# A box cut by a tile edge lies mostly inside the whole box found by a neighbouring tile.
-CONTAINED = 0.8
+# The network's long side in pixels, whatever the frame's (see weights/bytetrack_nano.json, "input_size").
+LONG_SIDE = 512
+# The head's strides: the network's height and width must be multiples of the coarsest.
+STRIDES = (8, 16, 32)
+# YOLOX's letterbox fills the canvas beyond the resized frame with this grey.
+PAD_GREY = 114
+# Two boxes overlapping more than this are one person (the YOLOX demo's value).
+NMS_IOU = 0.45
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def tile_grid(roi: tuple[int, int, int, int], near_px: int, far_px: int, overlap: float) -> np.ndarray:
-    """Square tiles (x1, y1, x2, y2) covering `roi`, neighbours sharing at least `overlap` of a tile.
+@dataclass(frozen=True)
+class PersonModel:
+    """A YOLOX-head export of weights/ and the input its training used."""
 
-    Tiles grow from `far_px` at the top of the region to `near_px` at its bottom: a fixed camera sees people
-    smaller the further up the image they stand, and each tile should upscale them to a size the detector knows.
-    """
-    x0, y0, x1, y1 = roi
-    rows: list[tuple[float, int]] = []
-    y = float(y0)
-    while True:
-        depth = (y - y0) / max(y1 - y0, 1)
-        size = min(round(far_px + (near_px - far_px) * depth), y1 - y0, x1 - x0)
-        rows.append((y, size))
-        if y + size >= y1:
-            break
-        y += size * (1 - overlap)
-    # Pull the rows together so the last one ends on the region's edge: overlaps grow, the count does not.
-    last_top, last_size = rows[-1]
-    squeeze = (y1 - last_size - y0) / (last_top - y0) if last_top > y0 else 0.0
-    rows = [(y0 + (top - y0) * squeeze, size) for top, size in rows]
-    tiles = []
-    for top, size in rows:
-        span = x1 - x0 - size
-        n = int(np.ceil(span / (size * (1 - overlap)))) + 1 if span > 0 else 1
-        for left in np.linspace(x0, x1 - size, n).round().astype(int):
-            tiles.append((left, round(top), left + size, round(top) + size))
-    return np.array(tiles, dtype=np.int64)
+    file: str
+    # ByteTrack: RGB scaled to 0..1 and normalised by ImageNet's mean and std. YOLOX (weights >= 0.1.1rc0): BGR
+    # 0..255 as it is.
+    imagenet_rgb: bool
 
 
-def walkable_roi(polygon: list[tuple[float, float]], frame_w: int, frame_h: int) -> tuple[int, int, int, int]:
-    """The pixel rectangle holding the walkable polygon, padded upwards by a person's height at its top edge."""
-    if not polygon:
-        return 0, 0, frame_w, frame_h
-    pts = np.asarray(polygon, dtype=np.float64)
-    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
-    # Feet stand in the polygon; heads stand above it.
-    head_room = int(0.15 * frame_h)
-    return max(0, x0), max(0, y0 - head_room), min(frame_w, x1), min(frame_h, y1)
+MODELS = {
+    "bytetrack-nano": PersonModel("bytetrack_nano.dynamic.onnx", imagenet_rgb=True),
+    "yolox-nano-coco": PersonModel("yolox_nano.dynamic.onnx", imagenet_rgb=False),
+}
 
 
-def merge_tiles(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Indices kept after merging detections of overlapping tiles: fragments cut by a tile edge go first,
-    whatever their score, then NMS keeps the best of each group."""
-    size = areas(boxes)
-    # Box i is a fragment when most of it lies inside a box j at least 1.5x its area.
-    inside = intersection_matrix(boxes, boxes) / np.maximum(size[:, None], 1e-9)
-    bigger = size[None, :] >= 1.5 * size[:, None]
-    whole = np.flatnonzero(~((inside >= CONTAINED) & bigger).any(axis=1))
-    return whole[nms(boxes[whole], scores[whole], MERGE_IOU)]
+def input_size(frame_w: int, frame_h: int) -> tuple[int, int]:
+    """(height, width) of the network's input for a frame: the long side `LONG_SIDE`, the aspect kept, both sides
+    rounded up to a multiple of the coarsest stride (the letterbox pads the rest)."""
+    scale = LONG_SIDE / max(frame_w, frame_h)
+    step = STRIDES[-1]
+    return tuple(math.ceil(round(side * scale, 6) / step) * step for side in (frame_h, frame_w))  # type: ignore[return-value]
+
+
+def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
+    """The image scaled to fit `height` x `width` with its aspect kept, at the top-left of a grey canvas, and the
+    scale (input pixels per frame pixel)."""
+    scale = min(height / image.shape[0], width / image.shape[1])
+    h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
+    canvas = np.full((height, width, 3), PAD_GREY, np.uint8)
+    canvas[:h, :w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    return canvas, scale
+
+
+def network_input(canvas_bgr: np.ndarray, model: PersonModel) -> np.ndarray:
+    """The letterboxed canvas as the model's (1, 3, H, W) float32 tensor; the grey padding is normalised too, as
+    in training."""
+    if model.imagenet_rgb:
+        x = (canvas_bgr[:, :, ::-1].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    else:
+        x = canvas_bgr.astype(np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def anchor_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cell (x, y) and the stride of every output row: stride 8's cells first, then 16's, then 32's, each
+    row by row."""
+    cells, strides = [], []
+    for s in STRIDES:
+        ys, xs = np.meshgrid(np.arange(height // s), np.arange(width // s), indexing="ij")
+        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        strides.append(np.full(xs.size, s))
+    return np.concatenate(cells).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def decode(raw: np.ndarray, cells: np.ndarray, strides: np.ndarray) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2) in input pixels from the head's raw rows (x, y offsets in cells, log w, log h):
+    centre = (offset + cell) x stride, size = exp(log size) x stride."""
+    centre = (raw[:, :2] + cells) * strides[:, None]
+    half = np.exp(raw[:, 2:4]) * strides[:, None] / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
 
 
 class PersonDetector:
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
-        self.session = open_session("ssdlite_mobilenet_v2_coco.onnx", config.threads)
+        self.model = MODELS[config.model]
+        self.session = open_session(self.model.file, config.threads)
+        self.input_name = self.session.get_inputs()[0].name
         self.walkable = np.asarray(config.walkable, np.float32) if config.walkable else None
-        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def tiles_for(self, frame_w: int, frame_h: int) -> np.ndarray:
-        """The tiles of a frame size; a folder of photos can mix sizes, a camera keeps one."""
-        if (frame_w, frame_h) not in self._tiles:
-            c = self.config
-            roi = walkable_roi(c.walkable, frame_w, frame_h)
-            near = c.tile_px or round(AUTO_TILE * frame_h)
-            tiles = tile_grid(roi, near, c.tile_px_far or near, c.tile_overlap)
-            if c.full_frame:
-                tiles = np.vstack([[0, 0, frame_w, frame_h], tiles])
-            self._tiles[frame_w, frame_h] = tiles
-        return self._tiles[frame_w, frame_h]
+    def grid(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """The anchor grid of an input size; a folder of photos can mix sizes, a camera keeps one."""
+        if (height, width) not in self._grids:
+            self._grids[height, width] = anchor_grid(height, width)
+        return self._grids[height, width]
 
     def __call__(self, image: np.ndarray) -> Detections:
-        tiles = self.tiles_for(image.shape[1], image.shape[0])
-        batch = np.stack(
-            [
-                cv2.resize(image[y0:y1, x0:x1], (INPUT_PX, INPUT_PX), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
-                for x0, y0, x1, y1 in tiles
-            ]
-        )
-        boxes, scores, classes, counts = self.session.run(
-            ["detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0"],
-            {"image_tensor:0": batch},
-        )
-        found_boxes, found_scores = [], []
-        for i, (x0, y0, x1, y1) in enumerate(tiles):
-            n = int(counts[i])
-            chosen = (classes[i, :n] == COCO_PERSON) & (scores[i, :n] >= self.config.person_score)
-            ymin, xmin, ymax, xmax = boxes[i, :n][chosen].T
-            w, h = x1 - x0, y1 - y0
-            found_boxes.append(np.stack([x0 + xmin * w, y0 + ymin * h, x0 + xmax * w, y0 + ymax * h], axis=1))
-            found_scores.append(scores[i, :n][chosen])
-        all_boxes = np.concatenate(found_boxes).astype(np.float32)
-        all_scores = np.concatenate(found_scores).astype(np.float32)
-        keep = merge_tiles(all_boxes, all_scores)
-        people = Detections(all_boxes[keep], all_scores[keep])
-        return self._on_walkable(people)
+        frame_h, frame_w = image.shape[:2]
+        height, width = input_size(frame_w, frame_h)
+        canvas, scale = letterbox(image, height, width)
+        (raw,) = self.session.run(None, {self.input_name: network_input(canvas, self.model)})
+        rows = raw[0]
+        # Objectness times the person class (column 5: ByteTrack's only class, COCO's class 0).
+        scores = rows[:, 4] * rows[:, 5]
+        chosen = np.flatnonzero(scores >= self.config.person_score)
+        cells, strides = self.grid(height, width)
+        boxes = decode(rows[chosen, :4], cells[chosen], strides[chosen]) / scale
+        boxes = np.clip(boxes, 0, [frame_w, frame_h, frame_w, frame_h]).astype(np.float32)
+        scores = scores[chosen].astype(np.float32)
+        keep = nms(boxes, scores, NMS_IOU)
+        return self._on_walkable(Detections(boxes[keep], scores[keep]))
 
     def _on_walkable(self, people: Detections) -> Detections:
         """Drop detections standing outside the walkable area (posters, reflections, people on a balcony)."""

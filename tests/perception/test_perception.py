@@ -1,5 +1,6 @@
 """Detector plumbing with exact numbers, and the shipped models on real frames."""
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -7,10 +8,19 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.pipeline_benchmark import Matches, load_gt, match
 from sanitary.config import DetectionConfig, load_camera
 from sanitary.perception.boxes import Detections, iou_matrix, nms
 from sanitary.perception.faces import FaceDetector, head_regions
-from sanitary.perception.people import PersonDetector, merge_tiles, tile_grid, walkable_roi
+from sanitary.perception.people import (
+    MODELS,
+    PersonDetector,
+    anchor_grid,
+    decode,
+    input_size,
+    letterbox,
+    network_input,
+)
 from tests.conftest import PETS_CAMERA, pets_counts
 
 
@@ -23,36 +33,108 @@ def test_iou_and_nms_exact() -> None:
     assert list(nms(a, np.array([0.9, 0.8, 0.7], np.float32), 0.5)) == [0, 1, 2]
 
 
-def test_tiles_cover_the_region_and_grow_towards_the_camera() -> None:
-    tiles = tile_grid((0, 40, 480, 360), near_px=300, far_px=150, overlap=0.2)
-    sizes = tiles[:, 2] - tiles[:, 0]
-    assert (tiles[:, 3] - tiles[:, 1] == sizes).all()
-    assert tiles[:, 0].min() == 0 and tiles[:, 2].max() == 480
-    assert tiles[:, 1].min() == 40 and tiles[:, 3].max() == 360
-    assert sizes[0] == 150 and sizes[-1] == sizes.max() <= 300
-    covered = np.zeros((360, 480), bool)
-    for x0, y0, x1, y1 in tiles:
-        covered[y0:y1, x0:x1] = True
-    assert covered[40:, :].all()
-    uniform = tile_grid((0, 0, 480, 360), near_px=200, far_px=200, overlap=0.25)
-    # Two rows of 200 px cannot cover 360 px with 50 px shared, so three rows spread evenly.
-    assert sorted(set(uniform[:, 1].tolist())) == [0, 80, 160]
-    assert sorted(set(uniform[:, 0].tolist())) == [0, 140, 280]
-    assert set((uniform[:, 2] - uniform[:, 0]).tolist()) == {200}
+def test_input_size_follows_the_frame_shape_in_multiples_of_32() -> None:
+    assert input_size(480, 360) == (384, 512)
+    assert input_size(1280, 720) == (288, 512)  # 512 x 288 exactly
+    assert input_size(1024, 768) == (384, 512)
+    assert input_size(360, 480) == (512, 384)  # portrait
+    assert input_size(1920, 1080) == input_size(1280, 720)  # the same shape, the same input, at any resolution
+    assert input_size(640, 400) == (320, 512)  # 320 exactly
+    assert input_size(500, 400) == (416, 512)  # 409.6 rounded up: the letterbox pads the rest
 
 
-def test_walkable_roi_leaves_head_room_above_the_feet() -> None:
-    assert walkable_roi([], 480, 360) == (0, 0, 480, 360)
-    assert walkable_roi([(10, 100), (400, 100), (400, 300)], 480, 360) == (10, 46, 400, 300)
+def test_letterbox_keeps_the_aspect_at_the_top_left_on_grey() -> None:
+    image = np.zeros((300, 400, 3), np.uint8)
+    canvas, scale = letterbox(image, 384, 512)
+    assert scale == 384 / 300 and canvas.shape == (384, 512, 3)
+    assert (canvas[:384, :512] == 0).all()  # 400 x 1.28 = 512: the frame fills the canvas
+    canvas, scale = letterbox(np.zeros((360, 480, 3), np.uint8), 320, 512)
+    assert scale == 320 / 360  # the height binds: 480 x 0.889 = 426 px wide
+    assert (canvas[:, :426] == 0).all() and (canvas[:, 426:] == 114).all()
 
 
-def test_fragments_cut_by_a_tile_edge_are_merged() -> None:
-    boxes = np.array(
-        [[100, 100, 130, 180], [100, 100, 130, 135], [200, 100, 230, 180], [205, 100, 235, 180]], np.float32
-    )
-    scores = np.array([0.6, 0.9, 0.8, 0.7], np.float32)
-    # The head-only fragment (0.9) lies inside the whole person (0.6); the two overlapping people are one.
-    assert sorted(merge_tiles(boxes, scores).tolist()) == [0, 2]
+def test_network_input_of_each_model() -> None:
+    canvas = np.zeros((32, 64, 3), np.uint8)
+    canvas[..., 0] = 255  # pure blue in BGR
+    yolox = network_input(canvas, MODELS["yolox-nano-coco"])
+    assert yolox.shape == (1, 3, 32, 64) and yolox.dtype == np.float32
+    assert yolox[0, :, 0, 0].tolist() == [255.0, 0.0, 0.0]  # BGR, 0..255
+    bytetrack = network_input(canvas, MODELS["bytetrack-nano"])
+    # RGB, /255, ImageNet mean and std: blue is the third channel.
+    expected = [(0 - 0.485) / 0.229, (0 - 0.456) / 0.224, (1 - 0.406) / 0.225]
+    assert bytetrack[0, :, 0, 0].tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_anchor_grid_orders_strides_then_rows() -> None:
+    cells, strides = anchor_grid(64, 96)
+    # 8 x 12 cells of stride 8, then 4 x 6 of 16, then 2 x 3 of 32.
+    assert len(cells) == len(strides) == 96 + 24 + 6
+    assert strides[[0, 95, 96, 119, 120, 125]].tolist() == [8, 8, 16, 16, 32, 32]
+    assert cells[[0, 1, 12, 95, 96, 102, 125]].tolist() == [[0, 0], [1, 0], [0, 1], [11, 7], [0, 0], [0, 1], [2, 1]]
+
+
+def test_decode_exact() -> None:
+    raw = np.array([[0.5, 0.25, np.log(2), np.log(4)], [0, 0, np.log(3), np.log(5)]], np.float32)
+    cells = np.array([[10, 20], [3, 2]], np.float32)
+    boxes = decode(raw, cells, np.array([8, 32], np.float32))
+    # Centre (10.5 x 8, 20.25 x 8) = (84, 162), size 16 x 32; centre (96, 64), size 96 x 160.
+    np.testing.assert_allclose(boxes, [[76, 146, 92, 178], [48, -16, 144, 144]], atol=1e-4)
+
+
+class ScriptedHead:
+    """An ONNX session stand-in returning a given raw head output."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.shapes.append(feeds["images"].shape)
+        return [self.rows[None]]
+
+
+def test_detector_decodes_scores_suppresses_and_scales_back_to_the_frame() -> None:
+    detector = PersonDetector(DetectionConfig(person_score=0.2))
+    # A 1024 x 768 frame is seen at 512 x 384: scale 0.5, 64 x 48 + 32 x 24 + 16 x 12 anchors.
+    rows = np.zeros((3072 + 768 + 192, 6), np.float32)
+    person = 20 * 64 + 10  # stride 8, cell (10, 20)
+    rows[person] = [0.5, 0.25, np.log(2), np.log(4), 0.9, 0.8]
+    rows[person + 1] = [-0.5, 0.25, np.log(2), np.log(4), 0.8, 0.8]  # the same person, one cell right: suppressed
+    edge = 3072 + 768 + 2 * 16 + 3  # stride 32, cell (3, 2): its box pokes above the frame
+    rows[edge] = [0, 0, np.log(3), np.log(5), 0.5, 0.5]
+    rows[100] = [0, 0, 0, 0, 0.5, 0.3]  # 0.15: below the threshold
+    detector.session = ScriptedHead(rows)
+    found = detector(np.zeros((768, 1024, 3), np.uint8))
+    assert detector.session.shapes == [(1, 3, 384, 512)]
+    assert found.scores.tolist() == pytest.approx([0.72, 0.25])
+    np.testing.assert_allclose(found.boxes, [[152, 292, 184, 356], [96, 0, 288, 288]], atol=1e-3)
+
+
+def test_walkable_area_drops_people_standing_outside_it() -> None:
+    rows = np.zeros((3072 + 768 + 192, 6), np.float32)
+    rows[20 * 64 + 10] = [0.5, 0.25, np.log(2), np.log(4), 0.9, 0.8]  # feet at (168, 356) in the frame
+    rows[3072 + 768 + 2 * 16 + 3] = [0, 0, np.log(3), np.log(5), 0.5, 0.5]  # feet at (192, 288)
+    detector = PersonDetector(DetectionConfig(person_score=0.2, walkable=[(0, 300), (1024, 300), (1024, 768)]))
+    detector.session = ScriptedHead(rows)
+    found = detector(np.zeros((768, 1024, 3), np.uint8))
+    assert found.scores.tolist() == pytest.approx([0.72])
+
+
+@pytest.mark.parametrize(
+    ("model", "recall", "precision"), [("bytetrack-nano", 0.93, 0.88), ("yolox-nano-coco", 0.88, 0.88)]
+)
+def test_person_recall_and_precision_on_real_pets_frames(
+    pets: Path, model: str, recall: float, precision: float
+) -> None:
+    camera = load_camera(PETS_CAMERA)
+    detector = PersonDetector(dataclasses.replace(camera.detection, model=model))
+    frames = range(0, 795, 20)
+    gt = load_gt(pets / "gt_mot_480x360.txt", 795)
+    total = Matches(0, 0, 0)
+    for frame in frames:
+        total += match(detector(cv2.imread(str(pets / "frames" / f"frame_{frame:04d}.jpg"))), gt[frame], 0.5)
+    assert total.tp + total.fn == sum(len(gt[f]) for f in frames)
+    assert total.recall >= recall and total.precision >= precision, (total.recall, total.precision)
 
 
 def test_head_regions_only_for_people_tall_enough() -> None:
@@ -104,12 +186,3 @@ def test_faces_found_in_head_regions_of_real_photos(pets: Path) -> None:
         if len(result) and iou_matrix(result.boxes, np.array([[x1, y1, x2, y2]], np.float32)).max() >= 0.3:
             found += 1
     assert found >= 0.6 * len(faces)
-
-
-def test_default_tiles_scale_with_the_frame() -> None:
-    detector = PersonDetector(DetectionConfig())
-    small, large, wide = detector.tiles_for(480, 360), detector.tiles_for(1280, 960), detector.tiles_for(1920, 1080)
-    assert len(small) == len(large) == 9  # the same shape of frame, the same tiles, whatever the resolution
-    assert set((small[:, 2] - small[:, 0]).tolist()) == {198}
-    assert set((large[:, 2] - large[:, 0]).tolist()) == {528}
-    assert len(wide) == 12 and set((wide[:, 2] - wide[:, 0]).tolist()) == {594}

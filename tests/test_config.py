@@ -20,13 +20,14 @@ def test_example_config_loads() -> None:
     assert cam.camera_id == "pets2009-view001"
     assert cam.time.fps == 7.0
     assert cam.detection.walkable[0] == (0.0, 95.0)
-    assert cam.detection.tile_px_far == 150
+    assert cam.detection.model == "bytetrack-nano"
 
 
 def test_defaults(tmp_path: Path) -> None:
     cam = load_camera(write(tmp_path, BASE))
     assert cam.time.window_seconds == 60
     assert cam.detection.walkable == []
+    assert (cam.detection.model, cam.detection.person_score) == ("bytetrack-nano", 0.25)
     assert cam.site_kind == "bus"
 
 
@@ -40,6 +41,15 @@ def test_defaults(tmp_path: Path) -> None:
         ("[time]\nwindow_seconds = 0\n", "time.window_seconds must be a positive"),
         ("[time]\nstart = 'yesterday'\n", "start time 'yesterday' is not ISO 8601"),
         ("[detection]\nwalkable = [[0, 0], [1, 1]]\n", "walkable needs at least 3 points"),
+        (
+            "[detection]\nmodel = 'ssdlite'\n",
+            "'detection.model' is 'ssdlite'; it must be one of 'bytetrack-nano', 'yolox-nano-coco'",
+        ),
+        (
+            "[detection]\ntile_px = 300\n",
+            "'detection.tile_px' is no longer used: the person detector now sees the whole frame in one pass",
+        ),
+        ("[detection]\nfull_frame = false\n", "'detection.full_frame' is no longer used"),
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path: Path, extra: str, message: str) -> None:

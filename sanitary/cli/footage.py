@@ -256,7 +256,7 @@ def calibrate_command(
         if image is None:
             raise SanitaryError(f"{plot}: a plot needs --frame, a frame of this camera to draw on")
         # Blur generously: a person the detector misses at its usual threshold would stay recognisable.
-        sweep = dataclasses.replace(cam.detection, person_score=0.05, walkable=[], full_frame=True)
+        sweep = dataclasses.replace(cam.detection, person_score=0.05, walkable=[])
         people = PersonDetector(sweep)(image)
         faces = FaceDetector(dataclasses.replace(sweep, face_search="frame", face_score=0.3))(image, people)
         picture = calibration_plot(image, H, region, people, faces, pairs.image, pairs.ground)

@@ -33,7 +33,8 @@ from sanitary.runtime.lifecycle import unsigned
 from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import RunStart, Store
 
-MODELS = ("ssdlite_mobilenet_v2_coco.onnx", "centerface.onnx", "mask_classifier.onnx")
+# The person model is a parameter through the config (detection.model).
+MODELS = ("centerface.onnx", "mask_classifier.onnx")
 PROGRESS_EVERY = 25
 # Camera settings that change no stored number, left out of a run's parameters so that editing them analyses no
 # file again. Everything else in the camera config is in, a section or field added later too: a setting that

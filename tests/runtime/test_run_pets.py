@@ -214,7 +214,7 @@ def test_bad_input_one_line_and_nothing_lost(pets: Path, first_run: tuple[Path, 
     _, db = first_run
     before = windows(db)
     bad_config = tmp_path / "bad.toml"
-    bad_config.write_text(PETS_CAMERA.read_text().replace("tile_overlap", "tile_overlapp"))
+    bad_config.write_text(PETS_CAMERA.read_text().replace("face_score", "face_scorr"))
     missing = tmp_path / "nowhere.mp4"
     cases = [
         (
@@ -225,7 +225,7 @@ def test_bad_input_one_line_and_nothing_lost(pets: Path, first_run: tuple[Path, 
         (
             ("run", *NO_SIGN, str(pets / "frames"), "--camera", str(bad_config), "--db", str(db)),
             2,
-            "unknown key 'detection.tile_overlapp'",
+            "unknown key 'detection.face_scorr'",
         ),
         (
             ("run", *NO_SIGN, str(missing), "--camera", str(tmp_path / "none.toml"), "--db", str(db)),

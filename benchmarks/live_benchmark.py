@@ -39,7 +39,7 @@ import onnxruntime as ort
 from sanitary.analytics.windows import window_start
 from sanitary.capture.sources import Frame
 from sanitary.config import CameraConfig, load_camera
-from sanitary.perception.people import PersonDetector
+from sanitary.perception.people import input_size
 from sanitary.runtime.analyser import FrameAnalyser
 from sanitary.runtime.live import LiveCamera, LiveOptions, LiveTotals, run_live
 
@@ -216,15 +216,14 @@ def write_resized(src: Path, dst: Path, size: tuple[int, int], repeats: int) -> 
 def scaled_camera(camera: CameraConfig, sx: float, sy: float) -> CameraConfig:
     """The camera configured for frames scaled by (sx, sy): every pixel setting scaled, so a frame costs what it
     would on a camera set up at that resolution, not a 480x360 walkable area in a corner of a larger frame. Sizes
-    follow people's height (sy): tiles and face thresholds are about how tall people are."""
+    follow people's height (sy): face thresholds are about how tall people are."""
 
     def px(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
         return [(x * sx, y * sy) for x, y in points]
 
     d, c, m = camera.detection, camera.calibration, camera.masks
     detection = dataclasses.replace(
-        d, walkable=px(d.walkable), tile_px=round(d.tile_px * sy), tile_px_far=round(d.tile_px_far * sy),
-        face_min_person_px=round(d.face_min_person_px * sy),
+        d, walkable=px(d.walkable), face_min_person_px=round(d.face_min_person_px * sy)
     )  # fmt: skip
     # Scaled pixels map to the same ground point: H' = H . diag(1/sx, 1/sy, 1).
     homography = (np.asarray(c.homography) @ np.diag([1 / sx, 1 / sy, 1.0])).tolist() if c.homography else []
@@ -295,7 +294,7 @@ def rates_for(path: Path, camera: CameraConfig, size: tuple[int, int], args: arg
     return {
         "size": list(size),
         "file": path.name,
-        "tiles": len(PersonDetector(camera.detection).tiles_for(*size)),
+        "person_input": "x".join(map(str, input_size(*size))),
         "decode_fps_before": decode_before,
         "decode_fps_after": decode_after,
         "decode_fps": decode,
@@ -473,10 +472,11 @@ def rates_rows(rates: dict[str, Any]) -> list[str]:
                 f"{run['frames_in_windows']}/{run['frames_analysed']}", "yes" if run["sustained"] else "NO",
             ])  # fmt: skip
     lines += format_rows(rows)
-    rows = [["size", "tiles", "decode fps", "analysis-only fps", "max sustained fps", "max / decode", "max / analysis"]]
+    rows = [["size", "input", "decode fps", "analysis-only fps", "max sustained fps", "max / decode", "max / analysis"]]
     for name, r in rates["resolutions"].items():
         rows.append([
-            name, str(r["tiles"]), _before_after(r, "decode_fps", ".0f"), _before_after(r, "analysis_only_fps", ".2f"),
+            name, r["person_input"], _before_after(r, "decode_fps", ".0f"),
+            _before_after(r, "analysis_only_fps", ".2f"),
             f"{r['max_sustained_fps']:g}", f"{r['max_sustained_over_decode']:.4f}",
             f"{r['max_sustained_over_analysis_only']:.2f}",
         ])  # fmt: skip

@@ -2,7 +2,10 @@
 
     .venv/bin/python benchmarks/pipeline_benchmark.py [--camera TOML] [--data DIR] [--frames N] [--out JSON]
 
-Prints one table and writes every figure, the machine and the targets of the issue to a JSON file.
+Accuracy with the camera's config and with the default detection settings; speed at the clip's 480x360 and on the
+clip upscaled to 1280x720 (live_benchmark's file and camera scaling), each beside the decode-only rate of the same
+file in the same run (the machine is shared). Prints one table and writes every figure, the machine and the targets
+of the issue to a JSON file.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,9 +30,9 @@ import cv2
 import numpy as np
 
 from sanitary.capture.sources import Source
-from sanitary.config import CameraConfig, load_camera
+from sanitary.config import CameraConfig, DetectionConfig, load_camera
 from sanitary.perception.boxes import Detections, iou_matrix
-from sanitary.perception.people import PersonDetector
+from sanitary.perception.people import PersonDetector, input_size
 from sanitary.runtime.analyser import FrameAnalyser, observe
 
 if TYPE_CHECKING:
@@ -38,15 +42,18 @@ ROOT = Path(__file__).resolve().parents[1]
 AVI = "pets09_s2l1_view001_480x360.avi"
 GT = "gt_mot_480x360.txt"
 FRAMES = "frames"
-SWEEP = (0.2, 0.25, 0.3, 0.35, 0.4)
+SWEEP = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 MATCH_IOUS = (0.5, 0.3)
 STAGES = ("decode", "people", "faces", "masks", "ground", "tracking")
-# Targets from the issue.
-TARGET_IOU = 0.3
-TARGET_RECALL = 0.80
+HD = (1280, 720)
+# Targets from the issue (15).
+TARGET_IOU = 0.5
+TARGET_RECALL = 0.93
 TARGET_PRECISION = 0.90
-TARGET_COUNT_MAE = 0.6
-TARGET_FPS = 10.0
+TARGET_COUNT_MAE = 0.45
+TARGET_COUNT_MAE_DEFAULTS = 0.5
+TARGET_FPS = 20.0
+TARGET_FPS_HD = 10.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -132,8 +139,8 @@ def accuracy(found: list[Detections], gt: list[np.ndarray]) -> dict[str, Any]:
 class ReplaySession:
     """Runs the network once per frame and replays its raw output for every further score threshold.
 
-    Thresholding sits before tile merging and the walkable filter in `PersonDetector`, so filtering merged
-    boxes by score afterwards would not give what the detector gives at that threshold; replaying the raw
+    Thresholding sits before non-maximum suppression and the walkable filter in `PersonDetector`, so filtering
+    its boxes by score afterwards would not give what the detector gives at that threshold; replaying the raw
     output through the detector's own post-processing does, at the cost of one network pass.
     """
 
@@ -151,14 +158,14 @@ class ReplaySession:
 
 
 def detect_sweep(
-    camera: CameraConfig, images: list[Path], thresholds: Iterable[float]
+    detection: DetectionConfig, images: list[Path], thresholds: Iterable[float]
 ) -> dict[float, list[Detections]]:
     """People found in every image at each score threshold, from one network pass per image."""
     thresholds = sorted(set(thresholds))
-    detector = PersonDetector(camera.detection)
+    detector = PersonDetector(detection)
     replay = ReplaySession(detector.session)
     detector.session = replay
-    configs = {t: dataclasses.replace(camera.detection, person_score=t) for t in thresholds}
+    configs = {t: dataclasses.replace(detection, person_score=t) for t in thresholds}
     found: dict[float, list[Detections]] = {t: [] for t in thresholds}
     for path in images:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -213,7 +220,7 @@ def pipeline_run(avi: Path, camera: CameraConfig, limit: int | None) -> dict[str
         "fps": n / elapsed,
         "stage_ms_per_frame": analyser.times.per_frame(),
         "wall_ms_per_frame": 1000 * elapsed / max(n, 1),
-        "tiles": len(analyser.people.tiles_for(source.info.width, source.info.height)),
+        "person_input": "x".join(map(str, input_size(source.info.width, source.info.height))),
         "rss_after_models_mb": rss_models,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -234,18 +241,44 @@ def speed(avi: Path, camera: CameraConfig, limit: int | None) -> dict[str, Any]:
     }
 
 
+def speed_hd(avi: Path, camera: CameraConfig, limit: int | None) -> dict[str, Any]:
+    """`speed` on the clip upscaled to 1280x720, with the camera's pixel settings scaled to match."""
+    # A sibling script's helpers, on the path when this one runs as a script.
+    from live_benchmark import scaled_camera, write_resized
+
+    source = Source(str(avi), camera.time.fps)
+    w, h = source.info.width, source.info.height
+    with tempfile.TemporaryDirectory(prefix="sanitary-pipeline-hd-") as tmp:
+        path = Path(tmp) / f"{avi.stem}_{HD[0]}x{HD[1]}.mp4"
+        write_resized(avi, path, HD, 1)
+        return speed(path, scaled_camera(camera, HD[0] / w, HD[1] / h), limit)
+
+
 # ---------------------------------------------------------------- report
 
 
-def targets(at_config: dict[str, Any], pipeline_fps: float) -> list[dict[str, Any]]:
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    at_config, at_defaults = report["accuracy"]["at_configured"], report["accuracy"]["defaults"]
     at_iou = at_config[f"iou_{TARGET_IOU}"]
     iou = f"IoU >= {TARGET_IOU}"
     # (name, value, bound, whether higher is better)
     checks = [
         (f"recall >= {TARGET_RECALL} at {iou}", at_iou["recall"], TARGET_RECALL, True),
         (f"precision >= {TARGET_PRECISION} at {iou}", at_iou["precision"], TARGET_PRECISION, True),
-        (f"count MAE <= {TARGET_COUNT_MAE}", at_config["count_mae"], TARGET_COUNT_MAE, False),
-        (f"pipeline >= {TARGET_FPS:g} fps, 480x360, every frame", pipeline_fps, TARGET_FPS, True),
+        (f"count MAE <= {TARGET_COUNT_MAE}, camera config", at_config["count_mae"], TARGET_COUNT_MAE, False),
+        (
+            f"count MAE <= {TARGET_COUNT_MAE_DEFAULTS}, defaults",
+            at_defaults["count_mae"],
+            TARGET_COUNT_MAE_DEFAULTS,
+            False,
+        ),
+        (f"pipeline >= {TARGET_FPS:g} fps, 480x360, every frame", report["speed"]["pipeline"]["fps"], TARGET_FPS, True),
+        (
+            f"pipeline >= {TARGET_FPS_HD:g} fps, {HD[0]}x{HD[1]}, every frame",
+            report["speed_hd"]["pipeline"]["fps"],
+            TARGET_FPS_HD,
+            True,
+        ),
     ]
     return [
         {"target": name, "value": value, "bound": bound, "met": value >= bound if higher else value <= bound}
@@ -293,7 +326,7 @@ def speed_rows(s: dict[str, Any]) -> list[str]:
             f"ms per frame: {' / '.join(STAGES)} / wall",
             " / ".join(f"{v:.1f}" for v in (*(stages[k] for k in STAGES), p["wall_ms_per_frame"])),
         ],
-        ["person tiles per frame", str(p["tiles"])],
+        ["person detector input (height x width)", p["person_input"]],
         [
             "RSS after models / peak after pipeline (MB)",
             f"{p['rss_after_models_mb'] or float('nan'):.0f} / {p['peak_rss_mb']:.0f}",
@@ -312,14 +345,20 @@ def render(report: dict[str, Any]) -> str:
     configured = report["camera"]["person_score"]
     m = report["machine"]
     lines = [
-        f"PETS 2009 S2L1 View_001, {report['frames']} frames; {report['camera']['path']}",
+        f"PETS 2009 S2L1 View_001, {report['frames']} frames; {report['camera']['path']}, {report['camera']['model']}",
         f"{m['cpu_count']} cores, {m['platform']}, onnxruntime {m['onnxruntime']}",
         "",
         f"Person detection (greedy one-to-one matching; * = configured person_score {configured})",
         *accuracy_rows(report["accuracy"]["sweep"], configured),
         "",
-        "Speed and memory",
+        "Default detection settings (no walkable area)",
+        *accuracy_rows({f"{DetectionConfig().person_score:g}": report["accuracy"]["defaults"]}, -1.0),
+        "",
+        "Speed and memory, 480x360",
         *speed_rows(report["speed"]),
+        "",
+        f"Speed and memory, the clip upscaled to {HD[0]}x{HD[1]}",
+        *speed_rows(report["speed_hd"]),
         "",
         f"Targets (at person_score {configured})",
         *target_rows(report["targets"]),
@@ -342,9 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configured = camera.detection.person_score
 
     timing = speed(args.data / AVI, camera, args.frames)
+    # After `speed`: live_benchmark imports onnxruntime, which sanitary has by now imported with telemetry off.
+    timing_hd = speed_hd(args.data / AVI, camera, args.frames)
     gt = load_gt(args.data / GT, len(images))
-    found = detect_sweep(camera, images, (*SWEEP, configured))
+    found = detect_sweep(camera.detection, images, (*SWEEP, configured))
     sweep = {f"{t:g}": accuracy(dets, gt) for t, dets in found.items()}
+    defaults = DetectionConfig(threads=camera.detection.threads)
+    (at_defaults,) = detect_sweep(defaults, images, [defaults.person_score]).values()
 
     report: dict[str, Any] = {
         "frames": len(images),
@@ -355,11 +398,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             # leave the device id behind that the run itself never writes.
             "onnxruntime": importlib.metadata.version("onnxruntime"),
         },
-        "camera": {"path": str(args.camera), "person_score": configured, "threads": camera.detection.threads},
-        "accuracy": {"at_configured": sweep[f"{configured:g}"], "sweep": sweep},
+        "camera": {
+            "path": str(args.camera),
+            "model": camera.detection.model,
+            "person_score": configured,
+            "threads": camera.detection.threads,
+        },
+        "accuracy": {
+            "at_configured": sweep[f"{configured:g}"],
+            "sweep": sweep,
+            "defaults": accuracy(at_defaults, gt),
+        },
         "speed": timing,
+        "speed_hd": timing_hd,
     }
-    report["targets"] = targets(report["accuracy"]["at_configured"], timing["pipeline"]["fps"])
+    report["targets"] = targets(report)
     print(render(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

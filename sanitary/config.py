@@ -47,7 +47,7 @@ class DetectionConfig:
     # The person detector (perception/people.py): ByteTrack-Nano, trained on crowds, or YOLOX-Nano COCO, whose
     # training data carry no non-commercial terms (weights/*.json have both cards).
     model: PersonModelName = "bytetrack-nano"
-    person_score: float = 0.25
+    person_score: float = 0.4
     # Image polygon (pixels) where people can stand; people whose feet are outside it are dropped.
     walkable: list[Point] = field(default_factory=list)
     face_score: float = 0.5

@@ -27,7 +27,7 @@ def test_defaults(tmp_path: Path) -> None:
     cam = load_camera(write(tmp_path, BASE))
     assert cam.time.window_seconds == 60
     assert cam.detection.walkable == []
-    assert (cam.detection.model, cam.detection.person_score) == ("bytetrack-nano", 0.25)
+    assert (cam.detection.model, cam.detection.person_score) == ("bytetrack-nano", 0.4)
     assert cam.site_kind == "bus"
 
 

@@ -47,6 +47,7 @@ class DetectionConfig:
     # The person detector (perception/people.py): ByteTrack-Nano, trained on crowds, or YOLOX-Nano COCO, whose
     # training data carry no non-commercial terms (weights/*.json have both cards).
     model: PersonModelName = "bytetrack-nano"
+    # Chosen for bytetrack-nano on ShanghaiTech B train photos (weights/bytetrack_nano.json); yolox-nano-coco: 0.25.
     person_score: float = 0.4
     # Image polygon (pixels) where people can stand; people whose feet are outside it are dropped.
     walkable: list[Point] = field(default_factory=list)

@@ -52,7 +52,9 @@ def input_size(frame_w: int, frame_h: int) -> tuple[int, int]:
     rounded up to a multiple of the coarsest stride (the letterbox pads the rest)."""
     scale = LONG_SIDE / max(frame_w, frame_h)
     step = STRIDES[-1]
-    return tuple(math.ceil(round(side * scale, 6) / step) * step for side in (frame_h, frame_w))  # type: ignore[return-value]
+    # Rounded first: 360 x 512 / 480 is 384 exactly, and must not become 384.00000001 and round up to 416.
+    height, width = (math.ceil(round(side * scale, 6) / step) * step for side in (frame_h, frame_w))
+    return height, width
 
 
 def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:

@@ -102,5 +102,5 @@ def test_a_missing_model_is_one_line_naming_the_override(pets: Path, tmp_path: P
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2
-    line = rf"error: {re.escape(str(tmp_path))}/(\w+\.onnx): model file missing; reinstall sanitary or set "
+    line = rf"error: {re.escape(str(tmp_path))}/([\w.]+\.onnx): model file missing; reinstall sanitary or set "
     assert re.fullmatch(line + r"SANITARY_WEIGHTS to a folder holding \1\n", result.stderr), result.stderr

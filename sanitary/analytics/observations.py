@@ -4,7 +4,7 @@ an `Observation` that holds no one. Pure functions, no I/O."""
 from __future__ import annotations
 
 from collections.abc import Callable, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,6 +61,9 @@ class Observation:
     masks: MaskCounts
     ground: FrameDistancing = NOT_MEASURED
     tracks: int | None = None  # people tracked in this frame; None with tracking off
+    # `people` is the best estimate: the people detected whole, plus the heads none of them accounts for.
+    detected: int | None = None  # people the person detector found; None where not known apart
+    heads: int | None = None  # heads the head model found; None without a head model
 
     @property
     def faces(self) -> int:
@@ -79,10 +82,14 @@ class FrameRecord:
     face_class: np.ndarray  # (F,) int64: each face's mask reading, a MaskClass value
     ground: FrameDistancing  # measured over all the frame's people
     tracked: bool
+    # Where the people only a head showed stand (perception/crowd.py), (M, 2); no track, no face: nobody to
+    # take out after an opt-out.
+    unboxed_feet: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    heads: int | None = None  # heads found; None without a head model
 
 
 def observe_frame(
-    record: FrameRecord, excluded: Set[int], measure: Callable[[Detections], FrameDistancing]
+    record: FrameRecord, excluded: Set[int], measure: Callable[[Detections, np.ndarray], FrameDistancing]
 ) -> Observation:
     """The frame's counts without the people whose track is in `excluded` (their faces and distances too)."""
     out = np.isin(record.track, np.fromiter(excluded, np.int64, len(excluded))) & (record.track >= 0)
@@ -90,9 +97,10 @@ def observe_frame(
     people, ground = record.people, record.ground
     if out.any():
         people = Detections(people.boxes[keep], people.scores[keep])
-        ground = measure(people)
+        ground = measure(people, record.unboxed_feet)
     owned = record.face_owner >= 0
     faces_kept = ~owned | keep[np.where(owned, record.face_owner, 0)]
     masks = MaskCounts.of(record.face_class[faces_kept])
     tracks = int((keep & (record.track >= 0)).sum()) if record.tracked else None
-    return Observation(record.frame, record.t, len(people), masks, ground, tracks)
+    people_count = len(people) + len(record.unboxed_feet)
+    return Observation(record.frame, record.t, people_count, masks, ground, tracks, len(people), record.heads)

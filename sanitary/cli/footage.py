@@ -162,7 +162,10 @@ def count(
     analyser = FrameAnalyser.from_camera(cam, source.info.analysed_fps(sample_fps))
     for frame, obs in observe(source, analyser, sample_fps):
         if as_json:
-            line = {"frame": frame.index, "file": frame.file, "people": obs.people, "faces": obs.faces}
+            line = {"frame": frame.index, "file": frame.file, "people": obs.people, "detected": obs.detected}
+            if obs.heads is not None:
+                line["heads"] = obs.heads
+            line["faces"] = obs.faces
             if obs.tracks is not None:
                 line["tracks"] = obs.tracks
             sys.stdout.write(json.dumps(line) + "\n")

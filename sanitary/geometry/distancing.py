@@ -37,20 +37,38 @@ class FrameDistancing:
     close_index: tuple[tuple[int, int], ...] = ()
 
 
-def measure(
-    people: Detections, H: np.ndarray | None, zones: Sequence[ZoneGeometry], config: DistancingConfig
-) -> FrameDistancing:
-    """Distances need a calibration (H); zones in pixels work without one."""
-    feet = people.feet.astype(np.float64)
-    heights = (people.boxes[:, 3] - people.boxes[:, 1]).astype(np.float64)
+NO_POINTS = np.zeros((0, 2), np.float32)
+
+
+def zone_counts(feet: np.ndarray, H: np.ndarray | None, zones: Sequence[ZoneGeometry]) -> tuple[int, ...]:
+    """People standing in each zone; without a calibration only pixel zones can hold anyone."""
+    feet = feet.astype(np.float64)
     if H is None:
         inside = zone_membership(feet, np.zeros((0, 2)), zones)
-        return FrameDistancing(0, 0, (), tuple(int(n) for n in inside.sum(axis=1)), measured=False)
+    else:
+        standing = on_ground(H, feet)
+        inside = zone_membership(feet[standing], to_ground(H, feet[standing]), zones)
+    return tuple(int(n) for n in inside.sum(axis=1))
+
+
+def measure(
+    people: Detections,
+    H: np.ndarray | None,
+    zones: Sequence[ZoneGeometry],
+    config: DistancingConfig,
+    unboxed_feet: np.ndarray = NO_POINTS,
+) -> FrameDistancing:
+    """Distances need a calibration (H); zones in pixels work without one. `unboxed_feet` are the people only a
+    head showed (perception/crowd.py): counted in zones, but their place is an estimate, so no distance is
+    measured to them."""
+    zone_people = zone_counts(np.vstack([people.feet, unboxed_feet]), H, zones)
+    if H is None:
+        return FrameDistancing(0, 0, (), zone_people, measured=False)
+    feet = people.feet.astype(np.float64)
+    heights = (people.boxes[:, 3] - people.boxes[:, 1]).astype(np.float64)
     standing = on_ground(H, feet)
     feet, heights = feet[standing], heights[standing]
     ground = to_ground(H, feet)
-    inside = zone_membership(feet, ground, zones)
-    zone_people = tuple(int(n) for n in inside.sum(axis=1))
     d = pairwise_distances(ground)
     # A person alone has no neighbour: no distance, rather than an infinite one.
     nearest = tuple(float(v) for v in nearest_neighbour(d) if np.isfinite(v))

@@ -258,6 +258,8 @@ def _npy(read: _Reader, partial: bool) -> str | None:
         if len(first) == shape[-1] and np.ptp(first) > 0:
             return f"NumPy float array of {shape[-1]}-number vectors {shape}"
         return None
+    if dtype.kind == "f" and len(shape) == 2 and shape[1] == 2 and shape[0] >= 3:
+        return f"NumPy float array of {shape[0]} image points (head or feet positions) {shape}"
     if dtype != np.uint8 or not _image_shaped(shape):
         return None
     return f"NumPy uint8 array shaped like an image {shape}"
@@ -522,6 +524,7 @@ _MESSAGES = {
     "table": "Table name suggests one row per detection, track, face or person.",
     "per_frame": "One row per detection: a frame/time column next to image coordinates.",
     "box_keys": "Looks like a box stored as separate coordinate keys.",
+    "point_keys": "Looks like a person's image position (a head or feet point) stored as coordinate keys.",
 }
 # Kinds that describe where someone is in the image; allowed in configs (zones, privacy masks), not in data.
 _GEOMETRY_KINDS = frozenset({"box", "coords", "trajectory"})
@@ -918,6 +921,8 @@ def _walk(node: Any, trail: str, *, geometry_ok: bool) -> Iterator[tuple[str, st
     numeric_keys = {str(k).lower() for k, v in node.items() if _is_number(v)}
     if not geometry_ok and any(s <= numeric_keys for s in _BOX_KEY_SETS):
         yield (trail or "(top level)", "box_keys")
+    elif not geometry_ok and sum(_is_coordinate(_tokens(k)) for k in numeric_keys) >= 2:
+        yield (trail or "(top level)", "point_keys")  # head_x and head_y: one person's place in the image
     for key, value in node.items():
         key = str(key)
         path = f"{trail}.{key}" if trail else key

@@ -59,3 +59,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         keep.append(int(order[i]))
         suppressed |= ious[i] > iou_threshold
     return np.asarray(keep, dtype=np.int64)
+
+
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Which of the (N, 2) points lie inside or on the edge of the (K, 2) float32 polygon."""
+    import cv2  # here: the stages after perception import this module without wanting OpenCV
+
+    return np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), False) >= 0 for x, y in points], bool)

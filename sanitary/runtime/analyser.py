@@ -1,5 +1,5 @@
 """The stages wired for one source, in their one order:
-frames -> people -> faces -> masks -> ground positions -> tracks -> observation.
+frames -> people (and heads in crowds) -> faces -> masks -> ground positions -> tracks -> observation.
 
 Images, boxes, landmarks and track ids live only inside `FrameAnalyser`; what leaves it is an `Observation` of
 counts, and what it knows of people (`people_so_far`) without identity. The stages that look at images are given
@@ -23,7 +23,9 @@ from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground
 from sanitary.perception.boxes import Detections
+from sanitary.perception.crowd import fuse
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
+from sanitary.perception.heads import Heads
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import PersonDetector
@@ -35,6 +37,10 @@ from sanitary.tracking.tracker import PeopleTracker, Tracks
 
 class FindsPeople(Protocol):
     def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+class FindsHeads(Protocol):
+    def __call__(self, image: np.ndarray, people: Detections) -> Heads: ...
 
 
 class FindsFaces(Protocol):
@@ -59,6 +65,7 @@ class StageTimes:
 
     decode: float = 0.0
     people: float = 0.0
+    heads: float = 0.0
     faces: float = 0.0
     masks: float = 0.0
     ground: float = 0.0
@@ -67,7 +74,7 @@ class StageTimes:
 
     def per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
-        stages = ("decode", "people", "faces", "masks", "ground", "tracking")
+        stages = ("decode", "people", "heads", "faces", "masks", "ground", "tracking")
         return {stage: getattr(self, stage) / n for stage in stages}
 
 
@@ -93,9 +100,12 @@ class FrameAnalyser:
         faces: FindsFaces,
         masks: ReadsMasks,
         tracker: FollowsPeople | None,
+        heads: FindsHeads | None = None,
     ) -> None:
         self.blank = PrivacyMasker(camera.privacy_masks)
         self.people = people
+        self.heads = heads
+        self.walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
         self.faces = faces
         self.masks = masks
         self.tracker = tracker
@@ -140,19 +150,34 @@ class FrameAnalyser:
         t0 = time.perf_counter()
         image = self.blank(frame.image)
         people = self.people(image)
+        th = time.perf_counter()
+        crowd = fuse(people, self.heads(image, people) if self.heads else Heads.none(), self.walkable)
         t1 = time.perf_counter()
         faces = self.faces(image, people)
         t2 = time.perf_counter()
         readings = self.masks(image, faces)
         t3 = time.perf_counter()
-        ground = measure(people, self.homography, self.zones, self.distancing)
+        ground = self._measure(people, crowd.unboxed_feet)
         t4 = time.perf_counter()
         owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track = self._track(image, frame.t, people, faces, owners, readings, ground)
-        record = FrameRecord(frame.index, frame.t, people, track, owners, readings.classes, ground, self.tracking)
+        heads = len(crowd.heads) if self.heads else None
+        record = FrameRecord(
+            frame.index,
+            frame.t,
+            people,
+            track,
+            owners,
+            readings.classes,
+            ground,
+            self.tracking,
+            crowd.unboxed_feet,
+            heads,
+        )
         observation = self._observe(record)
         t5 = time.perf_counter()
-        self.times.people += (t1 - t0) * 1000
+        self.times.people += (th - t0) * 1000
+        self.times.heads += (t1 - th) * 1000
         self.times.faces += (t2 - t1) * 1000
         self.times.masks += (t3 - t2) * 1000
         self.times.ground += (t4 - t3) * 1000
@@ -171,8 +196,8 @@ class FrameAnalyser:
             self.window_records.append(record)
         return observe_frame(record, self.optouts.excluded, self._measure)
 
-    def _measure(self, people: Detections) -> FrameDistancing:
-        return measure(people, self.homography, self.zones, self.distancing)
+    def _measure(self, people: Detections, unboxed_feet: np.ndarray) -> FrameDistancing:
+        return measure(people, self.homography, self.zones, self.distancing, unboxed_feet)
 
     def _track(
         self,

@@ -429,3 +429,52 @@ def test_duckdb_open_for_writing_in_this_process_raises(tmp_path: Path) -> None:
 def test_missing_path_raises(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="no such file"):
         audit_paths([tmp_path / "nope"])
+
+
+# Head points are where each person in a crowd is: per-person data like boxes. The count's `heads` is a number.
+HEAD_POINTS = [[101.5, 40.0], [220.0, 61.5], [301.0, 58.25]]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"frame": 3, "people": 5, "heads": HEAD_POINTS},
+        {"frame": 3, "head_points": HEAD_POINTS},
+        {"frame": 3, "crowd": {"heads": [{"x": 101.5, "y": 40.0, "score": 0.8}]}},
+        {"frame": 3, "head_x": 101.5, "head_y": 40.0},
+    ],
+    ids=["heads-list", "head_points", "nested-head-objects", "head-xy-keys"],
+)
+def test_head_points_in_json_lines(tmp_path: Path, line: dict) -> None:
+    log = tmp_path / "heads.jsonl"
+    log.write_text(json.dumps({"frame": 2, "people": 4, "heads": 3, "detected": 2}) + "\n" + json.dumps(line) + "\n")
+
+    leaks = audit_paths([log])
+
+    assert [leak.path for leak in leaks] == [log]
+    assert leaks[0].where.startswith("line 2, key ")
+
+
+def test_head_points_in_duckdb(tmp_path: Path) -> None:
+    db = tmp_path / "sanitary.duckdb"
+    make_project_db(db)
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE heads (frame BIGINT, x REAL, y REAL)")
+    con.execute("INSERT INTO heads VALUES (3, 101.5, 40.0)")
+    con.execute("CREATE TABLE crowd_frames (frame BIGINT, head_points DOUBLE[][])")
+    con.execute("INSERT INTO crowd_frames VALUES (3, [[101.5, 40.0], [220.0, 61.5]])")
+    con.close()
+
+    wheres = {leak.where for leak in audit_paths([db])}
+
+    assert {"table heads", "table heads, column x", "table crowd_frames, column head_points"} <= wheres
+    assert not {w for w in wheres if "window_aggregates" in w or "runs" in w or "meta" in w}
+
+
+def test_head_points_in_csv_and_npy(tmp_path: Path) -> None:
+    (tmp_path / "heads.csv").write_text("frame,head_x,head_y\n3,101.5,40.0\n3,220.0,61.5\n")
+    np.save(tmp_path / "heads.npy", np.array(HEAD_POINTS * 10, np.float32))
+
+    leaks = {leak.path.name for leak in audit_paths([tmp_path])}
+
+    assert leaks == {"heads.csv", "heads.npy"}

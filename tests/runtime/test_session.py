@@ -13,9 +13,10 @@ import pytest
 from sanitary.analytics.observations import MaskCounts
 from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Frame
-from sanitary.config import AlertRule, CameraConfig, TimeConfig, default_camera
+from sanitary.config import AlertRule, CameraConfig, TimeConfig, ZoneConfig, default_camera
 from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import Faces
+from sanitary.perception.heads import Heads
 from sanitary.perception.masks import MaskReadings
 from sanitary.runtime.analyser import FrameAnalyser
 from sanitary.runtime.session import AnalysisSession
@@ -217,3 +218,38 @@ def test_without_tracking_there_are_no_people_nor_opt_outs() -> None:
     s.close()
     (window,) = s.windows(4.0)
     assert (window.people_sum, window.masks, window.persons, window.opt_outs) == (8, MaskCounts(4, 4, 0, 0), None, 0)
+
+
+class FakeHeads(Stage):
+    """Each scripted person's head at their box's head place, and `extra` heads of people nobody detected."""
+
+    def __init__(self, script: Script, extra: list[tuple[float, float]]) -> None:
+        super().__init__(script)
+        self.extra = extra
+
+    def __call__(self, image: np.ndarray, people: Detections) -> Heads:
+        next(self.frames)
+        points = [((x1 + x2) / 2, y1 + 3) for x1, y1, x2, _ in people.boxes.tolist()] + self.extra
+        return Heads(np.array(points, np.float32).reshape(-1, 2), np.ones(len(points), np.float32))
+
+
+def test_windows_count_the_heads_nobody_detected_as_people_in_zones_too() -> None:
+    # Two detected people (30 px tall) and two heads no box accounts for, one of them left of x = 5.
+    script = [[Seen(1), Seen(2)]] * 4
+    zone = ZoneConfig("left", [(0.0, 0.0), (5.0, 0.0), (5.0, 40.0), (0.0, 40.0)], units="px")
+    camera = dataclasses.replace(CAMERA, zones=[zone])
+    analyser = FrameAnalyser(
+        camera,
+        people=FakePeople(script),
+        faces=FakeFaces(script),
+        masks=FakeMasks(script),
+        tracker=FakeTracker(script),
+        heads=FakeHeads(script, [(2.0, 5.0), (60.0, 5.0)]),
+    )
+    s = AnalysisSession(camera, analyser, START, source="test", confusion=CONFUSION)
+    analyse(s, script)
+    s.close()
+    (window,) = s.windows(4.0)
+    assert (window.people_sum, window.people_max, window.persons.people_distinct) == (16, 4, 2)  # type: ignore[union-attr]
+    # Person 1's feet (x 4) and the head at x 2 (feet 27 px below it) stand in the zone.
+    assert [(z.people_sum, z.people_max) for z in window.zones] == [(8, 2)]

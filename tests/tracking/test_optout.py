@@ -43,8 +43,8 @@ def record(track: list[int], owner: list[int], classes: list[int]) -> FrameRecor
 def test_an_excluded_person_leaves_the_frame_with_their_face_and_distances() -> None:
     r = record([7, 8, -1], [0, 1, -1], [0, 1, MaskClass.UNKNOWN])
 
-    def measure(people: Detections) -> FrameDistancing:
-        return FrameDistancing(0, 0, (), (len(people),), measured=True)
+    def measure(people: Detections, unboxed_feet: np.ndarray) -> FrameDistancing:
+        return FrameDistancing(0, 0, (), (len(people) + len(unboxed_feet),), measured=True)
 
     kept = observe_frame(r, set(), measure)
     assert (kept.people, kept.masks.classified, kept.masks.unknown, kept.tracks, kept.ground) == (
@@ -52,7 +52,19 @@ def test_an_excluded_person_leaves_the_frame_with_their_face_and_distances() -> 
     )  # fmt: skip
     out = observe_frame(r, {7, 99}, measure)
     remeasured = FrameDistancing(0, 0, (), (2,), measured=True)  # over the two people left
-    assert out == Observation(3, 0.4, 2, dataclasses.replace(kept.masks, with_mask=0), remeasured, 1)
+    assert out == Observation(3, 0.4, 2, dataclasses.replace(kept.masks, with_mask=0), remeasured, 1, detected=2)
+
+
+def test_people_only_a_head_showed_stay_counted_after_an_opt_out() -> None:
+    r = dataclasses.replace(record([7, 8], [0, 1], [0, 1]), unboxed_feet=np.array([[50.0, 30.0]], np.float32), heads=3)
+
+    def measure(people: Detections, unboxed_feet: np.ndarray) -> FrameDistancing:
+        return FrameDistancing(0, 0, (), (len(people) + len(unboxed_feet),), measured=True)
+
+    kept = observe_frame(r, set(), measure)
+    assert (kept.people, kept.detected, kept.heads) == (3, 2, 3)
+    out = observe_frame(r, {7}, measure)
+    assert (out.people, out.detected, out.heads, out.ground.zone_people) == (2, 1, 3, (2,))
 
 
 @pytest.fixture(scope="module")

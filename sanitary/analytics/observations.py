@@ -99,7 +99,8 @@ def observe_frame(
         people = Detections(people.boxes[keep], people.scores[keep])
         ground = measure(people, record.unboxed_feet)
     owned = record.face_owner >= 0
-    faces_kept = ~owned | keep[np.where(owned, record.face_owner, 0)]
+    # A face searched over the whole frame may belong to nobody detected, in a frame where nobody was.
+    faces_kept = ~owned | keep[np.where(owned, record.face_owner, 0)] if len(keep) else ~owned
     masks = MaskCounts.of(record.face_class[faces_kept])
     tracks = int((keep & (record.track >= 0)).sum()) if record.tracked else None
     people_count = len(people) + len(record.unboxed_feet)

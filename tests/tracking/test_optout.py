@@ -109,3 +109,9 @@ def test_a_nod_opts_nobody_out(heads: list[Head], tmp_path: Path) -> None:
     folder = footage(heads[0], "nod", tmp_path / "nod")
     counted = analyse(folder, optout=True)
     assert counted[0] == 0 and counted[1:] == analyse(folder, optout=False)[1:]
+
+
+def test_faces_in_a_frame_with_nobody_detected_are_counted() -> None:
+    r = dataclasses.replace(record([], [], []), face_owner=np.array([-1, -1]), face_class=np.array([0, 1]))
+    obs = observe_frame(r, set(), lambda people, feet: FrameDistancing(0, 0, (), (0,), measured=True))
+    assert (obs.people, obs.masks.classified) == (0, (1, 1, 0))

@@ -111,6 +111,9 @@ class TrackingConfig:
     # Detections in this many consecutive analysed frames before a track counts as a person.
     confirm_frames: int = 3
     max_iou_distance: float = 0.7
+    # A detection scoring under this may continue a person's track, never start one (ByteTrack's 0.5 + 0.1, for
+    # YOLOX scores): half-hidden people score low, and so do things that look a little like a person.
+    start_score: float = 0.6
     max_appearance_distance: float = 0.3
     # A track shorter than this is a detector flicker, not a person: it is not counted.
     min_person_s: float = 1.0

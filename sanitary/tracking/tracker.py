@@ -18,6 +18,7 @@ from sanitary.config import TrackingConfig
 from sanitary.perception.boxes import Detections
 
 HUE_BINS, SAT_BINS = 8, 4
+CORE_SIDE, CORE_END = 0.25, 0.1  # shares of the box's width and height left out of the appearance
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,21 @@ def clip_to_frame(people: Detections, width: int, height: int) -> tuple[Detectio
 
 
 def appearance(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N, 2 * HUE_BINS * SAT_BINS) unit vectors: hue-saturation histograms of each box's upper and lower half
-    (clothes above and below the waist), from one HSV conversion of the frame."""
+    """(N, 2 * HUE_BINS * SAT_BINS) unit vectors: hue-saturation histograms of the upper and lower half of each
+    box's core (clothes above and below the waist), from one HSV conversion of the frame.
+
+    The core is the middle half of the box's width from 10% to 90% of its height: a box around a walking person
+    is mostly background at its sides, between the legs and under the feet, and background the person walks past
+    changes the histogram more than the person does.
+    """
     hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
     features = np.zeros((len(boxes), 2 * HUE_BINS * SAT_BINS), np.float32)
-    for i, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    core = np.stack(
+        [boxes[:, 0] + CORE_SIDE * width, boxes[:, 1] + CORE_END * height, boxes[:, 2] - CORE_SIDE * width,
+         boxes[:, 3] - CORE_END * height], axis=1,
+    )  # fmt: skip
+    for i, (x1, y1, x2, y2) in enumerate(np.round(core).astype(int)):
         middle = (y1 + y2) // 2
         halves = [hsv[y1:middle, x1:x2], hsv[middle:y2, x1:x2]]
         hist = [
@@ -68,6 +79,7 @@ class PeopleTracker:
             max_cosine_distance=config.max_appearance_distance,
             embedder=None,
         )
+        self.start_score = config.start_score
         self.live: set[int] = set()
 
     def __call__(self, image: np.ndarray, people: Detections) -> Tracks:
@@ -78,6 +90,9 @@ class PeopleTracker:
             for (x1, y1, x2, y2), score in zip(inside.boxes, inside.scores, strict=True)
         ]
         tracks = self.tracker.update_tracks(raw, embeds=list(appearance(image, inside.boxes)), others=list(kept))
+        # A track is born from a confident detection only (ByteTrack: Zhang et al. 2022): the doubtful ones may
+        # keep a person's track going.
+        tracks[:] = [t for t in tracks if t.age > 1 or t.det_conf >= self.start_score]
         now = {int(t.track_id) for t in tracks}
         ended = tuple(sorted(self.live - now))
         self.live = now

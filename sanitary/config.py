@@ -307,6 +307,7 @@ def _check(config: CameraConfig, path: Path) -> None:
         ),
         (config.tracking.max_lost_s > 0, "tracking.max_lost_s must be positive"),
         (config.tracking.confirm_frames >= 1, "tracking.confirm_frames must be at least 1"),
+        (0 <= config.tracking.start_score <= 1, "tracking.start_score must be between 0 and 1"),
         (config.tracking.min_mask_frames >= 1, "tracking.min_mask_frames must be at least 1"),
         (config.tracking.contact_s >= 0, "tracking.contact_s must be >= 0"),
         (config.tracking.min_person_s >= 0, "tracking.min_person_s must be >= 0"),

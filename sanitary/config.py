@@ -110,6 +110,9 @@ class TrackingConfig:
     # Detections in this many consecutive analysed frames before a track counts as a person.
     confirm_frames: int = 3
     max_iou_distance: float = 0.7
+    # A detection scoring under this may continue a person's track, never start one (ByteTrack's 0.5 + 0.1, for
+    # YOLOX scores): half-hidden people score low, and so do things that look a little like a person.
+    start_score: float = 0.6
     max_appearance_distance: float = 0.3
     # A track shorter than this is a detector flicker, not a person: it is not counted.
     min_person_s: float = 1.0
@@ -294,6 +297,7 @@ def _check(config: CameraConfig, path: Path) -> None:
         ),
         (config.tracking.max_lost_s > 0, "tracking.max_lost_s must be positive"),
         (config.tracking.confirm_frames >= 1, "tracking.confirm_frames must be at least 1"),
+        (0 <= config.tracking.start_score <= 1, "tracking.start_score must be between 0 and 1"),
         (config.tracking.min_mask_frames >= 1, "tracking.min_mask_frames must be at least 1"),
         (config.tracking.contact_s >= 0, "tracking.contact_s must be >= 0"),
         (config.tracking.min_person_s >= 0, "tracking.min_person_s must be >= 0"),

@@ -11,7 +11,7 @@ from sanitary.config import TrackingConfig
 from sanitary.perception.boxes import Detections
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.tracking.ledger import Contact, Crossing, PersonLedger, PersonSummary, crosses, vote
-from sanitary.tracking.tracker import PeopleTracker, appearance, clip_to_frame
+from sanitary.tracking.tracker import PeopleTracker, Sighting, appearance, clip_to_frame, reachable, taken_up
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)
 
@@ -23,8 +23,8 @@ def scene(boxes: list[tuple[int, int, int, int]], colours: list[tuple[int, int, 
     return image
 
 
-def detections(boxes: list[tuple[float, float, float, float]]) -> Detections:
-    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+def detections(boxes: list[tuple[float, float, float, float]], score: float = 0.9) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), score, np.float32))
 
 
 def test_a_box_wholly_outside_the_frame_is_dropped() -> None:
@@ -58,6 +58,64 @@ def test_two_people_keep_their_ids_and_an_outside_box_does_not_crash() -> None:
     for _ in range(8):
         ended |= set(tracker(scene([], []), detections([])).ended)
     assert ended == set(seen[-1].values())
+
+
+def test_a_doubtful_detection_continues_a_track_but_never_starts_one() -> None:
+    tracker = PeopleTracker(TrackingConfig(confirm_frames=2, start_score=0.6), analysed_fps=5)
+    bollard = (200, 40, 230, 120)
+    person = [(10 + 5 * step, 20, 50 + 5 * step, 120) for step in range(10)]
+    ids = []
+    for step in range(10):
+        image = scene([person[step], bollard], [RED, BLUE])
+        people = Detections(
+            np.array([person[step], bollard], np.float32), np.array([0.9 if step < 3 else 0.3, 0.3], np.float32)
+        )
+        tracks = tracker(image, people)
+        ids.append(dict(zip(tracks.detection.tolist(), tracks.ids.tolist(), strict=True)))
+    assert all(1 not in frame for frame in ids)  # the bollard, at 0.3 throughout: never a track
+    assert ids[0] == {} and len({frame[0] for frame in ids[1:]}) == 1  # the person, at 0.3 from the 4th frame on
+
+
+def test_reachable_at_walking_speed_in_the_persons_own_heights() -> None:
+    last = np.array([100.0, 100.0, 120.0, 200.0])  # 100 px tall: half a height (50 px) at once, 170 px in 1 s
+    assert reachable(last, np.array([149.0, 100.0, 169.0, 200.0]), 0.0)
+    assert not reachable(last, np.array([151.0, 100.0, 171.0, 200.0]), 0.0)
+    assert reachable(last, np.array([100.0, 269.0, 120.0, 369.0]), 1.0)
+    assert not reachable(last, np.array([100.0, 271.0, 120.0, 371.0]), 1.0)
+    assert reachable(last, np.array([140.0, 120.0, 160.0, 220.0]), 0.0)  # feet 44.7 px apart
+
+
+def test_a_new_track_is_the_one_lost_person_who_could_have_walked_there() -> None:
+    def box(x: float) -> np.ndarray:  # 100 px tall, feet at x + 10
+        return np.array([x, 100.0, x + 20, 200.0])
+
+    near, far = Sighting(10, box(130), False), Sighting(10, box(400), False)
+    first = Sighting(12, box(160), False)
+    assert taken_up(first, {1: near, 2: far}, fps=5) == 1
+    assert taken_up(first, {1: near, 2: far, 3: Sighting(11, box(100), False)}, fps=5) is None  # two could: nobody
+    assert taken_up(first, {1: Sighting(12, near.box, False)}, fps=5) is None  # seen at the same time: another
+    assert taken_up(first, {1: Sighting(10, near.box, True)}, fps=5) is None  # walked out of view
+    assert taken_up(Sighting(12, first.box, True), {1: Sighting(10, near.box, True)}, fps=5) == 1  # and back in
+
+
+@pytest.mark.parametrize(("back_at", "same"), [(60, True), (200, False)])
+def test_a_person_hidden_for_a_second_keeps_their_id_where_they_could_have_walked(back_at: int, same: bool) -> None:
+    """Hidden for five frames, they come back in other colours (half behind a sign): DeepSort starts a new track."""
+    tracker = PeopleTracker(TrackingConfig(confirm_frames=3, max_lost_s=2.0), analysed_fps=5)
+    ids, ended = [], []
+    for step in range(16):
+        box = (
+            (10 + 5 * step, 20, 50 + 5 * step, 120)
+            if step < 6
+            else (back_at + 5 * step, 20, back_at + 40 + 5 * step, 120)
+        )
+        shown = [] if 6 <= step < 11 else [box]
+        tracks = tracker(scene(shown, [RED if step < 6 else BLUE] * len(shown)), detections(shown))
+        ids.append(tracks.ids.tolist())
+        ended.extend(tracks.ended)
+    assert ids[2:6] == [[1]] * 4 and ids[6:13] == [[]] * 7
+    assert ids[13:] == [[1 if same else 2]] * 3
+    assert ended == [] and tracker.finish() == ((1,) if same else (1, 2))  # taken up: their old track is gone
 
 
 def test_vote_needs_enough_frames_and_a_clear_winner() -> None:

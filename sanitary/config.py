@@ -128,12 +128,13 @@ class HeadConfig:
 
     enabled: bool = True
     # Peak score for a head; the default is the card's, chosen on training images (head_points.json, decision).
-    min_score: float = 0.3
+    min_score: float = 0.125
     # The frame is resized so that heads come out at the size the model knows best (from the people's heights),
     # but never to more than this many pixels: the model's cost grows with the area.
     max_pixels: int = 1_000_000
-    # Run the model on one analysed frame in this many (occupancy changes slowly; 1: every frame).
-    every_frames: int = 1
+    # Seconds of footage between two runs of the model: occupancy changes slowly, and one run costs several
+    # detector passes (0: every analysed frame).
+    every_s: float = 1.0
     threads: int = 0
 
 
@@ -330,7 +331,7 @@ def _check(config: CameraConfig, path: Path) -> None:
         ),
         (0.0 < config.heads.min_score < 1.0, "heads.min_score must be between 0 and 1"),
         (config.heads.max_pixels >= 65_536, "heads.max_pixels must be at least 65536 (256x256)"),
-        (config.heads.every_frames >= 1, "heads.every_frames must be at least 1"),
+        (config.heads.every_s >= 0, "heads.every_s must be >= 0 (0: every analysed frame)"),
         (config.heads.threads >= 0, "heads.threads must be >= 0 (0: one per core)"),
         (
             len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,

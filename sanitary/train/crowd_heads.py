@@ -469,6 +469,27 @@ def make_splits(data: Path, validation: Path, counts: dict[str, int]) -> Splits:
     )
 
 
+def earlier_runs(card_path: Path, data_hash: str, split_hash: str) -> list[dict]:
+    """Runs already scored on this validation split into this folder: every one counts as a try."""
+    try:
+        old = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    if old.get("training_data", {}).get("sha256") != data_hash or old.get("validation_list", {}).get("sha256") != (
+        split_hash
+    ):
+        return []
+    summary = {
+        "trained_at": old.get("trained_at"),
+        "epochs": old.get("epochs"),
+        "settings": old.get("training", {}).get("settings"),
+        "min_score": old.get("decision", {}).get("min_score"),
+        "validation_count_by_peaks": old.get("validation", {}).get("count_by_peaks"),
+        "validation_count_by_density_sum": old.get("validation", {}).get("count_by_density_sum"),
+    }
+    return [*old.get("earlier_runs", []), summary]
+
+
 def train(
     data: Path,
     out_dir: Path,
@@ -520,6 +541,8 @@ def train(
     finished = time.perf_counter()
 
     used = [*parts["train"], *parts["tuning"], *parts["validation"]]
+    data_hash = data_sha256(data, used)
+    earlier = earlier_runs(card_path, data_hash, sha256_file(validation))
     card = {
         "name": "Head points in crowds: MobileNetV2 + feature pyramid, CenterNet-style heatmap, ONNX",
         "file": shown(model_path),
@@ -570,7 +593,7 @@ def train(
         "training_data": {
             "name": "ShanghaiTech part B, train split (Zhang et al., CVPR 2016)",
             "folder": data.name,
-            "sha256": data_sha256(data, used),
+            "sha256": data_hash,
             "sha256_of": "points.csv then counts.csv (name, NUL, bytes), then each used image (name, NUL, bytes) "
             "in name order",
             "licence": "Research use only: ShanghaiTech has no stated licence and is used in the literature for "
@@ -631,6 +654,8 @@ def train(
         },
         "target": {"mae": TARGET_MAE, "met": validation_figures["count_by_peaks"]["mae"] <= TARGET_MAE},
         "history": history,
+        "runs_tried": len(earlier) + 1,
+        "earlier_runs": earlier,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")

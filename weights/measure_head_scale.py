@@ -1,5 +1,5 @@
 """Measure the head size that the head model knows best, as `HeadFinder` measures heads: the median height of the
-people a person detector finds, divided by 7 (sanitary.perception.heads.MODEL_HEAD_PX).
+people a person detector finds, divided by 7 (sanitary.perception.heads.TRAINING_HEAD_PX).
 
 The head model was trained on ShanghaiTech B photos at their own size (times a scale drawn around 1), so a frame
 whose people measure like those photos' people should reach the model unscaled. This runs ByteTrack-Nano (the

@@ -2,34 +2,37 @@
 
 The project's head model (weights/head_points.onnx, trained by `sanitary train-crowd`, see its card) maps a uint8
 RGB image to a head-centre heatmap at a quarter of its resolution; a head is a local maximum of that map above a
-score. The model knows heads best at the size they have in its training photos, so the frame is first resized to
-bring them there: a standing person is about seven heads tall, which gives the head size from the people the
-detector found, with no per-camera setting.
+score. The frame is first resized so that heads come out at the size the model counts best (its training photos'
+heads, enlarged by the card's photo_scale): a standing person is about seven heads tall, which gives the head size
+from the people the detector found, with no per-camera setting.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from sanitary.config import HeadConfig
+from sanitary.errors import SanitaryError
 from sanitary.perception.boxes import Detections
-from sanitary.perception.models import open_session
+from sanitary.perception.models import WEIGHTS_DIR, open_session
 
 MODEL_FILE = "head_points.onnx"
 CARD_FILE = "head_points.json"
 STRIDE = 4  # input pixels per heatmap cell
 MULTIPLE = 16  # the graph's input sides must be multiples of its coarsest feature map
 HEADS_PER_PERSON_HEIGHT = 7.0
-# The head size the model knows best, measured as this module measures it (median person height / 7): the median
-# over the training photos, which training saw at their own size times a scale drawn log-uniformly around 1
-# (weights/measure_head_scale.py, ByteTrack-Nano people: 17.5 px, quartiles 14.8-26.1).
-MODEL_HEAD_PX = 17.5
-# With no person to measure, the frame is given the width of the training photos, which show street crowds from a
-# distance as most overhead cameras do.
-DEFAULT_WIDTH_PX = 1024
+# Heads in the training photos at their own size, measured as this module measures them (median person height / 7):
+# the median over the training photos (weights/measure_head_scale.py, ByteTrack-Nano people: 17.5 px, quartiles
+# 14.8-26.1). The model is run on frames resized so that heads look like the training photos' heads enlarged by
+# the card's `scale.photo_scale`, the enlargement that counted best on the tuning photos.
+TRAINING_HEAD_PX = 17.5
+# With no person to measure, the frame is given the width of the training photos (times photo_scale): they show
+# street crowds from a distance, as most overhead cameras do.
+TRAINING_WIDTH_PX = 1024
 MIN_SCALE, MAX_SCALE = 0.25, 4.0
 
 
@@ -58,15 +61,18 @@ def find_peaks(heat: np.ndarray, min_score: float, stride: int = STRIDE) -> Head
     return Heads(points.reshape(-1, 2), heat[rows, cols])
 
 
-def choose_scale(people_heights: np.ndarray, frame_hw: tuple[int, int], max_pixels: int) -> float:
-    """Factor the frame is resized by before the model: heads to MODEL_HEAD_PX from the median person height
-    (the default width when no person was found), then capped so the resized frame has at most `max_pixels`."""
+def choose_scale(
+    people_heights: np.ndarray, frame_hw: tuple[int, int], max_pixels: int, photo_scale: float = 1.0
+) -> float:
+    """Factor the frame is resized by before the model: heads (median person height / 7) to TRAINING_HEAD_PX x
+    `photo_scale`, or the frame to TRAINING_WIDTH_PX x `photo_scale` wide when no person was found; then capped so
+    that the resized frame has at most `max_pixels`."""
     h, w = frame_hw
     if len(people_heights):
         head_px = float(np.median(people_heights)) / HEADS_PER_PERSON_HEIGHT
-        scale = MODEL_HEAD_PX / max(head_px, 1.0)
+        scale = TRAINING_HEAD_PX * photo_scale / max(head_px, 1.0)
     else:
-        scale = DEFAULT_WIDTH_PX / w
+        scale = TRAINING_WIDTH_PX * photo_scale / w
     scale = min(scale, (max_pixels / (h * w)) ** 0.5)
     return float(np.clip(scale, MIN_SCALE, MAX_SCALE))
 
@@ -83,10 +89,22 @@ def model_input(image_bgr: np.ndarray, scale: float) -> np.ndarray:
     return np.ascontiguousarray(padded[None, :, :, ::-1])
 
 
+def photo_scale() -> float:
+    """The card's enlargement of the training photos that the model counts best at."""
+    path = WEIGHTS_DIR / CARD_FILE
+    try:
+        return float(json.loads(path.read_text())["scale"]["photo_scale"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SanitaryError(
+            f"{path}: head model card missing or without scale.photo_scale; reinstall sanitary"
+        ) from None
+
+
 class HeadFinder:
     def __init__(self, config: HeadConfig) -> None:
         self.config = config
         self.session = open_session(MODEL_FILE, config.threads)
+        self.photo_scale = photo_scale()
 
     def heatmap(self, rgb: np.ndarray) -> np.ndarray:
         """The model's (h, w) head-centre scores for one (1, H, W, 3) input from `model_input`."""
@@ -96,7 +114,7 @@ class HeadFinder:
     def __call__(self, image_bgr: np.ndarray, people: Detections) -> Heads:
         h, w = image_bgr.shape[:2]
         heights = people.boxes[:, 3] - people.boxes[:, 1] if len(people) else np.zeros(0, np.float32)
-        scale = choose_scale(heights, (h, w), self.config.max_pixels)
+        scale = choose_scale(heights, (h, w), self.config.max_pixels, self.photo_scale)
         found = find_peaks(self.heatmap(model_input(image_bgr, scale)), self.config.min_score)
         points = found.points / scale
         inside = (points[:, 0] < w) & (points[:, 1] < h)  # peaks in the padding are not in the frame

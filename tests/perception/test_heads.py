@@ -14,7 +14,7 @@ from sanitary.config import HeadConfig, load_camera
 from sanitary.errors import SanitaryError
 from sanitary.evaluation.crowd import count_errors, matched
 from sanitary.perception.boxes import Detections
-from sanitary.perception.heads import CARD_FILE, MODEL_HEAD_PX, HeadFinder, choose_scale, find_peaks, model_input
+from sanitary.perception.heads import CARD_FILE, TRAINING_HEAD_PX, HeadFinder, choose_scale, find_peaks, model_input
 from sanitary.perception.models import WEIGHTS_DIR
 from tests.conftest import DATASETS, ROOT
 
@@ -36,13 +36,15 @@ def test_peaks_are_local_maxima_above_the_score() -> None:
 
 
 def test_scale_brings_heads_to_the_model_size() -> None:
-    # Median person 140 px: heads of 20 px, shrunk to MODEL_HEAD_PX.
+    # Median person 140 px: heads of 20 px, to TRAINING_HEAD_PX (17.5) times the photo scale.
     heights = np.array([140.0, 140.0, 70.0])
-    assert choose_scale(heights, (720, 1280), 1_000_000) == pytest.approx(MODEL_HEAD_PX / 20.0)
+    assert choose_scale(heights, (720, 1280), 1_000_000) == pytest.approx(TRAINING_HEAD_PX / 20.0)
+    assert choose_scale(heights, (720, 1280), 4_000_000, 2.0) == pytest.approx(2 * TRAINING_HEAD_PX / 20.0)
     # Tiny people (heads of 5 px) would want x3.5; the area cap stops at sqrt(1e6 / (360 x 480)).
     assert choose_scale(np.array([35.0]), (360, 480), 1_000_000) == pytest.approx((1e6 / 172_800) ** 0.5)
-    # Nobody found: the frame gets the training photos' width, 1024 px.
+    # Nobody found: the frame gets the training photos' width, 1024 px, times the photo scale.
     assert choose_scale(np.zeros(0), (360, 480), 1_000_000) == pytest.approx(1024 / 480)
+    assert choose_scale(np.zeros(0), (360, 480), 4_000_000, 1.5) == pytest.approx(1536 / 480)
     assert choose_scale(np.zeros(0), (360, 480), 4 * 172_800) == pytest.approx(2.0)
     # Huge heads (a close camera) are shrunk no further than a quarter.
     assert choose_scale(np.array([7000.0]), (720, 1280), 1_000_000) == 0.25

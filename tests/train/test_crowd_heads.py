@@ -109,6 +109,7 @@ def test_focal_loss_of_a_perfect_map_is_near_zero() -> None:
 def test_train_on_a_few_photos_exports_a_model_headfinder_loads(
     shb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sanitary.perception.heads as heads_module
     import sanitary.perception.models as models
     from sanitary.perception.heads import HeadFinder
 
@@ -118,9 +119,11 @@ def test_train_on_a_few_photos_exports_a_model_headfinder_loads(
     assert card["validation"]["photos"] == 3 and card["training_data"]["train"]["photos"] == 3
     assert card["onnx"]["max_abs_diff_vs_torch"] < 1e-3
     assert 0.0 < card["decision"]["min_score"] < 1.0
+    assert card["decision"]["photo_scale"] in (1.0, 1.25, 1.5, 2.0)
     assert "research" in card["training_data"]["licence"].lower()
 
     monkeypatch.setattr(models, "WEIGHTS_DIR", out)
+    monkeypatch.setattr(heads_module, "WEIGHTS_DIR", out)
     finder = HeadFinder(HeadConfig(min_score=card["decision"]["min_score"]))
     frame = np.random.default_rng(0).integers(0, 256, (90, 130, 3), dtype=np.uint8)
     heads = finder(frame, Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))

@@ -128,7 +128,7 @@ class HeadConfig:
 
     enabled: bool = True
     # Peak score for a head; the default is the card's, chosen on training images (head_points.json, decision).
-    min_score: float = 0.125
+    min_score: float = 0.175
     # The frame is resized so that heads come out at the size the model knows best (from the people's heights),
     # but never to more than this many pixels: the model's cost grows with the area.
     max_pixels: int = 2_000_000

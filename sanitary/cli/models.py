@@ -1,4 +1,5 @@
-"""Commands about the mask model: scoring it (eval-mask) and training it (train-mask, training extra only)."""
+"""Commands about the project's own models: scoring the mask model (eval-mask), training it (train-mask), training
+the head model (train-crowd); training needs the training extra."""
 
 from __future__ import annotations
 
@@ -88,3 +89,24 @@ def train_mask(
     out.mkdir(parents=True, exist_ok=True)
     card = train(data, out, validation, epochs, limit, seed, threads, folds)
     console.print(json.dumps(card.get("validation", {}), indent=2))
+
+
+@friendly
+def train_crowd(
+    data: Annotated[Path, typer.Argument(help="Crowd photos: images/, points.csv (image,x,y), counts.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Where the ONNX model and its card go.")] = WEIGHTS_DIR,
+    validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
+        WEIGHTS_DIR / "head_points.validation.txt"
+    ),
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 30.")] = 30,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Use only the first N photos of each part (a quick check).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+) -> None:
+    """Train the head-point model (heads in crowds) from an ImageNet MobileNetV2 and export it to ONNX."""
+    from sanitary.train.crowd_heads import train
+
+    card = train(data, out, validation, epochs, limit, seed, threads)
+    console.print(json.dumps(card["validation"], indent=2))

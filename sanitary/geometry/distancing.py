@@ -23,6 +23,7 @@ from sanitary.geometry.homography import (
     zone_membership,
 )
 from sanitary.perception.boxes import Detections
+from sanitary.perception.crowd import NO_FEET
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,6 @@ class FrameDistancing:
     measured: bool = True  # False without a calibration: distances unknown, only pixel zones counted
     # The close pairs as indices into this frame's detections, for the tracker to turn into contacts.
     close_index: tuple[tuple[int, int], ...] = ()
-
-
-NO_POINTS = np.zeros((0, 2), np.float32)
 
 
 def zone_counts(feet: np.ndarray, H: np.ndarray | None, zones: Sequence[ZoneGeometry]) -> tuple[int, ...]:
@@ -56,7 +54,7 @@ def measure(
     H: np.ndarray | None,
     zones: Sequence[ZoneGeometry],
     config: DistancingConfig,
-    unboxed_feet: np.ndarray = NO_POINTS,
+    unboxed_feet: np.ndarray = NO_FEET,
 ) -> FrameDistancing:
     """Distances need a calibration (H); zones in pixels work without one. `unboxed_feet` are the people only a
     head showed (perception/crowd.py): counted in zones, but their place is an estimate, so no distance is

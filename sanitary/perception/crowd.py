@@ -22,6 +22,7 @@ HEAD_X, HEAD_Y = 0.5, 0.1
 REACH_X, REACH_Y = 0.6, 0.2
 # From head centre to feet, a share of the person's height.
 HEAD_TO_FEET = 1.0 - HEAD_Y
+NO_FEET = np.zeros((0, 2), np.float32)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground
 from sanitary.perception.boxes import Detections
-from sanitary.perception.crowd import fuse
+from sanitary.perception.crowd import NO_FEET, fuse
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
-from sanitary.perception.heads import Heads
+from sanitary.perception.heads import HeadFinder, Heads
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import PersonDetector
@@ -105,6 +105,12 @@ class FrameAnalyser:
         self.blank = PrivacyMasker(camera.privacy_masks)
         self.people = people
         self.heads = heads
+        self.heads_every_s = camera.heads.every_s
+        # Where the people only a head showed stood at the head model's last run, and when that was: counted as
+        # they were on the frames in between.
+        self.unboxed_feet = NO_FEET
+        self.heads_found: int | None = None
+        self.heads_at: float | None = None
         self.walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
         self.faces = faces
         self.masks = masks
@@ -140,6 +146,7 @@ class FrameAnalyser:
             faces=FaceDetector(d),
             masks=MaskClassifier(camera.masks, d.threads),
             tracker=PeopleTracker(t, analysed_fps) if t.enabled else None,
+            heads=HeadFinder(camera.heads) if camera.heads.enabled else None,
         )
 
     @property
@@ -151,17 +158,16 @@ class FrameAnalyser:
         image = self.blank(frame.image)
         people = self.people(image)
         th = time.perf_counter()
-        crowd = fuse(people, self.heads(image, people) if self.heads else Heads.none(), self.walkable)
+        unboxed_feet = self._unboxed(frame, image, people)
         t1 = time.perf_counter()
         faces = self.faces(image, people)
         t2 = time.perf_counter()
         readings = self.masks(image, faces)
         t3 = time.perf_counter()
-        ground = self._measure(people, crowd.unboxed_feet)
+        ground = self._measure(people, unboxed_feet)
         t4 = time.perf_counter()
         owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track = self._track(image, frame.t, people, faces, owners, readings, ground)
-        heads = len(crowd.heads) if self.heads else None
         record = FrameRecord(
             frame.index,
             frame.t,
@@ -171,8 +177,8 @@ class FrameAnalyser:
             readings.classes,
             ground,
             self.tracking,
-            crowd.unboxed_feet,
-            heads,
+            unboxed_feet,
+            self.heads_found,
         )
         observation = self._observe(record)
         t5 = time.perf_counter()
@@ -184,6 +190,18 @@ class FrameAnalyser:
         self.times.tracking += (t5 - t4) * 1000
         self.times.frames += 1
         return observation
+
+    def _unboxed(self, frame: Frame, image: np.ndarray, people: Detections) -> np.ndarray:
+        """Where the people stand whom only the head model found (perception/crowd.py). It runs at most every
+        `heads.every_s` of a video (occupancy changes slowly; the model costs several detector passes), and on
+        every photo of a folder (they need not show one scene)."""
+        if self.heads is None:
+            return NO_FEET
+        due = self.heads_at is None or not 0 <= frame.t - self.heads_at < self.heads_every_s
+        if due or frame.file is not None:
+            crowd = fuse(people, self.heads(image, people), self.walkable)
+            self.unboxed_feet, self.heads_found, self.heads_at = crowd.unboxed_feet, len(crowd.heads), frame.t
+        return self.unboxed_feet
 
     def start_window(self) -> None:
         """The next frame opens a window: an opt-out from then on reaches back to it, not before."""

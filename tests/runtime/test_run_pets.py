@@ -148,7 +148,7 @@ def test_count_json_lines(pets: Path) -> None:
     result = run_cli("count", str(pets / "frames" / "frame_001*.jpg"), "--json", "--camera", str(PETS_CAMERA))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [set(line) for line in lines] == [{"frame", "file", "people", "detected", "faces", "tracks"}] * 10
+    assert [set(line) for line in lines] == [{"frame", "file", "people", "detected", "heads", "faces", "tracks"}] * 10
     assert lines[0]["tracks"] == 0 and max(line["tracks"] for line in lines) > 0  # confirmed after 3 frames
     assert [line["frame"] for line in lines] == list(range(10))
     assert lines[3]["file"] == "frame_0013.jpg"

@@ -253,3 +253,32 @@ def test_windows_count_the_heads_nobody_detected_as_people_in_zones_too() -> Non
     assert (window.people_sum, window.people_max, window.persons.people_distinct) == (16, 4, 2)  # type: ignore[union-attr]
     # Person 1's feet (x 4) and the head at x 2 (feet 27 px below it) stand in the zone.
     assert [(z.people_sum, z.people_max) for z in window.zones] == [(8, 2)]
+
+
+def test_the_head_model_runs_every_heads_every_s_of_a_video_and_on_every_photo() -> None:
+    script = [[Seen(1)]] * 6
+    calls: list[float] = []
+
+    class CountingHeads(FakeHeads):
+        def __call__(self, image: np.ndarray, people: Detections) -> Heads:
+            calls.append(len(calls))
+            return super().__call__(image, people)
+
+    def analyser() -> FrameAnalyser:
+        return FrameAnalyser(
+            CAMERA,
+            people=FakePeople(script),
+            faces=FakeFaces(script),
+            masks=FakeMasks(script),
+            tracker=None,
+            heads=CountingHeads(script, [(60.0, 5.0)]),
+        )
+
+    video = analyser()
+    seen = [video(Frame(i, i * 0.5, IMAGE, None)) for i in range(6)]  # t 0 .. 2.5 s, heads.every_s 2
+    # Run at 0 s and 2 s; in between, the head nobody detected is carried over and still counted.
+    assert (len(calls), [o.people for o in seen], [o.heads for o in seen]) == (2, [2] * 6, [2] * 6)
+    calls.clear()
+    photos = analyser()
+    [photos(Frame(i, float(i), IMAGE, f"p{i}.jpg")) for i in range(3)]
+    assert len(calls) == 3

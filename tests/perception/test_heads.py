@@ -113,7 +113,8 @@ def test_shipped_model_counts_validation_photos(finder: HeadFinder) -> None:
     found = np.array([len(finder(cv2.imread(str(SHB / "images" / n)), NOBODY)) for n in picked])
     truth = np.array([counts[n] for n in picked])
     errors = count_errors(found, truth)
-    # Measured with the shipped model on these 8 photos: MAE 37.4, mean relative error 0.418 (found 154 77 71 150
-    # 87 133 36 71 against 233 30 67 253 65 161 26 77); the bounds leave a head or two for other onnxruntime builds.
-    assert errors.mae <= 38.0
-    assert errors.mean_relative_error <= 0.43
+    # Measured with the shipped model and the default [heads] (these photos enlarged x1.6, the max_pixels cap) on
+    # these 8 photos: MAE 27.0, mean relative error 0.259 (found 176 56 63 184 86 127 27 81 against 233 30 67 253
+    # 65 161 26 77); the bounds leave a head or two for other onnxruntime builds.
+    assert errors.mae <= 27.5
+    assert errors.mean_relative_error <= 0.27

@@ -35,14 +35,18 @@ from sanitary.config import CameraConfig, HeadConfig, default_camera, load_camer
 from sanitary.evaluation.crowd import count_errors
 from sanitary.perception.boxes import Detections
 from sanitary.perception.crowd import fuse
-from sanitary.perception.heads import CARD_FILE, HeadFinder
+from sanitary.perception.heads import CARD_FILE, HeadFinder, Heads
 from sanitary.perception.models import WEIGHTS_DIR
 from sanitary.perception.people import PersonDetector
+from sanitary.train.crowd_heads import make_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "pets2009-view001.toml"
 DATASETS = ROOT.parent / "shared" / "datasets"
-TARGET_SHB_MAE = 15.0
+# The issue's targets: (set, column, largest MAE a frame).
+TARGETS = (("shb", "heads", 15.0), ("shb", "fused", 15.0), ("pets", "fused", 0.5), ("pets", "fused_example", 0.45))
+# Scores a head no detected body accounts for may need to count (`heads.unboxed_score`), swept with --sweep.
+SWEEP = (0.175, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,45 @@ class Column:
     count: Callable[[Frame], int]
 
 
+class Seen:
+    """The people and heads of the frame last asked about, each found once when first asked: the columns share them,
+    so a column's time is what it adds (`fused`: the head model and the fusion, beside `detected`'s detector)."""
+
+    def __init__(self, camera: CameraConfig) -> None:
+        self.detector = PersonDetector(dataclasses.replace(camera.detection, threads=2))
+        self.finder = HeadFinder(dataclasses.replace(camera.heads, threads=2))
+        self.walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
+        self.frame = ""
+        self.found: tuple[Detections, Heads | None] | None = None
+
+    def people(self, frame: Frame) -> Detections:
+        if self.found is None or self.frame != frame.name:
+            self.frame, self.found = frame.name, (self.detector(frame.image), None)
+        return self.found[0]
+
+    def fused(self, frame: Frame, unboxed_score: float) -> int:
+        people = self.people(frame)
+        assert self.found is not None
+        heads = self.found[1] if self.found[1] is not None else self.finder(frame.image, people)
+        self.found = (people, heads)
+        return fuse(people, heads, self.walkable, unboxed_score).count
+
+
 def pipeline_columns(camera: CameraConfig, suffix: str, sets: tuple[str, ...]) -> list[Column]:
     """The detector alone and the fused count, as the pipeline makes them with `camera`'s settings."""
-    detector = PersonDetector(dataclasses.replace(camera.detection, threads=2))
-    finder = HeadFinder(dataclasses.replace(camera.heads, threads=2))
-    walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
+    seen = Seen(camera)
     return [
-        Column(f"detected{suffix}", sets, lambda frame: len(detector(frame.image))),
-        Column(
-            f"fused{suffix}",
-            sets,
-            lambda frame: fuse(people := detector(frame.image), finder(frame.image, people), walkable).count,
-        ),
+        Column(f"detected{suffix}", sets, lambda frame: len(seen.people(frame))),
+        Column(f"fused{suffix}", sets, lambda frame: seen.fused(frame, camera.heads.unboxed_score)),
+    ]
+
+
+def sweep_columns() -> list[Column]:
+    """The fused count with defaults at each `heads.unboxed_score` of SWEEP (how the default was chosen)."""
+    seen = Seen(default_camera("crowd", "benchmark"))
+    return [
+        Column(f"fused@{score:g}", ("shb_tuning", "pets"), lambda frame, score=score: seen.fused(frame, score))
+        for score in SWEEP
     ]
 
 
@@ -92,14 +123,11 @@ def columns() -> list[Column]:
     ]
 
 
-def shb_frames(data: Path) -> Iterator[Frame]:
-    names = [
-        line.strip()
-        for line in (WEIGHTS_DIR / "head_points.validation.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+def shb_frames(data: Path, part: str = "validation") -> Iterator[Frame]:
+    """The photos of one part of the head model's split: `validation` (the committed list) or `tuning`."""
     with (data / "counts.csv").open() as f:
         counts = {row["image"]: int(row["n_heads"]) for row in csv.DictReader(f)}
+    names = getattr(make_splits(data, WEIGHTS_DIR / "head_points.validation.txt", counts), part)
     for name in names:
         yield Frame(name, cv2.imread(str(data / "images" / name)), counts[name], np.zeros((0, 4), np.float32))
 
@@ -150,10 +178,10 @@ def print_table(results: dict) -> None:
                 f"  {column:20}{c['mae']:>8.2f}{c['rmse']:>8.2f}{c['mean_relative_error']:>10.3f}"
                 f"{c['mean_error']:>9.2f}{c['found_mean']:>8.1f}{c['ms_per_frame']:>10.1f}"
             )
-    if "shb" in results["sets"]:
-        mae = results["sets"]["shb"]["columns"]["heads"]["mae"]
-        met = "met" if mae <= TARGET_SHB_MAE else "NOT MET"
-        print(f"target: ShanghaiTech B validation MAE <= {TARGET_SHB_MAE} (head model): {mae:.2f} {met}")
+    for set_name, column, bound in TARGETS:
+        if column in results["sets"].get(set_name, {}).get("columns", {}):
+            mae = results["sets"][set_name]["columns"][column]["mae"]
+            print(f"target: {set_name} {column} MAE <= {bound}: {mae:.2f} {'met' if mae <= bound else 'NOT MET'}")
     print(f"load average {results['load_average']} ({results['machine']})")
 
 
@@ -163,6 +191,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pets", type=Path, default=DATASETS / "pets2009-s2l1")
     parser.add_argument("--pets-every", type=int, default=1, help="Every Nth PETS frame (1: all 795).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "crowd.json")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="Instead: the fused count at each heads.unboxed_score, on the tuning photos and PETS (crowd_sweep.json).",
+    )
     return parser.parse_args(argv)
 
 
@@ -172,12 +205,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"skipped: {', '.join(missing)} not found (see ../shared/datasets/README.md)")
         return 0
-    cols = columns()
+    cols = sweep_columns() if args.sweep else columns()
     card = json.loads((WEIGHTS_DIR / CARD_FILE).read_text())
+    shb = "shb_tuning" if args.sweep else "shb"
     sets = {
-        "shb": run_set(shb_frames(args.shb), [c for c in cols if "shb" in c.sets]),
+        shb: run_set(
+            shb_frames(args.shb, "tuning" if args.sweep else "validation"), [c for c in cols if shb in c.sets]
+        ),
         "pets": run_set(pets_frames(args.pets, args.pets_every), [c for c in cols if "pets" in c.sets]),
     }
+    if args.sweep:
+        args.out = args.out.with_name("crowd_sweep.json")
     results = {
         "head_model_sha256": card["sha256"],
         "min_score": HeadConfig().min_score,
@@ -187,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores; onnxruntime with 2 threads",
     }
     print_table(results)
+    if args.sweep:
+        worst = {c.name: sum(r["columns"][c.name]["mean_relative_error"] for r in sets.values()) for c in cols}
+        results["chosen"] = min(worst, key=lambda name: (worst[name], name))
+        print(f"lowest mean relative error summed over both sets: {results['chosen']} ({worst[results['chosen']]:.3f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -131,6 +131,9 @@ class HeadConfig:
     enabled: bool = True
     # Peak score for a head; the default is the card's, chosen on training images (head_points.json, decision).
     min_score: float = 0.175
+    # A head no detected body accounts for counts as a person from this score: alone, it needs stronger evidence.
+    # Chosen with the crowd benchmark's sweep (README "People in crowds").
+    unboxed_score: float = 0.3
     # The frame is resized so that heads come out at the size the model knows best (from the people's heights),
     # but never to more than this many pixels: the model's cost grows with the area.
     max_pixels: int = 2_000_000
@@ -324,6 +327,10 @@ def _check(config: CameraConfig, path: Path) -> None:
             "tracking.dwell_bins_s must be increasing positive seconds",
         ),
         (0.0 < config.heads.min_score < 1.0, "heads.min_score must be between 0 and 1"),
+        (
+            config.heads.min_score <= config.heads.unboxed_score <= 1.0,
+            "heads.unboxed_score must be between heads.min_score and 1",
+        ),
         (config.heads.max_pixels >= 65_536, "heads.max_pixels must be at least 65536 (256x256)"),
         (config.heads.every_s >= 0, "heads.every_s must be >= 0 (0: every analysed frame)"),
         (config.heads.threads >= 0, "heads.threads must be >= 0 (0: one per core)"),

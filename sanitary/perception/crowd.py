@@ -94,10 +94,12 @@ def feet_below(people: Detections, points: np.ndarray) -> np.ndarray:
     return feet
 
 
-def fuse(people: Detections, heads: Heads, walkable: np.ndarray | None) -> Crowd:
-    """The frame's crowd; like detected people, an unboxed head counts only where its feet stand on `walkable`
-    (an image polygon, None for the whole frame)."""
+def fuse(people: Detections, heads: Heads, walkable: np.ndarray | None, unboxed_score: float) -> Crowd:
+    """The frame's crowd. A head no body accounts for must reach `unboxed_score`, above the score a head needs to
+    confirm a detected body: alone, it is the only evidence of a person. Like detected people, it counts only where
+    its feet stand on `walkable` (an image polygon, None for the whole frame)."""
     unboxed = unaccounted(people, heads)
+    unboxed = unboxed[heads.scores[unboxed] >= unboxed_score]
     feet = feet_below(people, heads.points[unboxed])
     if walkable is not None and len(unboxed):
         standing = inside_polygon(feet, walkable)

@@ -106,6 +106,7 @@ class FrameAnalyser:
         self.people = people
         self.heads = heads
         self.heads_every_s = camera.heads.every_s
+        self.unboxed_score = camera.heads.unboxed_score
         # Where the people only a head showed stood at the head model's last run, and when that was: counted as
         # they were on the frames in between.
         self.unboxed_feet = NO_FEET
@@ -199,7 +200,7 @@ class FrameAnalyser:
             return NO_FEET
         due = self.heads_at is None or not 0 <= frame.t - self.heads_at < self.heads_every_s
         if due or frame.file is not None:
-            crowd = fuse(people, self.heads(image, people), self.walkable)
+            crowd = fuse(people, self.heads(image, people), self.walkable, self.unboxed_score)
             self.unboxed_feet, self.heads_found, self.heads_at = crowd.unboxed_feet, len(crowd.heads), frame.t
         return self.unboxed_feet
 

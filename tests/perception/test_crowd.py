@@ -65,7 +65,14 @@ def test_fuse_counts_unboxed_heads_standing_on_the_walkable_area() -> None:
     crowd = people((0, 0, 20, 50), (0, 50, 40, 150), (0, 100, 60, 250))
     found = heads((10, 5), (200, 60), (300, 5))  # the first is person 0; feet at y 150 and y 45
     walkable = np.array([[0, 100], [400, 100], [400, 300], [0, 300]], np.float32)
-    fused = fuse(crowd, found, walkable)
+    fused = fuse(crowd, found, walkable, 0.5)
     assert (fused.count, fused.unboxed.tolist(), fused.unboxed_feet.tolist()) == (4, [1], [[200.0, 150.0]])
-    everywhere = fuse(crowd, found, None)
+    everywhere = fuse(crowd, found, None, 0.5)
     assert (everywhere.count, everywhere.unboxed.tolist()) == (5, [1, 2])
+
+
+def test_a_head_without_a_body_needs_the_higher_score_a_head_with_one_does_not() -> None:
+    crowd = people((0, 0, 20, 50), (0, 50, 40, 150), (0, 100, 60, 250))
+    found = Heads(np.array([[10, 5], [200, 60], [300, 5]], np.float32), np.array([0.2, 0.3, 0.29], np.float32))
+    fused = fuse(crowd, found, None, 0.3)
+    assert (fused.count, fused.unboxed.tolist()) == (4, [1])  # the 0.2 head still confirms person 0

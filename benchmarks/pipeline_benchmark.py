@@ -44,7 +44,7 @@ GT = "gt_mot_480x360.txt"
 FRAMES = "frames"
 SWEEP = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 MATCH_IOUS = (0.5, 0.3)
-STAGES = ("decode", "people", "faces", "masks", "ground", "tracking")
+STAGES = ("decode", "people", "heads", "faces", "masks", "ground", "tracking")
 HD = (1280, 720)
 # Targets from the issue (15).
 TARGET_IOU = 0.5

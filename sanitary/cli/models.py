@@ -98,7 +98,7 @@ def train_crowd(
     validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
         WEIGHTS_DIR / "head_points.validation.txt"
     ),
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 30.")] = 30,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 100.")] = 100,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Use only the first N photos of each part (a quick check).")
     ] = None,

@@ -23,7 +23,6 @@ from sanitary.geometry.homography import (
     zone_membership,
 )
 from sanitary.perception.boxes import Detections
-from sanitary.perception.crowd import NO_FEET
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,13 @@ def measure(
     H: np.ndarray | None,
     zones: Sequence[ZoneGeometry],
     config: DistancingConfig,
-    unboxed_feet: np.ndarray = NO_FEET,
+    unboxed_feet: np.ndarray | None = None,
 ) -> FrameDistancing:
     """Distances need a calibration (H); zones in pixels work without one. `unboxed_feet` are the people only a
     head showed (perception/crowd.py): counted in zones, but their place is an estimate, so no distance is
     measured to them."""
-    zone_people = zone_counts(np.vstack([people.feet, unboxed_feet]), H, zones)
+    everyone = people.feet if unboxed_feet is None else np.vstack([people.feet, unboxed_feet])
+    zone_people = zone_counts(everyone, H, zones)
     if H is None:
         return FrameDistancing(0, 0, (), zone_people, measured=False)
     feet = people.feet.astype(np.float64)

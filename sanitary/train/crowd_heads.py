@@ -52,6 +52,7 @@ from sanitary.perception.heads import (
 )
 from sanitary.perception.models import cpu_session
 from sanitary.train.backbone import BACKBONE_FILE, BACKBONE_PACKAGE, OPSET, Normalise, backbone_path, load_backbone
+from sanitary.train.colour import jitter_colour
 from sanitary.train.records import sha256_file, shown, versions
 
 SPLIT_SEED = 0
@@ -229,14 +230,7 @@ def sample_crop(photo: Photo, size: int, rng: np.random.Generator) -> tuple[np.n
         points = np.stack([size - points[:, 0], points[:, 1]], axis=1)
     if rng.random() < 0.2:
         crop = cv2.GaussianBlur(np.ascontiguousarray(crop), (0, 0), float(rng.uniform(0.5, 1.5)))
-    pixels = crop.astype(np.float32)
-    if rng.random() < 0.1:
-        pixels = np.repeat(pixels.mean(axis=2, keepdims=True), 3, axis=2)
-    else:
-        pixels *= rng.uniform(0.9, 1.1, 3).astype(np.float32)
-    mean = pixels.mean()
-    pixels = (pixels - mean) * rng.uniform(0.7, 1.3) + mean + rng.uniform(-25, 25)
-    rgb = np.clip(pixels, 0, 255).astype(np.uint8)[:, :, ::-1]
+    rgb = jitter_colour(crop, rng, brightness=25)[:, :, ::-1]
     return np.ascontiguousarray(rgb), points.astype(np.float32), spacing.astype(np.float32)
 
 

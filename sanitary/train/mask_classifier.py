@@ -48,6 +48,7 @@ from sanitary.perception.mask_classes import LABELS, MaskClass
 from sanitary.perception.masks import CROP_PX, MARGIN, MODEL_FILE, face_crops, read_masks
 from sanitary.perception.models import cpu_session
 from sanitary.train.backbone import BACKBONE_FILE, BACKBONE_PACKAGE, OPSET, Normalise, backbone_path, load_backbone
+from sanitary.train.colour import jitter_colour
 from sanitary.train.model_selection import BIAS_GRID, choose_bias, image_folds, softmax
 from sanitary.train.records import sha256_file, shown, versions
 
@@ -260,14 +261,7 @@ def augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
     elif rng.random() < 0.25:
         out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), float(rng.uniform(0.5, 1.5)))
-    pixels = out.astype(np.float32)
-    if rng.random() < 0.1:
-        pixels = np.repeat(pixels.mean(axis=2, keepdims=True), 3, axis=2)
-    else:
-        pixels *= rng.uniform(0.9, 1.1, 3).astype(np.float32)
-    mean = pixels.mean()
-    pixels = (pixels - mean) * rng.uniform(0.7, 1.3) + mean + rng.uniform(-30, 30)
-    return np.clip(pixels, 0, 255).astype(np.uint8)
+    return jitter_colour(out, rng, brightness=30)
 
 
 def training_batch(faces: FaceSet, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:

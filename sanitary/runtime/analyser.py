@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,6 +102,7 @@ class FrameAnalyser:
         masks: ReadsMasks,
         tracker: FollowsPeople | None,
         heads: FindsHeads | None = None,
+        heads_in_background: bool = False,
     ) -> None:
         self.blank = PrivacyMasker(camera.privacy_masks)
         self.people = people
@@ -112,6 +114,10 @@ class FrameAnalyser:
         self.unboxed_feet = NO_FEET
         self.heads_found: int | None = None
         self.heads_at: float | None = None
+        # Live, the head model runs beside the frames (a run lasts two frames of a 7 fps camera, which would be
+        # dropped): its count joins the frames from when it is ready. A file is analysed in order, reproducibly.
+        self.heads_pool = ThreadPoolExecutor(1, "heads") if heads and heads_in_background else None
+        self.heads_pending: Future[tuple[np.ndarray, int]] | None = None
         self.walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
         self.faces = faces
         self.masks = masks
@@ -138,7 +144,7 @@ class FrameAnalyser:
         self.times = StageTimes()
 
     @classmethod
-    def from_camera(cls, camera: CameraConfig, analysed_fps: float) -> FrameAnalyser:
+    def from_camera(cls, camera: CameraConfig, analysed_fps: float, heads_in_background: bool = False) -> FrameAnalyser:
         """The analyser with the real models, as the camera's config sets them."""
         d, t = camera.detection, camera.tracking
         return cls(
@@ -148,6 +154,7 @@ class FrameAnalyser:
             masks=MaskClassifier(camera.masks, d.threads),
             tracker=PeopleTracker(t, analysed_fps) if t.enabled else None,
             heads=HeadFinder(camera.heads) if camera.heads.enabled else None,
+            heads_in_background=heads_in_background,
         )
 
     @property
@@ -198,11 +205,24 @@ class FrameAnalyser:
         every photo of a folder (they need not show one scene)."""
         if self.heads is None:
             return NO_FEET
+        if self.heads_pending is not None and self.heads_pending.done():
+            self.unboxed_feet, self.heads_found = self.heads_pending.result()
+            self.heads_pending = None
         due = self.heads_at is None or not 0 <= frame.t - self.heads_at < self.heads_every_s
-        if due or frame.file is not None:
-            crowd = fuse(people, self.heads(image, people), self.walkable, self.unboxed_score)
-            self.unboxed_feet, self.heads_found, self.heads_at = crowd.unboxed_feet, len(crowd.heads), frame.t
+        if not (due or frame.file is not None):
+            return self.unboxed_feet
+        if self.heads_pool is None:
+            self.unboxed_feet, self.heads_found = self._crowd(image, people)
+        elif self.heads_pending is None:
+            self.heads_pending = self.heads_pool.submit(self._crowd, image, people)
+        self.heads_at = frame.t
         return self.unboxed_feet
+
+    def _crowd(self, image: np.ndarray, people: Detections) -> tuple[np.ndarray, int]:
+        """Where the people only a head showed stand, and the heads found."""
+        assert self.heads is not None
+        crowd = fuse(people, self.heads(image, people), self.walkable, self.unboxed_score)
+        return crowd.unboxed_feet, len(crowd.heads)
 
     def start_window(self) -> None:
         """The next frame opens a window: an opt-out from then on reaches back to it, not before."""
@@ -307,9 +327,11 @@ class FrameAnalyser:
         self.opt_out_times = [x for x in self.opt_out_times if x >= t]
 
     def close(self) -> None:
-        """The footage ended: every track still alive ends here."""
+        """The footage ended: every track still alive ends here, and a head run still going is not waited for."""
         if self.tracker is not None:
             self.ledger.end(self.tracker.finish())
+        if self.heads_pool is not None:
+            self.heads_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def decoded(source: Source, times: StageTimes, sample_fps: float | None, from_s: float = 0.0) -> Iterator[Frame]:

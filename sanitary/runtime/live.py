@@ -98,7 +98,7 @@ class CameraSession:
             live.spec, options.analysis_fps, realtime=options.realtime, fps=options.fps or cam.time.fps,
             loop=options.loop,
         )  # fmt: skip
-        self.session = AnalysisSession.from_camera(cam, options.analysis_fps, wall0, key)
+        self.session = AnalysisSession.from_camera(cam, options.analysis_fps, wall0, key, heads_in_background=True)
         self.run = CameraRun(cam, run_id, RetentionSchedule(cam))
         self.last_t = 0.0
         self.counted = SourceStats(0, 0, 0, 0, False)

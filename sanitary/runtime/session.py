@@ -129,11 +129,12 @@ class AnalysisSession:
         *,
         alerts_in: Callable[[datetime], bool] | None = None,
         until: datetime | None = None,
+        heads_in_background: bool = False,
     ) -> AnalysisSession:
         """A session on the real models, alerts sent to the camera's sinks."""
         return cls(
             camera,
-            FrameAnalyser.from_camera(camera, analysed_fps),
+            FrameAnalyser.from_camera(camera, analysed_fps, heads_in_background),
             start,
             source=source,
             confusion=load_card().confusion,

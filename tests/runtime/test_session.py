@@ -282,3 +282,31 @@ def test_the_head_model_runs_every_heads_every_s_of_a_video_and_on_every_photo()
     photos = analyser()
     [photos(Frame(i, float(i), IMAGE, f"p{i}.jpg")) for i in range(3)]
     assert len(calls) == 3
+
+
+def test_live_the_head_model_runs_beside_the_frames_and_its_count_joins_when_ready() -> None:
+    script = [[Seen(1)]] * 4
+    analyser = FrameAnalyser(
+        CAMERA,
+        people=FakePeople(script),
+        faces=FakeFaces(script),
+        masks=FakeMasks(script),
+        tracker=None,
+        heads=FakeHeads(script, [(60.0, 5.0)]),
+        heads_in_background=True,
+    )
+    first = analyser(Frame(0, 0.0, IMAGE, None))
+    assert analyser.heads_pending is not None
+    analyser.heads_pending.result(timeout=10)
+    later = [analyser(Frame(i, i * 0.5, IMAGE, None)) for i in range(1, 4)]
+    # The first frame is counted before its head run ends; from the next one on, the head nobody detected counts.
+    assert (first.people, first.heads, [o.people for o in later], [o.heads for o in later]) == (
+        1,
+        None,
+        [2] * 3,
+        [2] * 3,
+    )
+    analyser.close()
+    assert analyser.heads_pool is not None
+    with pytest.raises(RuntimeError):  # shut down: no run starts after the footage ended
+        analyser.heads_pool.submit(print)

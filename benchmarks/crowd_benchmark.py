@@ -33,7 +33,7 @@ import numpy as np
 
 from sanitary.config import CameraConfig, HeadConfig, default_camera, load_camera
 from sanitary.evaluation.crowd import count_errors
-from sanitary.perception.boxes import Detections
+from sanitary.perception.boxes import Detections, as_polygon
 from sanitary.perception.crowd import fuse
 from sanitary.perception.heads import CARD_FILE, HeadFinder, Heads
 from sanitary.perception.models import WEIGHTS_DIR
@@ -73,7 +73,7 @@ class Seen:
     def __init__(self, camera: CameraConfig) -> None:
         self.detector = PersonDetector(dataclasses.replace(camera.detection, threads=2))
         self.finder = HeadFinder(dataclasses.replace(camera.heads, threads=2))
-        self.walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
+        self.walkable = as_polygon(camera.detection.walkable)
         self.frame = ""
         self.found: tuple[Detections, Heads | None] | None = None
 

@@ -61,6 +61,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def as_polygon(corners: list[tuple[float, float]]) -> np.ndarray | None:
+    """A configured image polygon as (K, 2) float32, or None when none is configured (the whole frame)."""
+    return np.asarray(corners, np.float32) if corners else None
+
+
 def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """Which of the (N, 2) points lie inside or on the edge of the (K, 2) float32 polygon."""
     import cv2  # here: the stages after perception import this module without wanting OpenCV

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from sanitary.config import DetectionConfig
-from sanitary.perception.boxes import Detections, nms
+from sanitary.perception.boxes import Detections, as_polygon, inside_polygon, nms
 from sanitary.perception.models import open_session
 
 # The network's long side in pixels, whatever the frame's (see weights/bytetrack_nano.json, "input_size").
@@ -102,7 +102,7 @@ class PersonDetector:
         self.model = MODELS[config.model]
         self.session = open_session(self.model.file, config.threads)
         self.input_name = self.session.get_inputs()[0].name
-        self.walkable = np.asarray(config.walkable, np.float32) if config.walkable else None
+        self.walkable = as_polygon(config.walkable)
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def grid(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +131,5 @@ class PersonDetector:
         """Drop detections standing outside the walkable area (posters, reflections, people on a balcony)."""
         if self.walkable is None or len(people) == 0:
             return people
-        feet = people.feet
-        inside = np.array([cv2.pointPolygonTest(self.walkable, (float(x), float(y)), False) >= 0 for x, y in feet])
+        inside = inside_polygon(people.feet, self.walkable)
         return Detections(people.boxes[inside], people.scores[inside])

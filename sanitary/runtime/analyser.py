@@ -23,7 +23,7 @@ from sanitary.capture.sources import Frame, Source
 from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground
-from sanitary.perception.boxes import Detections
+from sanitary.perception.boxes import Detections, as_polygon
 from sanitary.perception.crowd import NO_FEET, fuse
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.heads import HeadFinder, Heads
@@ -118,7 +118,7 @@ class FrameAnalyser:
         # dropped): its count joins the frames from when it is ready. A file is analysed in order, reproducibly.
         self.heads_pool = ThreadPoolExecutor(1, "heads") if heads and heads_in_background else None
         self.heads_pending: Future[tuple[np.ndarray, int]] | None = None
-        self.walkable = np.asarray(camera.detection.walkable, np.float32) if camera.detection.walkable else None
+        self.walkable = as_polygon(camera.detection.walkable)
         self.faces = faces
         self.masks = masks
         self.tracker = tracker

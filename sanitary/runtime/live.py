@@ -19,12 +19,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from sanitary.alerts.delivery import STOP_GRACE_S
 from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Frame
@@ -84,6 +85,8 @@ class CameraRun:
     run_id: str
     retention: RetentionSchedule
     lost: int = 0
+    # Alerts stored as pending whose outcome came since, for the next commit to record.
+    settled: list[SentAlert] = field(default_factory=list)
 
 
 class CameraSession:
@@ -125,6 +128,7 @@ class CameraSession:
         """The open window's aggregate and health, and the session moved on to the next window."""
         start_t = self.session.open_start_t
         window, sent = self.session.close_window(end_t)
+        self.run.settled += self.session.watch.settled()
         if not (self.is_file and not self.options.realtime):
             # A stream's coverage is the time it was up, so that a camera that was down reads as missing.
             window = dataclasses.replace(window, covered_s=round(self.source.up_seconds(start_t, end_t), 6))
@@ -221,8 +225,12 @@ def run_live(
             if not active:
                 break
     finally:
+        # Alerts on their way get one grace for all cameras; what it does not settle is recorded undelivered.
+        deadline = time.monotonic() + STOP_GRACE_S
         for s in sessions:
             s.source.stop()
+        for s in sessions:
+            s.session.stop_alerts(deadline)
             end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
             if end_t > s.session.open_start_t or s.session.pending:
                 closed = s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log))
@@ -267,10 +275,11 @@ def commit(
                 return
             store.commit_window(
                 run.run_id, w, closed.health, privacy=cam.privacy, dwell_bins_s=tuple(cam.tracking.dwell_bins_s),
-                alerts=closed.alerts, partial=closed.partial, tags=closed.tags,
+                alerts=closed.alerts, settled=run.settled, partial=closed.partial, tags=closed.tags,
             )  # fmt: skip
             totals.windows_committed += 1
             run.lost = 0
+            run.settled = []
             expired = _retention(run, store, now, log)
     except (SanitaryError, duckdb.Error, OSError) as exc:
         # A full disk or a file held too long: this window is lost and counted; the next one tries again.
@@ -296,6 +305,7 @@ def _end_runs(db: Path, sessions: list[CameraSession], status: str) -> None:
     try:
         with Store(db, wait_s=LOCK_WAIT_S) as store:
             for s in sessions:
+                store.alerts.record_delivery(s.session.source, [*s.run.settled, *s.session.watch.settled()])
                 store.end_run(s.run.run_id, status)
     except (SanitaryError, duckdb.Error, OSError):
         return  # the runs stay 'running': a visible trace, as after a power cut

@@ -8,14 +8,16 @@ window at a time on a live unit (`close_window`), forgetting then what the close
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 
+from sanitary.alerts.delivery import STOP_GRACE_S, AlertSender, Delivery
 from sanitary.alerts.rules import AlertEngine, trailing_sample
-from sanitary.alerts.sinks import AlertSink, SentAlert, send, sinks_from_config
+from sanitary.alerts.sinks import AlertSink, SentAlert, sinks_from_config
 from sanitary.analytics.observations import Observation
 from sanitary.analytics.privacy import apply_profile
 from sanitary.analytics.windows import WindowAggregate, aggregate, window_start
@@ -46,17 +48,18 @@ class WindowClock:
 
 
 class AlertWatch:
-    """The camera's alert rules, checked after every analysed frame; what fires goes to the sinks at once (staff
-    act now, not when the file is done) and is kept for the store."""
+    """The camera's alert rules, checked after every analysed frame; what fires is queued for the sinks at once
+    (staff act now, not when the file is done; the analysis never waits on a sink) and kept for the store."""
 
     def __init__(self, camera: CameraConfig, start: datetime, sinks: Sequence[AlertSink]) -> None:
         self.engine = AlertEngine(camera.alerts, camera.site_id, camera.camera_id)
         self.start = start
-        self.sinks = sinks
+        self.sender = AlertSender(sinks)
         self.zone_names = tuple(z.name for z in camera.zones)
         # The longest trailing span a rule looks back over: older frames are no longer needed.
         self.horizon_s = max((r.span_s for r in camera.alerts), default=0.0)
-        self.sent: list[SentAlert] = []
+        self.fired: list[Delivery] = []  # not taken yet
+        self.unsettled: list[Delivery] = []  # taken while still on their way
 
     def __call__(self, observations: Sequence[Observation], ledger: PersonLedger | None) -> None:
         if not self.engine.rules or not observations:
@@ -67,13 +70,30 @@ class AlertWatch:
             trailing_sample(observations, contacts, starts, now_t, s, self.zone_names) for s in self.engine.spans
         ]
         for alert in self.engine.update(self.start + timedelta(seconds=now_t), samples):
-            self.sent.append(send(alert, self.sinks))
+            self.fired.append(self.sender.submit(alert))
+
+    @property
+    def sent(self) -> list[SentAlert]:
+        """The alerts fired and not taken, with their delivery as known now."""
+        return [d.sent() for d in self.fired]
 
     def take_before(self, at: datetime) -> list[SentAlert]:
-        """The alerts sent before `at` not taken yet, handed over once (to be stored with their window)."""
-        taken = [a for a in self.sent if a.alert.at < at]
-        self.sent = self.sent[len(taken) :]
-        return taken
+        """The alerts fired before `at` not taken yet, handed over once (to be stored with their window); those
+        still on their way read "pending", and `settled` gives them again once their outcome is known."""
+        taken = [d for d in self.fired if d.alert.at < at]
+        self.fired = self.fired[len(taken) :]
+        self.unsettled += [d for d in taken if d.outcome is None]
+        return [d.sent() for d in taken]
+
+    def settled(self) -> list[SentAlert]:
+        """The alerts taken as pending whose outcome is now known, handed over once (to update the store)."""
+        done = [d for d in self.unsettled if d.outcome is not None]
+        self.unsettled = [d for d in self.unsettled if d.outcome is None]
+        return [d.sent() for d in done]
+
+    def stop(self, deadline: float) -> None:
+        """No more alerts: the sender has until `deadline` (time.monotonic) to deliver, then every alert is settled."""
+        self.sender.stop(deadline)
 
 
 def zone_areas(camera: CameraConfig) -> tuple[tuple[str, float | None], ...]:
@@ -149,7 +169,7 @@ class AnalysisSession:
 
     @property
     def sent(self) -> list[SentAlert]:
-        """The alerts sent and not taken by `close_window`."""
+        """The alerts fired and not taken by `close_window`; after `close`, each with its outcome."""
         return self.watch.sent
 
     @property
@@ -219,8 +239,14 @@ class AnalysisSession:
         return apply_profile(windows, self.camera.privacy)
 
     def close(self) -> None:
-        """The footage ended: every track still alive ends here, and counts in the windows read after."""
+        """The footage ended: every track still alive ends here, and counts in the windows read after; the alerts
+        still on their way have STOP_GRACE_S to be delivered, then are recorded undelivered."""
         self.analyser.close()
+        self.stop_alerts(time.monotonic() + STOP_GRACE_S)
+
+    def stop_alerts(self, deadline: float) -> None:
+        """No more alerts: those on their way have until `deadline` (time.monotonic), then all are settled."""
+        self.watch.stop(deadline)
 
     def close_window(self, end_t: float) -> tuple[WindowAggregate, list[SentAlert]]:
         """The open window (its footage up to `end_t`) and the alerts sent in it; the session moves on to the next

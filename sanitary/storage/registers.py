@@ -7,12 +7,14 @@ each over the connection it has (a report's is read-only).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from sanitary.alerts.sinks import SentAlert
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.storage.schema import ALERT_COLUMNS, SIGN_COLUMNS, SIGNAGE_COLUMNS, SITE_COLUMNS
@@ -90,7 +92,7 @@ class StoredAlert:
     direction: str
     threshold: float
     value: float
-    delivery: str  # 'delivered', or why a sink did not take it
+    delivery: str  # 'delivered', 'pending' (not known when its window was stored), or why a sink did not take it
     run_id: str
 
 
@@ -108,3 +110,13 @@ class AlertRegister:
             [site_id, camera_id],
         )
         return [StoredAlert(*row) for row in cursor.fetchall()]
+
+    def record_delivery(self, source: str, sent: Sequence[SentAlert]) -> None:
+        """The outcome of alerts stored before it was known (a row not stored, its window refused, is left alone)."""
+        if sent:
+            self.con.executemany(
+                "UPDATE alerts SET delivery = ? WHERE site_id = ? AND camera_id = ? AND source = ? AND event_at = ?"
+                " AND rule = ? AND state = ?",
+                [[s.delivery, s.alert.site_id, s.alert.camera_id, source, s.alert.at, s.alert.rule, s.alert.state]
+                 for s in sent],
+            )  # fmt: skip

@@ -197,9 +197,11 @@ class Store:
         alerts: Sequence[SentAlert],
         partial: bool,
         tags: str | None,
+        settled: Sequence[SentAlert] = (),
     ) -> None:
         """One window of a live unit, with its alerts and health, in one transaction; a window committed again
-        (a retry) replaces its earlier copy, so it is never counted twice."""
+        (a retry) replaces its earlier copy, so it is never counted twice. `settled`: alerts of earlier windows,
+        stored pending, whose delivery is now known."""
         k = window.key
         unit_id = health.unit_id
         with self.transaction():
@@ -215,6 +217,7 @@ class Store:
             self._insert(
                 "alerts", ALERT_COLUMNS, [[k.site_id, k.camera_id, k.source, *_alert_row(a), run_id] for a in alerts]
             )
+            self.alerts.record_delivery(k.source, settled)
             self._insert("health", HEALTH_COLUMNS, [[*_key(window), *dataclasses.astuple(health)]])
             self.con.execute(
                 "UPDATE runs SET frames_analysed = coalesce(frames_analysed, 0) + ?, footage_start ="

@@ -165,11 +165,15 @@ class WebhookSink:
             connection.request("POST", path, body, {"Content-Type": "application/json"})
             response = connection.getresponse()
             response.read()
+            # A socket shut at the deadline reads as the end of the answer: what came may be cut anywhere.
+            if expired.is_set() or self.cancelled.is_set():
+                raise TimeoutError
             return response.status, response.reason
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as exc:
             if self.cancelled.is_set():
                 raise TimeoutError("delivery stopped") from None
-            if expired.is_set():
+            # The timer, or a single read or the connect that waited the whole deadline (whichever came first).
+            if expired.is_set() or isinstance(exc, TimeoutError):
                 raise TimeoutError(f"no whole answer within {self.timeout_s:g} s") from None
             raise
         finally:

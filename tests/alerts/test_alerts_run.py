@@ -1,11 +1,16 @@
 """Alerts end to end on real footage: rules in the camera config, sent to stdout, a file and a real webhook on
-127.0.0.1 that fails before it recovers, stored in the alerts table, listed by `sanitary alerts list`."""
+127.0.0.1 that fails before it recovers, stored in the alerts table, listed by `sanitary alerts list`; a receiver
+that trickles or hangs holds neither a run nor a live unit's stop."""
 
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +18,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
+from sanitary.errors import SanitaryError
+from sanitary.storage.query import run_query
+from tests.alerts import receivers
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, run_cli
 
 
 class Receiver(ThreadingHTTPServer):
@@ -54,13 +62,13 @@ def receiver() -> Iterator[Receiver]:
     server.shutdown()
 
 
-def camera(tmp_path: Path, rule: str, webhook: str) -> Path:
+def camera(tmp_path: Path, rule: str, webhook: str, timeout_s: float = 2, window_s: int = 60) -> Path:
     path = tmp_path / "cam.toml"
     path.write_text(
-        PETS_CAMERA.read_text()
+        PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {window_s}")
         + f"\n[[alerts]]\n{rule}\n"
         + f'\n[alert_sinks]\nfile = "{tmp_path / "alerts.jsonl"}"\nwebhook = "{webhook}"\n'
-        + "webhook_timeout_s = 2\nwebhook_retries = 3\nwebhook_backoff_s = 0.05\n"
+        + f"webhook_timeout_s = {timeout_s}\nwebhook_retries = 3\nwebhook_backoff_s = 0.05\n"
     )
     return path
 
@@ -107,6 +115,67 @@ def test_unreachable_webhook_loses_no_aggregate(pets: Path, tmp_path: Path) -> N
         (delivery,) = con.execute("SELECT delivery FROM alerts").fetchone() or ("",)
         assert con.execute("SELECT count(*) FROM window_aggregates").fetchone() == (1,)
     assert f"alert webhook http://127.0.0.1:{port}/alerts failed after 4 attempts" in delivery
+
+
+ANYONE = 'name = "anyone"\nmeasure = "occupancy"\nabove = 1\nspan_s = 1'
+HELD = "stopped before the receiver answered"
+
+
+def test_a_trickling_receiver_holds_a_run_no_longer_than_the_grace(pets: Path, tmp_path: Path) -> None:
+    # 200 OK then a byte every 0.1 s, a timeout of 30 s: only the end of the file's grace ends the delivery.
+    db = tmp_path / "a.duckdb"
+    frames = str(pets / "frames" / "frame_000*.jpg")
+    with receivers.receiver("trickle") as r:
+        cam = camera(tmp_path, ANYONE, r.url, timeout_s=30)
+        args = ["run", *NO_SIGN, frames, "--camera", str(cam), "--db", str(db), "--start", "2009-03-01T12:00"]
+        result = subprocess.run([sys.executable, "-m", "sanitary", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        (delivery,) = con.execute("SELECT delivery FROM alerts").fetchone() or ("",)
+        assert con.execute("SELECT count(*), sum(frames_analysed) FROM window_aggregates").fetchone() == (
+            1,
+            7,
+        )  # 10 frames at 7 fps, 5 analysed a second
+    assert delivery.startswith(f"alert webhook {r.url}: undelivered: {HELD}; check that it answers within "
+                               "alert_sinks.webhook_timeout_s (30 s)"), delivery  # fmt: skip
+    (line,) = [x for x in result.stderr.splitlines() if "not delivered" in x]
+    assert line.startswith("alert 'anyone' raised at 2009-03-01T12:00") and HELD in line
+
+
+def test_sigterm_ends_live_within_seconds_whatever_the_receiver_does(pets: Path, tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    avi = str(pets / "pets09_s2l1_view001_480x360.avi")
+    with receivers.receiver("hang") as r:
+        cam = camera(tmp_path, ANYONE, r.url, timeout_s=30, window_s=2)
+        unit = subprocess.Popen(
+            [sys.executable, "-m", "sanitary", "live", avi, "--camera", str(cam), "--db", str(db), *NO_SIGN,
+             "--realtime", "--loop", "--fps", "7", "--analysis-fps", "2"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60  # loading the models on a busy machine
+        while not windows(db) and time.monotonic() < deadline and unit.poll() is None:
+            time.sleep(0.2)
+        assert r.connections >= 1  # the alert is with the receiver, which holds it
+        unit.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        _out, err = unit.communicate(timeout=30)
+        took = time.monotonic() - start
+    assert unit.returncode == 0, err
+    assert took < 5.0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        partial = con.execute("SELECT partial FROM window_aggregates ORDER BY window_start DESC LIMIT 1").fetchone()
+        stored = [row[0] for row in con.execute("SELECT delivery FROM alerts").fetchall()]
+    assert partial == (True,)  # the open window was committed
+    assert stored and all(HELD in d for d in stored), stored
+    assert len([x for x in err.splitlines() if "not delivered" in x and HELD in x]) == len(stored), err
+
+
+def windows(db: Path) -> list[tuple]:
+    """The windows committed so far, read between the unit's commits."""
+    try:
+        return run_query(db, "SELECT window_start FROM window_aggregates").rows
+    except SanitaryError:
+        return []  # not created yet, or the schema is still being made
 
 
 def test_alert_rule_errors_name_the_rule(tmp_path: Path) -> None:

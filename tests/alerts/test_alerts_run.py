@@ -152,14 +152,19 @@ def test_sigterm_ends_live_within_seconds_whatever_the_receiver_does(pets: Path,
              "--realtime", "--loop", "--fps", "7", "--analysis-fps", "2"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 60  # loading the models on a busy machine
-        while not windows(db) and time.monotonic() < deadline and unit.poll() is None:
-            time.sleep(0.2)
-        assert r.connections >= 1  # the alert is with the receiver, which holds it
-        unit.send_signal(signal.SIGTERM)
-        start = time.monotonic()
-        _out, err = unit.communicate(timeout=30)
-        took = time.monotonic() - start
+        try:
+            deadline = time.monotonic() + 60  # loading the models on a busy machine
+            while not windows(db) and time.monotonic() < deadline and unit.poll() is None:
+                time.sleep(0.2)
+            assert r.connections >= 1  # the alert is with the receiver, which holds it
+            unit.send_signal(signal.SIGTERM)
+            start = time.monotonic()
+            _out, err = unit.communicate(timeout=30)
+            took = time.monotonic() - start
+        finally:
+            if unit.poll() is None:  # left running by a failure: not left behind
+                unit.kill()
+                unit.communicate()
     assert unit.returncode == 0, err
     assert took < 5.0, err
     with duckdb.connect(str(db), read_only=True) as con:

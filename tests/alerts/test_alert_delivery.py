@@ -4,6 +4,7 @@ within its grace, and each alert's stored delivery and stderr line say what happ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from datetime import UTC, datetime
@@ -108,15 +109,34 @@ def test_the_analysis_only_enqueues_and_a_stop_records_what_the_receiver_held(
                                                    "delivered: alert webhook ") for line in lines)  # fmt: skip
 
 
-def test_a_receiver_that_fails_once_gets_the_alert_and_nothing_is_said(capsys: pytest.CaptureFixture[str]) -> None:
-    with receiver("500 then 200") as r:
-        sender = AlertSender([hook(r.url, retries=2, backoff_s=0.01)])
-        delivery = sender.submit(ALERT)
+@pytest.mark.parametrize(
+    ("behaviour", "outcome"),
+    [
+        ("hang", "failed after 2 attempts (no whole answer within 0.4 s)"),
+        ("trickle", "failed after 2 attempts (no whole answer within 0.4 s)"),
+        ("refuse", "failed after 2 attempts ([Errno 111] Connection refused)"),
+        ("reset", "failed after 2 attempts"),
+        ("500 then 200", None),
+    ],
+)
+def test_each_receiver_gives_the_stored_delivery_and_stderr_line_it_deserves(
+    behaviour: str, outcome: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with contextlib.ExitStack() as stack:
+        url = closed_port_url() if behaviour == "refuse" else stack.enter_context(receiver(behaviour)).url  # type: ignore[arg-type]
+        sender = AlertSender([hook(url, timeout_s=0.4, retries=1, backoff_s=0.05)])
         start = time.monotonic()
+        delivery = sender.submit(ALERT)
+        assert time.monotonic() - start < 0.02  # the analysis only enqueued it
         sender.stop(time.monotonic() + 3.0)
-        assert time.monotonic() - start < 1.0  # the stop waited for the delivery only
-    assert delivery.outcome == "delivered" and r.connections == 2
-    assert capsys.readouterr().err == ""
+        assert time.monotonic() - start < 1.2  # two attempts of at most 0.4 s, one backoff: well inside the grace
+    err = capsys.readouterr().err
+    if outcome is None:
+        assert delivery.outcome == "delivered" and err == ""
+        return
+    assert delivery.outcome is not None and delivery.outcome.startswith(f"alert webhook {url} {outcome}")
+    assert delivery.outcome.endswith("raise alert_sinks.webhook_timeout_s / webhook_retries")
+    assert err == f"alert 'crowd' raised at 2021-03-01T08:00:00+00:00 (door) not delivered: {delivery.outcome}\n"
 
 
 class Recording:

@@ -94,7 +94,7 @@ def test_the_analysis_only_enqueues_and_a_stop_records_what_the_receiver_held(
         sender = AlertSender([hook(r.url, timeout_s=5.0)])
         start = time.monotonic()
         deliveries = [sender.submit(alert(n)) for n in range(3)]
-        assert time.monotonic() - start < 0.05  # three alerts, the receiver holding the first: no wait
+        assert time.monotonic() - start < 0.1  # three alerts, the receiver holding the first: no wait
         assert [d.sent().delivery for d in deliveries] == ["pending"] * 3
         start = time.monotonic()
         sender.stop(time.monotonic() + 0.5)
@@ -127,7 +127,7 @@ def test_each_receiver_gives_the_stored_delivery_and_stderr_line_it_deserves(
         sender = AlertSender([hook(url, timeout_s=0.4, retries=1, backoff_s=0.05)])
         start = time.monotonic()
         delivery = sender.submit(ALERT)
-        assert time.monotonic() - start < 0.02  # the analysis only enqueued it
+        assert time.monotonic() - start < 0.1  # the analysis only enqueued it (an attempt takes up to 0.4 s)
         sender.stop(time.monotonic() + 3.0)
         assert time.monotonic() - start < 1.2  # two attempts of at most 0.4 s, one backoff: well inside the grace
     err = capsys.readouterr().err
@@ -197,7 +197,7 @@ def test_an_alert_fired_by_a_frame_is_only_queued_and_its_outcome_reaches_the_st
         watch = AlertWatch(CAMERA, T0, [hook(r.url, timeout_s=0.5)])
         start = time.monotonic()
         watch([Observation(0, 0.0, 3, MaskCounts()), Observation(1, 0.5, 3, MaskCounts())], None)
-        assert time.monotonic() - start < 0.05
+        assert time.monotonic() - start < 0.1
         (first,) = watch.take_before(T0.replace(minute=1))
         assert first.delivery == "pending" and first.alert.rule == "anyone"
         db = tmp_path / "unit.duckdb"

@@ -112,7 +112,7 @@ def _progress() -> Progress:
             return Text(f"{task.speed:5.1f} fps" if task.speed else "  ... fps")
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # the camera id, as written
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("frames"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -75,10 +76,10 @@ def as_json(result: QueryResult) -> str:
 
 def json_value(value: object) -> object:
     """A DuckDB value as plain JSON: numbers, text, booleans and null as they are (a float that is not finite as
-    null), lists and structs as arrays and objects (map keys as text), anything else (times, decimals, intervals,
-    blobs, UUIDs) as its text."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    null, a decimal as the number JSON readers take it for), lists and structs as arrays and objects (map keys as
+    text), anything else (times, intervals, blobs, UUIDs) as its text."""
+    if isinstance(value, float | Decimal):
+        return float(value) if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, dict):

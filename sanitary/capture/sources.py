@@ -78,11 +78,14 @@ class Source:
             raise SanitaryError(f"{spec}: no such file or folder; check the path")
         self.info = self._probe_images(path, fps) if self._images else self._probe_video(path, fps)
         self.decoded = 0  # frames read from the source so far, analysed or skipped
+        self.unreadable: list[Path] = []  # images of the last read left out: cut short, or not images
 
     def _probe_images(self, path: Path, fps: float | None) -> SourceInfo:
-        first = cv2.imread(str(self._images[0]))
+        first = next((image for p in self._images if (image := read_image(p)) is not None), None)
         if first is None:
-            raise SanitaryError(f"{self._images[0]}: cannot decode this image; remove it or re-export it")
+            raise SanitaryError(
+                f"{self.spec}: no image here can be read (each is cut short or not an image); re-export them"
+            )
         if fps is None:
             raise SanitaryError(
                 f"{self.spec}: images carry no frame rate; pass --fps or set time.fps in the camera config"
@@ -120,13 +123,16 @@ class Source:
             yield from self._video_frames(keep)
 
     def _image_frames(self, keep: _Keep) -> Iterator[Frame]:
+        # An image that cannot be read is a frame missing, not a source lost: the others keep their times.
+        self.unreadable = []
         for i, p in enumerate(self._images):
             self.decoded = i + 1
             if not keep(i):
                 continue
-            image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            image = read_image(p)
             if image is None:
-                raise SanitaryError(f"{p}: cannot decode this image; remove it or re-export it")
+                self.unreadable.append(p)
+                continue
             yield Frame(i, i / self.info.fps, image, p.name)
 
     def _video_frames(self, keep: _Keep) -> Iterator[Frame]:
@@ -160,6 +166,46 @@ class Source:
                 while chunk := fh.read(1 << 22):
                     digest.update(chunk)
         return digest.hexdigest()
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """The image at `path` (BGR), or None when it cannot be read, cannot be decoded, or is cut short: OpenCV
+    decodes a JPEG that lost its end with a warning only, the missing part grey, which would be analysed as an
+    empty scene."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data or not whole_image(data):
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # what the decoder does not recognise it mostly answers with None, some with an error
+        return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def whole_image(data: bytes) -> bool:
+    """False for a JPEG or PNG cut short: a JPEG without an end-of-image marker after its first scan, a PNG
+    without its IEND chunk. Other formats are left to the decoder, which refuses them when cut."""
+    if data.startswith(PNG_SIGNATURE):
+        return data.rfind(b"IEND") != -1
+    if not data.startswith(b"\xff\xd8"):
+        return True
+    # Walk the length-prefixed header segments to the first scan: an EXIF thumbnail inside them has its own end
+    # marker. Scan data escapes every 0xFF byte, so the next FFD9 after the scan starts is the image's end.
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xDA:
+            return data.find(b"\xff\xd9", at) != -1
+        if marker == 0xFF:  # fill byte before a marker
+            at += 1
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return False
 
 
 class _Keep:

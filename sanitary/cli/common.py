@@ -18,8 +18,6 @@ from rich.console import Console
 from sanitary.cli.missing import missing_package
 from sanitary.errors import SanitaryError
 
-# Piped or logged output has no terminal width to go by; tables of 80 columns would be cut.
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -27,6 +25,17 @@ CameraOption = Annotated[Path, typer.Option("--camera", help="Camera config (TOM
 SampleFps = Annotated[float | None, typer.Option("--sample-fps", help="Frames analysed per second of footage.")]
 FpsOption = Annotated[float | None, typer.Option("--fps", help="True frame rate, when the container is wrong.")]
 DbOption = Annotated[Path, typer.Option("--db", help="The DuckDB file.")]
+
+
+def plain_console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A console that prints every string as given. What it prints holds user text (a query's values and column
+    names, a sign's words, a camera id, a file name) in which Rich would read `[...]` as markup (dropping it, or
+    failing on `[/]`) and `:name:` as an emoji; tables keep their own styles."""
+    return Console(stderr=stderr, width=width, markup=False, emoji=False, highlight=False)
+
+
+# Piped or logged output has no terminal width to go by; tables of 80 columns would be cut.
+console = plain_console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 def friendly(command: Callable[P, R]) -> Callable[P, R]:

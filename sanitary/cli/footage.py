@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -85,6 +86,9 @@ def run(
     if expired:
         console.print(f"retention: deleted {expired} windows older than {cam.privacy.retention_days:g} days (logged)")
     _print_summary(outcomes, db)
+    for o in outcomes:
+        if o.unreadable:
+            typer.echo(f"warning: {o.path}: {_left_out(o.unreadable)}", err=True)
     for c in plan.continuity:
         kind = "gap" if c.seconds > 0 else "overlap"
         console.print(f"{kind}: {abs(c.seconds):.1f} s between {c.previous.name} and {c.current.name}")
@@ -112,7 +116,7 @@ def _progress() -> Progress:
             return Text(f"{task.speed:5.1f} fps" if task.speed else "  ... fps")
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # the camera id, as written
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("frames"),
@@ -172,6 +176,15 @@ def count(
         else:
             sys.stdout.write(f"frame {frame.index}: {obs.people} people, {obs.faces} faces\n")
         sys.stdout.flush()
+    if source.unreadable:
+        typer.echo(f"warning: {path}: {_left_out([str(p) for p in source.unreadable])}", err=True)
+
+
+def _left_out(paths: Sequence[str], named: int = 3) -> str:
+    """The images a folder's analysis left out, the first few by name."""
+    names = ", ".join(Path(p).name for p in paths[:named])
+    more = f" and {len(paths) - named} more" if len(paths) > named else ""
+    return f"{len(paths)} image(s) left out, cut short or not images: {names}{more}; the others were analysed"
 
 
 @friendly

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from sanitary.cli.common import console, friendly
+from sanitary.cli.common import console, friendly, plain_console
 from sanitary.config import default_camera, load_camera
 from sanitary.perception.models import WEIGHTS_DIR
 
@@ -47,7 +46,7 @@ def eval_mask(
 
 
 def _print_mask_report(result: MaskReport) -> None:
-    out = Console()
+    out = plain_console()
     scores = Table(title="mask classifier")
     for column in ("class", "precision", "recall (95%)", "F1", "support"):
         scores.add_column(column, justify="left" if column == "class" else "right")

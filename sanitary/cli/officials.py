@@ -14,17 +14,16 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from sanitary.cli.common import CameraOption, DbOption, friendly
+from sanitary.cli.common import CameraOption, DbOption, friendly, plain_console
 from sanitary.config import load_camera, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.governance.audit import audit_paths
 from sanitary.governance.evidence import db_evidence
 from sanitary.reporting.report import build_report
 from sanitary.storage.merge import merge_into
-from sanitary.storage.query import run_query
+from sanitary.storage.query import as_json, json_value, run_query
 from sanitary.storage.shipping import acknowledge, export_parquet, import_parquet, purge_shipped
 from sanitary.storage.signage import Sign
 from sanitary.storage.store import Store
@@ -48,13 +47,12 @@ def query(
         writer.writerow(result.columns)
         writer.writerows(result.rows)
     elif output == "json":
-        records = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-        sys.stdout.write(json.dumps(records, default=str, indent=1) + "\n")
+        sys.stdout.write(as_json(result) + "\n")
     else:
         table = Table(*result.columns)
         for row in result.rows:
             table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-        Console(width=max(120, 16 * len(result.columns))).print(table)
+        plain_console(width=max(120, 16 * len(result.columns))).print(table)
 
 
 @friendly
@@ -206,7 +204,7 @@ def signage_list(
         removed = s.removed_at.isoformat(timespec="minutes") if s.removed_at else "still up"
         table.add_row(s.sign_id, s.site_id, s.camera_id, s.posted_at.isoformat(timespec="minutes"), removed,
                       s.language, s.location, s.text)  # fmt: skip
-    Console(width=200).print(table)
+    plain_console(width=200).print(table)
 
 
 @signage_app.command("remove")
@@ -236,7 +234,7 @@ def alerts_list(
         alerts = store.alerts.stored(site, camera_id)
     if as_json:
         for alert in alerts:
-            sys.stdout.write(json.dumps(dataclasses.asdict(alert), default=str) + "\n")
+            sys.stdout.write(json.dumps(json_value(dataclasses.asdict(alert)), allow_nan=False) + "\n")
         return
     table = Table(title=f"alerts in {db}")
     columns = ("event_at", "site_id", "camera_id", "rule", "state", "measure", "zone", "value", "threshold", "delivery")
@@ -245,4 +243,4 @@ def alerts_list(
     for alert in alerts:
         values = [getattr(alert, c) for c in columns]
         table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v or "") for v in values))
-    Console(width=200).print(table)
+    plain_console(width=200).print(table)

@@ -81,6 +81,7 @@ class FileResult:
     truncated: bool = False
     times: StageTimes = field(default_factory=StageTimes)
     alerts: list[SentAlert] = field(default_factory=list)
+    unreadable: tuple[str, ...] = ()  # images left out, cut short or not images
 
     @property
     def footage(self) -> tuple[datetime, datetime]:
@@ -111,7 +112,10 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     duration = decoded / info.fps
     session.close()
     windows = session.windows(duration)
-    return FileResult(job, windows, analysed, decoded, duration, error, truncated, session.times, session.sent)
+    unreadable = tuple(str(p) for p in source.unreadable)
+    return FileResult(
+        job, windows, analysed, decoded, duration, error, truncated, session.times, session.sent, unreadable
+    )
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class FileOutcome:
     faces: int = 0
     mask: MaskShares | None = None
     error: str | None = None
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -276,6 +281,7 @@ def run_batch(
                 result.footage,
                 result.alerts,
                 notes.get(str(Path(planned.job.spec))),
+                result.unreadable,
             )
         )
 
@@ -356,6 +362,7 @@ def store_file(
     footage: tuple[datetime, datetime],
     alerts: list[SentAlert],
     notes: str | None,
+    unreadable: tuple[str, ...] = (),
 ) -> FileOutcome:
     """A file's windows stored in one transaction (a cut-short file keeps what came before the cut)."""
     status = "truncated" if error else "done"
@@ -371,6 +378,7 @@ def store_file(
         dwell_bins_s=tuple(job.camera.tracking.dwell_bins_s),
         privacy=job.camera.privacy,
         alerts=alerts,
+        frames_unreadable=len(unreadable),
     )
     masks = sum((w.masks for w in windows), MaskCounts())
     return FileOutcome(
@@ -383,6 +391,7 @@ def store_file(
         sum(w.faces_sum for w in windows),
         mask_shares(masks.classified, load_card().confusion),
         error,
+        unreadable,
     )
 
 

@@ -104,6 +104,7 @@ class SegmentDone:
     duration_s: float  # footage decoded, when it reached the end
     error: str | None  # the footage was cut short
     alerts: tuple[SentAlert, ...]
+    unreadable: tuple[str, ...] = ()  # images left out, cut short or not images (overlaps read them twice)
 
 
 def segment_file(job: FileJob, duration_s: float, segment_s: float = SEGMENT_S) -> list[Segment]:
@@ -161,6 +162,7 @@ def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
         duration,
         error,
         tuple(session.sent),
+        tuple(str(p) for p in source.unreadable),
     )
 
 
@@ -342,4 +344,7 @@ def _store(store: Store, file_run: _FileRun, notes: str | None) -> FileOutcome:
     error = next((d.error for d in ended if d.error), None)
     alerts = [a for i in sorted(file_run.done) for a in file_run.done[i].alerts]
     footage = (job.start, job.start + timedelta(seconds=duration))
-    return store_file(store, job, file_run.run_id, read_parts(file_run.parts), error, footage, alerts, notes)
+    unreadable = tuple(sorted({p for d in file_run.done.values() for p in d.unreadable}))
+    return store_file(
+        store, job, file_run.run_id, read_parts(file_run.parts), error, footage, alerts, notes, unreadable
+    )

@@ -7,7 +7,10 @@ commits a window; a query that meets that lock waits a moment and tries again.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -58,5 +61,29 @@ def run_query(db: Path, sql: str) -> QueryResult:
             ) from None
         except duckdb.Error as exc:
             raise SanitaryError(f"query failed: {str(exc).splitlines()[0]}") from None
+        if cursor is None:  # only blanks, semicolons or comments
+            raise SanitaryError('no SQL statement given; ask one, e.g. sanitary query "SELECT * FROM mask_rate_daily"')
         columns = tuple(d[0] for d in cursor.description or ())
         return QueryResult(columns, cursor.fetchall() if columns else [])
+
+
+def as_json(result: QueryResult) -> str:
+    """The answer as a JSON array of objects, one per row: always valid JSON, so NaN and infinities (which JSON
+    cannot write) become null."""
+    records = [{c: json_value(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
+    return json.dumps(records, indent=1, allow_nan=False)
+
+
+def json_value(value: object) -> object:
+    """A DuckDB value as plain JSON: numbers, text, booleans and null as they are (a float that is not finite as
+    null, a decimal as the number JSON readers take it for), lists and structs as arrays and objects (map keys as
+    text), anything else (times, intervals, blobs, UUIDs) as its text."""
+    if isinstance(value, float | Decimal):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return str(value)

@@ -15,7 +15,7 @@ import duckdb
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import transaction
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
@@ -393,8 +393,13 @@ def _v8(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def _v9(con: duckdb.DuckDBPyConnection) -> None:
+    """Images of a folder left out of its run (cut short, or not images), counted: NULL for runs before v9."""
+    con.execute("ALTER TABLE runs ADD COLUMN frames_unreadable INTEGER")
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 # Rows that belong to one source of one camera: replaced together when the source is analysed again.
 PER_SOURCE_TABLES = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows", "alerts", "health")
 AGGREGATE_COLUMNS = (
@@ -457,6 +462,7 @@ ZONE_COLUMNS = (
 RUN_COLUMNS = (
     "run_id", "source", "source_path", "camera_id", "site_id", "unit_id", "params_hash", "params", "started_at",
     "finished_at", "status", "error", "frames_analysed", "footage_start", "footage_end", "notes", "signage_override",
+    "frames_unreadable",
 )  # fmt: skip
 SIGNAGE_COLUMNS = (*SIGN_COLUMNS, "recorded_at")
 SITE_COLUMNS = ("site_id", "site_kind", "timezone", "privacy_profile", "k_min", "updated_at")

@@ -148,6 +148,7 @@ class Store:
         dwell_bins_s: tuple[float, ...] = (),
         privacy: PrivacyConfig = DEFAULT_PRIVACY,
         alerts: Sequence[SentAlert] = (),
+        frames_unreadable: int = 0,
     ) -> None:
         """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
         run = self.con.execute(
@@ -173,7 +174,7 @@ class Store:
             )
             self.con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, frames_analysed = ?,"
-                " footage_start = ?, footage_end = ?, notes = ? WHERE run_id = ?",
+                " footage_start = ?, footage_end = ?, notes = ?, frames_unreadable = ? WHERE run_id = ?",
                 [
                     status,
                     error,
@@ -182,6 +183,7 @@ class Store:
                     footage[0] if footage else None,
                     footage[1] if footage else None,
                     notes,
+                    frames_unreadable,
                     run_id,
                 ],
             )

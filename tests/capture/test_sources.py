@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from sanitary.capture.sources import Source, TruncatedSourceError, continuity, start_from_filename
+from sanitary.capture.sources import (
+    Source,
+    TruncatedSourceError,
+    continuity,
+    read_image,
+    start_from_filename,
+    whole_image,
+)
 from sanitary.errors import SanitaryError
 
 
@@ -108,3 +115,61 @@ def test_gaps_and_overlaps_between_files() -> None:
         ("b.mp4", "c.mp4", -30.0),
         ("c.mp4", "d.mp4", 270.0),
     ]
+
+
+def encoded(suffix: str, shade: int = 0) -> bytes:
+    """A small image with detail (a flat one compresses to almost nothing), as a camera's file holds it."""
+    y, x = np.mgrid[0:120, 0:160]
+    image = np.dstack([x * 3 % 256, (x + y) * 7 % 256, np.full_like(x, shade)]).astype(np.uint8)
+    ok, data = cv2.imencode(suffix, image)
+    assert ok
+    return data.tobytes()
+
+
+def with_thumbnail(jpeg: bytes) -> bytes:
+    """`jpeg` with an EXIF-like APP1 segment holding a whole small JPEG, end marker included, before its scan."""
+    thumbnail = encoded(".jpg", 99)
+    payload = b"Exif\x00\x00" + thumbnail
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+def test_a_cut_jpeg_or_png_is_not_whole(tmp_path: Path) -> None:
+    jpeg, png = encoded(".jpg"), encoded(".png")
+    assert whole_image(jpeg) and whole_image(png) and whole_image(with_thumbnail(jpeg))
+    assert whole_image(jpeg + b"\x00" * 100)  # padding after the end marker, as some cameras write
+    assert not whole_image(jpeg[:-2]) and not whole_image(jpeg[: len(jpeg) // 2]) and not whole_image(jpeg[:20])
+    assert not whole_image(with_thumbnail(jpeg)[:-2])  # the thumbnail's end marker is not the image's
+    assert not whole_image(png[:-12])  # IEND lost: the image data may be whole, the file is not
+    # cv2.imread decodes a cut JPEG file with a warning only, its lost part grey; read_image refuses it.
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg[: len(jpeg) // 2])
+    assert cv2.imread(str(cut)) is not None and read_image(cut) is None
+
+
+def test_unreadable_images_are_left_out_and_the_others_analysed(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(10):
+        (folder / f"{i}.jpg").write_bytes(encoded(".jpg", i))
+    (folder / "0.jpg").write_bytes(b"not an image")  # the first: the frame size comes from the next
+    (folder / "3.jpg").write_bytes(encoded(".jpg")[:3000])
+    (folder / "5.jpg").write_bytes(b"")
+    (folder / "7.jpg").write_bytes(encoded(".jpg")[:-2])
+    source = Source(str(folder), fps=1.0)
+    assert (source.info.frame_count, source.info.width, source.info.height) == (10, 160, 120)
+    frames = list(source.frames())
+    assert [(f.index, f.t) for f in frames] == [(i, float(i)) for i in (1, 2, 4, 6, 8, 9)]
+    assert [p.name for p in source.unreadable] == ["0.jpg", "3.jpg", "5.jpg", "7.jpg"]
+    assert all(np.array_equal(f.image, read_image(folder / f"{f.index}.jpg")) for f in frames)
+    # Sampled: an image never read is never judged.
+    assert [f.index for f in source.frames(sample_fps=0.5)] == [2, 4, 6, 8]
+    assert [p.name for p in source.unreadable] == ["0.jpg"]
+
+
+def test_a_folder_of_nothing_readable_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(encoded(".png")[:100])
+    (folder / "b.jpg").write_bytes(b"\xff\xd8junk")
+    with pytest.raises(SanitaryError, match="imgs: no image here can be read"):
+        Source(str(folder), fps=1.0)

@@ -190,19 +190,22 @@ def _images(folder: Path, pets: Path, first: int, count: int) -> str:
 
 def test_a_poisoned_file_fails_alone(cluster: None, camera: CameraConfig, pets: Path, tmp_path: Path) -> None:
     good = _images(tmp_path / "good", pets, 0, 8)
+    (Path(good) / "0004.jpg").write_bytes(b"not a jpeg at all")  # left out, the other seven analysed
     poisoned = _images(tmp_path / "poisoned", pets, 8, 8)
-    (Path(poisoned) / "0004.jpg").write_bytes(b"not a jpeg at all")  # probed fine: only the first image is
     later = _images(tmp_path / "later", pets, 16, 8)
     plan: BatchPlan = plan_batch([good, poisoned, later], camera, OPTIONS)
     assert len(plan.files) == 3
+    shutil.rmtree(poisoned)  # gone between planning and analysis
     with Store(tmp_path / "p.duckdb") as store:
         outcomes = run_on_ray(plan, store, OPTIONS, None, lambda n: None, tmp_path / "parts")
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
-    assert "0004.jpg: cannot decode this image" in (outcomes[1].error or "")
-    runs = _query(tmp_path / "p.duckdb", "SELECT source_path, status, error FROM runs ORDER BY source_path")
+    assert "poisoned: no such file or folder" in (outcomes[1].error or "")
+    assert [Path(p).name for p in outcomes[0].unreadable] == ["0004.jpg"]
+    runs = _query(tmp_path / "p.duckdb", "SELECT source_path, status, error, frames_unreadable FROM runs ORDER BY 1")
     stored = _query(tmp_path / "p.duckdb", "SELECT count(DISTINCT source) FROM window_aggregates")
-    assert [(Path(p).name, s) for p, s, _ in runs] == [("good", "done"), ("later", "done"), ("poisoned", "failed")]
-    assert "cannot decode this image" in runs[2][2]
+    assert [(Path(p).name, s, n) for p, s, _, n in runs] == [("good", "done", 1), ("later", "done", 0),
+                                                             ("poisoned", "failed", None)]  # fmt: skip
+    assert "no such file or folder" in runs[2][2]
     assert stored == [(2,)]
     assert not list((tmp_path / "parts").glob("*")), "a failed file leaves no part behind"
 

@@ -99,3 +99,43 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     ]:
         result = run_cli("query", *args)
         assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("sql", ["", " ", ";", "/* c */"])
+def test_no_statement_is_one_line(db: Path, sql: str) -> None:
+    with pytest.raises(SanitaryError, match="no SQL statement given; ask one"):
+        query.run_query(db, sql)
+
+
+def test_no_statement_on_the_command_line(db: Path) -> None:
+    result = run_cli("query", ";", "--db", str(db))
+    assert result.returncode == 2 and result.stderr.startswith("error: no SQL statement given"), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
+
+
+ODD = ("SELECT 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, -'inf'::DOUBLE AS ninf, 'nan'::FLOAT AS f,"
+       " [1.5, 'nan'::DOUBLE] AS l, {'x': 'inf'::DOUBLE} AS s, MAP([DATE '2021-03-01'], ['inf'::DOUBLE]) AS m,"
+       " TIMESTAMPTZ '2021-03-01 12:00:00+00' AS t, 1.50::DECIMAL(5, 2) AS d, '\\x00\\xff'::BLOB AS b,"
+       " INTERVAL 1 DAY AS i, NULL AS n, 2.5 AS ok")  # fmt: skip
+
+
+def test_json_is_always_valid_with_nan_and_infinity_as_null(db: Path) -> None:
+    result = run_cli("query", ODD, "--db", str(db), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout, parse_constant=refuse) == [{
+        "nan": None, "inf": None, "ninf": None, "f": None, "l": [1.5, None], "s": {"x": None},
+        "m": {"2021-03-01": None}, "t": "2021-03-01 12:00:00+00:00", "d": 1.5, "b": "b'\\x00\\xff'",
+        "i": "1 day, 0:00:00", "n": None, "ok": 2.5,
+    }]  # fmt: skip
+
+
+def test_csv_and_table_print_odd_values(db: Path) -> None:
+    as_csv = run_cli("query", ODD, "--db", str(db), "--format", "csv")
+    as_table = run_cli("query", ODD, "--db", str(db))
+    assert as_csv.returncode == 0 and as_table.returncode == 0, as_csv.stderr + as_table.stderr
+    assert list(csv.reader(io.StringIO(as_csv.stdout)))[1][:5] == ["nan", "inf", "-inf", "nan", "[1.5, nan]"]
+    assert "│ nan │ inf │ -inf │" in as_table.stdout and "1.50" in as_table.stdout

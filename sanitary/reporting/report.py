@@ -694,7 +694,7 @@ def _header(r: SiteReport) -> str:
         " — days and hours below are this zone's</dd>"
         f"<dt>Privacy profile</dt><dd>{_e(s.profile or 'not recorded')}{f' ({_e(profile)})' if profile else ''}</dd>"
         f"<dt>Minimum cell size k_min</dt><dd>{_e(s.k_min if s.k_min is not None else 'not recorded')}"
-        " — a window or day with fewer people has its mask rate suppressed</dd>"
+        " — a window with fewer people keeps only its people counts, a day with fewer has no mask rate</dd>"
         f"<dt>Rows of this period were stored under</dt><dd><ul>{stored}</ul></dd>"
         "</dl>"
     )

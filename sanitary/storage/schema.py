@@ -122,7 +122,8 @@ _ZONE_OCCUPANCY = f"""
     SELECT site_id, camera_id, zone, window_start, any_value(area_m2) AS area_m2,
            {_whole("people_sum")} / nullif(sum(frames_analysed), 0) AS occupancy_mean,
            CASE WHEN count(people_max) = count(*) THEN max(people_max) END AS occupancy_max,
-           {_whole("people_sum")} / nullif(sum(frames_analysed), 0) / any_value(area_m2) AS density_per_m2
+           {_whole("people_sum")} / nullif(sum(frames_analysed), 0) / any_value(area_m2) AS density_per_m2,
+           sum(frames_analysed) AS frames_analysed
     FROM zone_windows
     GROUP BY site_id, camera_id, zone, window_start"""
 

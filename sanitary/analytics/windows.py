@@ -45,8 +45,8 @@ class DistancingWindow:
 class ZoneWindow:
     name: str
     area_m2: float | None  # None for a pixel zone of an uncalibrated camera
-    people_sum: int
-    people_max: int
+    people_sum: int | None  # None: suppressed, too few people in the window (analytics/privacy.py)
+    people_max: int | None
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,16 @@ class PersonWindow:
     people_distinct: int
     masks: MaskCounts  # people by their mask vote
     mask_shares: MaskShares | None
-    dwell_counts: tuple[int, ...]  # people whose visit ended in this window, by dwell-time bin ((): not stored)
+    # People whose visit ended in this window, by dwell-time bin ((): not stored; None per bin: suppressed).
+    dwell_counts: tuple[int | None, ...]
     close_contacts: int | None  # pairs close for at least the contact time, during this window (None: not stored)
 
 
 @dataclass(frozen=True)
 class LineWindow:
     name: str
-    people_in: int
-    people_out: int
+    people_in: int | None  # None: suppressed, too few people in the window
+    people_out: int | None
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,11 @@ class WindowAggregate:
     zones: tuple[ZoneWindow, ...]
     persons: PersonWindow | None = None
     lines: tuple[LineWindow, ...] = ()
-    # Too few people for a mask rate that tells nobody's choice: the store keeps no mask count or rate of it.
+    # Fewer than k people (analytics/privacy.py): the window keeps only its people counts, no mask count or rate,
+    # dwell, crossing, opt-out, contact, distancing or zone count.
     mask_suppressed: bool = False
-    opt_outs: int = 0  # people who shook their head "no" in this window; nothing else of them is counted
+    # People who shook their head "no" in this window, nothing else of them counted (None: suppressed).
+    opt_outs: int | None = 0
 
     @property
     def faces_sum(self) -> int:

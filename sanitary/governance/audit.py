@@ -15,6 +15,7 @@ import base64
 import binascii
 import codecs
 import csv
+import dataclasses
 import functools
 import io
 import itertools
@@ -32,6 +33,7 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 
+from sanitary import config as sanitary_config
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import connect
 
@@ -525,6 +527,8 @@ _MESSAGES = {
     "per_frame": "One row per detection: a frame/time column next to image coordinates.",
     "box_keys": "Looks like a box stored as separate coordinate keys.",
     "point_keys": "Looks like a person's image position (a head or feet point) stored as coordinate keys.",
+    "text_vector": "A long run of numbers stored as text: an embedding or feature vector in disguise.",
+    "text_points": "Image positions written in free text (pairs such as (x, y) or x=..., y=...): people's places.",
 }
 # Kinds that describe where someone is in the image; allowed in configs (zones, privacy masks), not in data.
 _GEOMETRY_KINDS = frozenset({"box", "coords", "trajectory"})
@@ -763,7 +767,7 @@ def _value_results(
         for c, _, nocase in probes
     )
     flags = con.execute(f"SELECT {selects} FROM {relation}", [_like_escape(n) for _, n, _ in probes]).fetchone()
-    results: list[tuple[str, str]] = []
+    results = _number_text_results(con, relation, label, text_columns)
     reported: set[tuple[str, str]] = set()
     for (column, needle, nocase), flagged in zip(probes, flags or (), strict=False):
         if not flagged:
@@ -795,6 +799,65 @@ def _value_results(
                     results.append((f"{label}, column {column}", f"Text values: {what}"))
                     break
     return results
+
+
+# Numbers as text: an embedding serialised into a VARCHAR, as JSON or separated by commas, semicolons or spaces.
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_TEXT_VECTOR = rf"(?:{_NUMBER}\s*[,;\s]\s*){{{VECTOR_MIN - 1},}}{_NUMBER}"
+# Image positions in prose, "(312.5, 88.0)" or "x=312.5, y=88.0": twice or more in one value is a list of places
+# (one pair can be an error message naming a configured point).
+_TEXT_POINT = rf"\(\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\)|\bx\s*[=:]\s*{_NUMBER}\s*[,;]?\s*y\s*[=:]\s*{_NUMBER}"
+_TEXT_POINTS = rf"(?:{_TEXT_POINT})[\s\S]*(?:{_TEXT_POINT})"
+# sanitary's own configuration, as runs.params holds it: a long list under one of its keys (twenty dwell bins) is
+# a setting. Its sections' keys are known; a vector under any other key is not configuration.
+_RUN_CONFIG = ("table runs", "params")
+_CONFIG_KEYS = frozenset(
+    f.name
+    for section in vars(sanitary_config).values()
+    if isinstance(section, type) and dataclasses.is_dataclass(section)
+    for f in dataclasses.fields(section)
+)
+
+
+def _number_text_results(
+    con: duckdb.DuckDBPyConnection, relation: str, label: str, text_columns: list[str]
+) -> list[tuple[str, str]]:
+    """Vectors and image positions written as text, found inside DuckDB and confirmed on a few values."""
+    probes = [(c, kind, pattern) for c in text_columns
+              for kind, pattern in (("text_vector", _TEXT_VECTOR), ("text_points", _TEXT_POINTS))]  # fmt: skip
+    selects = ", ".join(f"coalesce(bool_or(regexp_matches(CAST({_q(c)} AS VARCHAR), ?)), false)" for c, _, _ in probes)
+    flags = con.execute(f"SELECT {selects} FROM {relation}", [p for _, _, p in probes]).fetchone() or ()
+    results = []
+    for (column, kind, pattern), flagged in zip(probes, flags, strict=True):
+        config = (label, column) == _RUN_CONFIG
+        if not flagged or (kind == "text_points" and config):
+            continue
+        value = f"CAST({_q(column)} AS VARCHAR)"
+        sample = con.execute(
+            f"SELECT {value} FROM {relation} WHERE regexp_matches({value}, ?) LIMIT {SQL_SAMPLE_ROWS}", [pattern]
+        ).fetchall()
+        if kind == "text_points" or any(_vector_in_text(v, config) for (v,) in sample):
+            results.append((f"{label}, column {column}", _MESSAGES[kind]))
+    return results
+
+
+def _vector_in_text(value: str, config: bool) -> bool:
+    """Whether a text value matching _TEXT_VECTOR holds a vector: any run of numbers in free text; in sanitary's
+    config column only a long list under a key the config does not have."""
+    parsed = _parse_embedded_json(value) if config else None
+    return parsed is None or any(key not in _CONFIG_KEYS for key in _long_list_keys(parsed, ""))
+
+
+def _long_list_keys(node: Any, key: str) -> Iterator[str]:
+    """The key of each list of VECTOR_MIN numbers or more in parsed JSON ("" at the top level)."""
+    if _is_vector(node) and len(node) >= VECTOR_MIN:
+        yield key
+    elif isinstance(node, list):
+        for item in node:
+            yield from _long_list_keys(item, key)
+    elif isinstance(node, dict):
+        for k, item in node.items():
+            yield from _long_list_keys(item, str(k))
 
 
 def _confirm_json_values(values: list[str]) -> list[str]:

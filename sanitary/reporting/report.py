@@ -433,7 +433,7 @@ def _day_state(d: DayRate, k_min: int | None) -> str | None:
         return "no footage"
     if d.suppressed:
         return _fewer_than_k(k_min)
-    return None if d.rate is not None else "no face classified"
+    return None if d.rate is not None else "none classified"
 
 
 # --- SVG -------------------------------------------------------------------------------------------------------
@@ -612,7 +612,7 @@ def _mask_windows_chart(windows: Sequence[WindowRate], k_min: int | None) -> str
         if w.suppressed:
             parts += plot.marker(x(w.local_start + length / 2), width, _fewer_than_k(k_min), "suppressed")
         elif w.rate is None:
-            parts += plot.marker(x(w.local_start + length / 2), width, "no face classified", "missing")
+            parts += plot.marker(x(w.local_start + length / 2), width, "none classified", "missing")
     for w in windows:
         if w.rate is not None and (interval := w.interval()):
             middle = x(w.local_start + length / 2)
@@ -694,7 +694,7 @@ def _header(r: SiteReport) -> str:
         " — days and hours below are this zone's</dd>"
         f"<dt>Privacy profile</dt><dd>{_e(s.profile or 'not recorded')}{f' ({_e(profile)})' if profile else ''}</dd>"
         f"<dt>Minimum cell size k_min</dt><dd>{_e(s.k_min if s.k_min is not None else 'not recorded')}"
-        " — a window or day with fewer people has its mask rate suppressed</dd>"
+        " — a window with fewer people keeps only its people counts, a day with fewer has no mask rate</dd>"
         f"<dt>Rows of this period were stored under</dt><dd><ul>{stored}</ul></dd>"
         "</dl>"
     )
@@ -767,7 +767,7 @@ def _mask_section(r: SiteReport, sid: str) -> str:
         "<h3>Mask wearing, per day</h3>",
         '<p class="legend"><span class="key rate-key"></span> corrected mask rate, '
         '<span class="key band-key"></span> its 95% interval; under each day its denominator. '
-        '<span class="key missing-key"></span> no footage or no face classified (missing, not zero); '
+        '<span class="key missing-key"></span> no footage or none classified (missing, not zero); '
         f'<span class="key suppressed-key"></span> {_e(_fewer_than_k(k))}: not shown.</p>',
         _mask_daily_chart(r.days, k),
         _details(table),
@@ -785,7 +785,8 @@ def _windows_legend(windows: Sequence[WindowRate], k_min: int | None) -> str:
     return (
         f'<p class="legend">{len(windows)} window(s): {rated} with a rate (point and 95% interval), '
         f'<span class="key suppressed-key"></span>{suppressed} {_e(_fewer_than_k(k_min))}, '
-        f'<span class="key missing-key"></span>{len(windows) - rated - suppressed} with no face classified.</p>'
+        f'<span class="key missing-key"></span>{len(windows) - rated - suppressed} with none classified on their'
+        " basis (no count, so no rate).</p>"
     )
 
 

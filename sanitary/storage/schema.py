@@ -78,8 +78,20 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_camera_windows_view(""))
 
 
+# The face-frame and people counts behind a row's two mask rates, and its sum over a camera's sources.
+_FACES_N = "any_value(faces_with_mask + faces_without_mask + faces_mask_incorrect)"
+_PERSONS_N = "persons_with_mask + persons_without_mask + persons_mask_incorrect"
+
+
+def _whole(column: str) -> str:
+    """The sum of a count over a window's source rows, NULL where one row holds none (suppressed, or written
+    before the count existed): a partial sum would read as the window's whole count."""
+    return f"CASE WHEN count({column}) = count(*) THEN sum({column}) END"
+
+
 def _camera_windows_view(extra_columns: str) -> str:
-    """The camera_windows view with mask columns (v2), and the columns later versions add to it."""
+    """The camera_windows view with mask columns (v2), and the columns later versions add to it. Version 9 made
+    it the view it is now; the earlier versions it replays through are dropped again on the way."""
     return f"""
         CREATE VIEW camera_windows AS
         SELECT site_id, camera_id, window_start, max(window_end) AS window_end,
@@ -88,20 +100,32 @@ def _camera_windows_view(extra_columns: str) -> str:
                sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
                max(people_max) AS occupancy_max,
                sum(faces_sum) AS faces_seen,
-               sum(faces_with_mask) AS faces_with_mask,
-               sum(faces_without_mask) AS faces_without_mask,
-               sum(faces_mask_incorrect) AS faces_mask_incorrect,
-               sum(faces_mask_unknown) AS faces_mask_unknown,
-               sum(faces_with_mask) + sum(faces_without_mask) + sum(faces_mask_incorrect) AS mask_rate_n,
+               {_whole("faces_with_mask")} AS faces_with_mask,
+               {_whole("faces_without_mask")} AS faces_without_mask,
+               {_whole("faces_mask_incorrect")} AS faces_mask_incorrect,
+               {_whole("faces_mask_unknown")} AS faces_mask_unknown,
+               {_whole("faces_with_mask + faces_without_mask + faces_mask_incorrect")} AS mask_rate_n,
                -- The corrected rate and its interval need the classifier's confusion matrix: stored per source
-               -- row, so shown here only where one source covers the window.
-               CASE WHEN count(*) = 1 THEN any_value(mask_rate) END AS mask_rate,
-               CASE WHEN count(*) = 1 THEN any_value(mask_rate_low) END AS mask_rate_low,
-               CASE WHEN count(*) = 1 THEN any_value(mask_rate_high) END AS mask_rate_high,
+               -- row, so shown here only where one source covers the window, and only with a count behind it.
+               CASE WHEN count(*) = 1 AND {_FACES_N} >= 1 THEN any_value(mask_rate) END AS mask_rate,
+               CASE WHEN count(*) = 1 AND {_FACES_N} >= 1 THEN any_value(mask_rate_low) END AS mask_rate_low,
+               CASE WHEN count(*) = 1 AND {_FACES_N} >= 1 THEN any_value(mask_rate_high) END AS mask_rate_high,
                {extra_columns}
                count(*) AS sources
         FROM window_aggregates
         GROUP BY site_id, camera_id, window_start"""
+
+
+# A zone's window suppressed in one source (fewer than k people) is suppressed whole: NULL, never a part of it.
+_ZONE_OCCUPANCY = f"""
+    CREATE VIEW zone_occupancy AS
+    SELECT site_id, camera_id, zone, window_start, any_value(area_m2) AS area_m2,
+           {_whole("people_sum")} / nullif(sum(frames_analysed), 0) AS occupancy_mean,
+           CASE WHEN count(people_max) = count(*) THEN max(people_max) END AS occupancy_max,
+           {_whole("people_sum")} / nullif(sum(frames_analysed), 0) / any_value(area_m2) AS density_per_m2,
+           sum(frames_analysed) AS frames_analysed
+    FROM zone_windows
+    GROUP BY site_id, camera_id, zone, window_start"""
 
 
 def _v3(con: duckdb.DuckDBPyConnection) -> None:
@@ -123,14 +147,7 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
             people_max      BIGINT NOT NULL,
             PRIMARY KEY (site_id, camera_id, source, window_start, zone)
         )""")
-    con.execute("""
-        CREATE VIEW zone_occupancy AS
-        SELECT site_id, camera_id, zone, window_start, any_value(area_m2) AS area_m2,
-               sum(people_sum) / nullif(sum(frames_analysed), 0) AS occupancy_mean,
-               max(people_max) AS occupancy_max,
-               sum(people_sum) / nullif(sum(frames_analysed), 0) / any_value(area_m2) AS density_per_m2
-        FROM zone_windows
-        GROUP BY site_id, camera_id, zone, window_start""")
+    con.execute(_ZONE_OCCUPANCY)
     con.execute("""
         CREATE VIEW distancing_windows AS
         SELECT site_id, camera_id, window_start,
@@ -165,6 +182,9 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE line_windows ({key},
             line VARCHAR NOT NULL, people_in BIGINT NOT NULL, people_out BIGINT NOT NULL,
             PRIMARY KEY (site_id, camera_id, source, window_start, line))""")
+
+
+_PRIVACY_COLUMNS = f"coalesce(bool_or(mask_suppressed), false) AS mask_suppressed, {_whole('opt_outs')} AS opt_outs,"
 
 
 def _v5(con: duckdb.DuckDBPyConnection) -> None:
@@ -214,9 +234,7 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
             rows_deleted BIGINT NOT NULL
         )""")
     con.execute("DROP VIEW camera_windows")
-    con.execute(_camera_windows_view(
-        "coalesce(bool_or(mask_suppressed), false) AS mask_suppressed, sum(opt_outs) AS opt_outs,"
-    ))  # fmt: skip
+    con.execute(_camera_windows_view(_PRIVACY_COLUMNS))
 
 
 # A window's local time: its day and hour are those of the site's clock, and a local hour that happens twice (when
@@ -227,6 +245,36 @@ _LOCAL = """
                timezone(coalesce(s.timezone, 'UTC'), a.window_start) AS local_start
         FROM window_aggregates a LEFT JOIN sites s USING (site_id)
     )"""
+
+
+# Per window: the rate's basis is people (tracked, each once) where tracking ran, else face-frames; its n, rate and
+# interval all come from that basis's counts, and a basis with no classified count has no rate. (Before v9 the rate
+# fell back to face-frames where the people's count was 0, beside a people basis and n 0.)
+_MASK_RATE_WINDOWS = f"""
+    CREATE VIEW mask_rate_windows AS {_LOCAL},
+    b AS (
+        SELECT *, people_distinct IS NOT NULL AS by_people,
+               CASE WHEN people_distinct IS NOT NULL THEN {_PERSONS_N}
+                    ELSE faces_with_mask + faces_without_mask + faces_mask_incorrect END AS basis_n
+        FROM w
+    ), r AS (
+        SELECT *,
+               CASE WHEN basis_n >= 1 THEN CASE WHEN by_people THEN person_mask_rate ELSE mask_rate END END AS r,
+               CASE WHEN basis_n >= 1 THEN CASE WHEN by_people THEN person_mask_rate_low ELSE mask_rate_low END
+               END AS r_low,
+               CASE WHEN basis_n >= 1 THEN CASE WHEN by_people THEN person_mask_rate_high ELSE mask_rate_high END
+               END AS r_high
+        FROM b
+    )
+    SELECT site_id, camera_id, source, window_start, window_end, local_start, tz, covered_s, opt_outs,
+           coalesce(k_min, site_k_min) AS k_min, coalesce(people_distinct, people_max) AS people,
+           coalesce(mask_suppressed, false) AS mask_suppressed,
+           CASE WHEN by_people THEN 'people' ELSE 'faces' END AS basis,
+           basis_n AS n, r AS rate,
+           CASE WHEN r IS NOT NULL THEN r_low END AS rate_low,
+           CASE WHEN r IS NOT NULL THEN r_high END AS rate_high,
+           CASE WHEN r IS NOT NULL THEN (r_high - r_low) / 3.92 END AS rate_sd
+    FROM r"""
 
 
 def _v6(con: duckdb.DuckDBPyConnection) -> None:
@@ -240,21 +288,7 @@ def _v6(con: duckdb.DuckDBPyConnection) -> None:
             k_min           BIGINT NOT NULL,
             updated_at      TIMESTAMPTZ NOT NULL
         )""")
-    # Per window: the rate's basis is people (tracked, each once) where tracking ran, else face-frames.
-    con.execute(f"""
-        CREATE VIEW mask_rate_windows AS {_LOCAL}
-        SELECT site_id, camera_id, source, window_start, window_end, local_start, tz, covered_s, opt_outs,
-               coalesce(k_min, site_k_min) AS k_min, coalesce(people_distinct, people_max) AS people,
-               coalesce(mask_suppressed, false) AS mask_suppressed,
-               CASE WHEN people_distinct IS NOT NULL THEN 'people' ELSE 'faces' END AS basis,
-               coalesce(persons_with_mask + persons_without_mask + persons_mask_incorrect,
-                        faces_with_mask + faces_without_mask + faces_mask_incorrect) AS n,
-               coalesce(person_mask_rate, mask_rate) AS rate,
-               coalesce(person_mask_rate_low, mask_rate_low) AS rate_low,
-               coalesce(person_mask_rate_high, mask_rate_high) AS rate_high,
-               (coalesce(person_mask_rate_high, mask_rate_high) - coalesce(person_mask_rate_low, mask_rate_low))
-                   / 3.92 AS rate_sd
-        FROM w""")
+    con.execute(_MASK_RATE_WINDOWS)
     con.execute("""
         CREATE VIEW mask_rate_daily AS
         WITH per_day AS (
@@ -394,8 +428,17 @@ def _v8(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v9(con: duckdb.DuckDBPyConnection) -> None:
-    """Images of a folder left out of its run (cut short, or not images), counted: NULL for runs before v9."""
+    """Hardening (issue 16). Images of a folder left out of its run (cut short, or not images) are counted: NULL
+    for runs before v9. k-min on every measure: a window of fewer than k people stores its dwell bins, crossings
+    and zone counts as NULL (never 0), so those columns may now be NULL; the views read a rate only with its own
+    count, and a suppressed part of a window as missing."""
     con.execute("ALTER TABLE runs ADD COLUMN frames_unreadable INTEGER")
+    for table, column in (("dwell_windows", "people"), ("line_windows", "people_in"), ("line_windows", "people_out"),
+                          ("zone_windows", "people_sum"), ("zone_windows", "people_max")):  # fmt: skip
+        con.execute(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
+    con.execute(_camera_windows_view(_PRIVACY_COLUMNS).replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
+    con.execute(_ZONE_OCCUPANCY.replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
+    con.execute(_MASK_RATE_WINDOWS.replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
 
 
 # MIGRATIONS[i] takes a database from schema version i to i + 1.

@@ -12,7 +12,14 @@ import pytest
 from sanitary.analytics.mask_rate import mask_shares
 from sanitary.analytics.observations import MaskCounts
 from sanitary.analytics.privacy import apply_profile
-from sanitary.analytics.windows import DistancingWindow, PersonWindow, WindowAggregate, WindowKey, ZoneWindow
+from sanitary.analytics.windows import (
+    DistancingWindow,
+    LineWindow,
+    PersonWindow,
+    WindowAggregate,
+    WindowKey,
+    ZoneWindow,
+)
 from sanitary.capture.privacy_masks import PrivacyMasker
 from sanitary.config import FR_TRANSPORT, PrivacyConfig, PrivacyMask, load_camera
 from sanitary.errors import SanitaryError
@@ -41,6 +48,8 @@ def window(distinct: int | None, people_max: int = 4) -> WindowAggregate:
         distancing=DistancingWindow(2, 3, 4, 0.5, 1.5),
         zones=(ZoneWindow("door", 4.0, 12, 3),),
         persons=persons,
+        lines=(LineWindow("gate", 1, 0),),
+        opt_outs=1,
     )
 
 
@@ -63,11 +72,15 @@ def test_market_profile_keeps_every_measure_above_k() -> None:
     assert w == window(distinct=7)
 
 
-def test_small_windows_keep_people_but_not_mask_rates() -> None:
+def test_small_windows_keep_only_their_people_counts() -> None:
     (w,) = apply_profile([window(distinct=4, people_max=9)], PrivacyConfig(k_min=5))
     assert w.mask_suppressed and w.mask_shares is None
     assert w.persons is not None and w.persons.mask_shares is None and w.persons.people_distinct == 4
-    assert (w.people_sum, w.people_max, w.distancing) == (30, 9, DistancingWindow(2, 3, 4, 0.5, 1.5))
+    assert (w.frames_analysed, w.covered_s, w.people_sum, w.people_max) == (10, 60.0, 30, 9)
+    # Each of these told what one of four people did: their dwell time, crossing, opt-out, contact, distance, zone.
+    assert w.persons.dwell_counts == (None, None, None) and w.persons.close_contacts is None
+    assert w.lines == (LineWindow("gate", None, None),) and w.opt_outs is None
+    assert w.distancing is None and w.zones == (ZoneWindow("door", 4.0, None, None),)
 
 
 def test_without_tracking_k_is_judged_on_the_most_people_seen_at_once() -> None:
@@ -82,17 +95,46 @@ def test_transport_profile_stores_only_counts_and_mask_rates() -> None:
     assert w.persons.people_distinct == 8 and w.mask_shares is not None and not w.mask_suppressed
 
 
-def test_store_writes_no_mask_count_of_a_suppressed_window(tmp_path: Path) -> None:
+def test_store_writes_nothing_but_people_counts_of_a_suppressed_window(tmp_path: Path) -> None:
     windows = apply_profile([window(distinct=3)], PrivacyConfig(k_min=5))
     with Store(tmp_path / "a.duckdb") as store:
         run = store.begin_run(RunStart("h", "/f.mp4", "c", "s", "u", "p", {}))
         store.finish_run(run, windows, status="done", error=None, frames_analysed=10, footage=None,
                          dwell_bins_s=(10.0, 30.0), privacy=PrivacyConfig(k_min=5))  # fmt: skip
-        row = store.con.execute(
+        con = store.con
+        row = con.execute(
             "SELECT people_max, people_distinct, faces_sum, faces_with_mask, faces_mask_unknown, mask_rate,"
-            " persons_with_mask, person_mask_rate, mask_suppressed, privacy_profile, k_min FROM window_aggregates"
+            " persons_with_mask, person_mask_rate, mask_suppressed, privacy_profile, k_min, close_pairs_sum,"
+            " nearest_min_m, close_contacts, opt_outs FROM window_aggregates"
         ).fetchone()
-    assert row == (4, 3, 12, None, None, None, None, None, True, "market", 5)
+        assert row == (4, 3, 12, None, None, None, None, None, True, "market", 5, None, None, None, None)
+        # The rows stay, their counts NULL (never 0): suppressed, not unconfigured nor empty.
+        assert con.execute("SELECT bin_low_s, people FROM dwell_windows ORDER BY 1").fetchall() == [
+            (0.0, None), (10.0, None), (30.0, None)
+        ]  # fmt: skip
+        assert con.execute("SELECT line, people_in, people_out FROM line_windows").fetchall() == [("gate", None, None)]
+        assert con.execute("SELECT zone, frames_analysed, people_sum, people_max FROM zone_windows").fetchall() == [
+            ("door", 10, None, None)
+        ]
+        assert con.execute("SELECT occupancy_mean, occupancy_max FROM zone_occupancy").fetchall() == [(None, None)]
+        assert con.execute("SELECT opt_outs, mask_rate, mask_rate_n FROM camera_windows").fetchall() == [
+            (None, None, None)
+        ]
+
+
+def test_store_keeps_every_measure_of_a_window_of_k_people(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.duckdb") as store:
+        run = store.begin_run(RunStart("h", "/f.mp4", "c", "s", "u", "p", {}))
+        store.finish_run(run, apply_profile([window(distinct=5)], PrivacyConfig(k_min=5)), status="done",
+                         error=None, frames_analysed=10, footage=None, dwell_bins_s=(10.0, 30.0),
+                         privacy=PrivacyConfig(k_min=5))  # fmt: skip
+        con = store.con
+        assert con.execute("SELECT close_pairs_sum, close_contacts, opt_outs FROM window_aggregates").fetchall() == [
+            (3, 3, 1)
+        ]
+        assert con.execute("SELECT people FROM dwell_windows ORDER BY bin_low_s").fetchall() == [(1,), (2,), (0,)]
+        assert con.execute("SELECT people_in, people_out FROM line_windows").fetchall() == [(1, 0)]
+        assert con.execute("SELECT people_sum, people_max FROM zone_windows").fetchall() == [(12, 3)]
 
 
 def transport_camera(tmp_path: Path, k_min: int) -> Path:
@@ -139,11 +181,12 @@ def test_transport_profile_on_real_footage(pets: Path, tmp_path: Path, k_min: in
         ).fetchall()
         extra = con.execute("SELECT (SELECT count(*) FROM zone_windows) + (SELECT count(*) FROM dwell_windows)")
         assert extra.fetchone() == (0,)
-        lines = con.execute("SELECT sum(people_in + people_out) FROM line_windows").fetchone()
+        lines = con.execute("SELECT count(*), sum(people_in + people_out) FROM line_windows").fetchone()
     (distinct, close, contacts, n, rate, is_suppressed, profile) = rows[0]
     assert len(rows) == 1 and profile == FR_TRANSPORT  # 114 s of footage, one 20-minute window
     assert distinct >= 5 and close is None and contacts is None
-    assert lines is not None and lines[0] > 0  # in and out counts stay
+    # In and out counts stay under the decree, unless the window had fewer than k people: then its row holds NULL.
+    assert lines is not None and lines[0] == 1 and (lines[1] is None if suppressed else lines[1] > 0)
     assert is_suppressed is suppressed
     # PETS faces are few and small: the counts may be 0, but they are stored, unlike a suppressed window's.
     assert (n is None and rate is None) if suppressed else n is not None, rows

@@ -4,6 +4,7 @@ project's own outputs (aggregates, count lines, camera configs), or nobody will 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,8 +16,13 @@ import duckdb
 import numpy as np
 import pytest
 
+from sanitary.config import load_camera
 from sanitary.governance import audit
 from sanitary.governance.audit import AuditError, Leak, audit_paths
+from sanitary.runtime.batch import config_params
+from sanitary.storage.store import RunStart, Store
+from tests.conftest import PETS_CAMERA
+from tests.storage.test_views import two_bases
 
 DATASET = Path(__file__).resolve().parents[3] / "shared/datasets/facemask-andrewmvd"
 
@@ -478,3 +484,61 @@ def test_head_points_in_csv_and_npy(tmp_path: Path) -> None:
     leaks = {leak.path.name for leak in audit_paths([tmp_path])}
 
     assert leaks == {"heads.csv", "heads.npy"}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Numbers as text: vectors and image positions hidden in text columns
+
+
+@pytest.mark.parametrize("separator", [", ", " ", ";"])
+def test_vector_stored_as_text_in_a_neutral_table(tmp_path: Path, separator: str) -> None:
+    db = tmp_path / "sanitary.duckdb"
+    make_project_db(db)
+    floats = np.random.default_rng(0).normal(size=128).round(4).tolist()
+    vector = separator.join(f"{v:.4f}" for v in floats)
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE misc (k VARCHAR, payload VARCHAR, v JSON)")
+    con.execute("INSERT INTO misc VALUES ('a', ?, '{}'), ('b', 'ok', ?)", [vector, json.dumps(floats)])
+    con.close()
+
+    leaks = audit_paths([db])
+
+    assert {leak.where for leak in leaks} == {"table misc, column payload", "table misc, column v"}
+    assert all("run of numbers stored as text" in leak.what for leak in leaks)
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "people at (312.5, 88.0), (140.0, 201.5) and (20, 33)",
+        "head x=312.5, y=88.0; head x=140, y=201",
+    ],
+)
+def test_positions_written_into_run_notes(tmp_path: Path, notes: str) -> None:
+    db = tmp_path / "sanitary.duckdb"
+    make_project_db(db)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET notes = ?", [notes])
+    con.close()
+
+    leaks = audit_paths([db])
+
+    assert [(leak.where, leak.what) for leak in leaks] == [("table runs, column notes", audit._MESSAGES["text_points"])]
+
+
+def test_sanitary_own_store_with_its_config_passes(tmp_path: Path) -> None:
+    """What sanitary itself writes: the camera config in runs.params (homography, walkable polygon, zones, lines,
+    twenty dwell bins), a continuity note, an error naming one point, tags, signs, and windows of every kind."""
+    camera = load_camera(PETS_CAMERA)
+    camera = dataclasses.replace(
+        camera, tracking=dataclasses.replace(camera.tracking, dwell_bins_s=[5.0 * i for i in range(1, 21)])
+    )
+    db = two_bases(tmp_path / "sanitary.duckdb")
+    with Store(db) as store:
+        run = store.begin_run(RunStart("h2", "/b.avi", "c", "s", "u", "p", {**config_params(camera), "fps": 7.0}))
+        store.finish_run(run, [], status="truncated", error="homography maps (12.5, 300.0) outside; fix it",
+                         frames_analysed=0, footage=None, notes="gap of 12.0 s after a.avi")  # fmt: skip
+        store.con.execute('UPDATE window_aggregates SET tags = \'{"route": "12", "stop": "Gare (north)"}\'')
+    assert json.dumps(config_params(camera)).count("[5.0, 10.0") == 1  # the long list is there, as config
+
+    assert audit_paths([db]) == []

@@ -21,6 +21,7 @@ from sanitary.storage.schema import SCHEMA_VERSION
 from sanitary.storage.signage import Sign
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, PETS_CAMERA, old_schema_db, run_cli
+from tests.storage.test_views import NOON, two_bases
 
 SITE = "pets2009-reading"
 CAMERA = "pets2009-view001"
@@ -186,6 +187,23 @@ def test_one_day_adds_the_windows_with_suppressed_ones_marked(db: Path) -> None:
     chart = single.split('aria-label="Mask rate per window')[1].split("</svg>")[0]
     assert chart.count("<circle") == 1 and chart.count('class="suppressed') == 1
     assert "Mask rate per window" not in build_report(db, DAY, date(2009, 3, 2), SITE)
+
+
+def test_a_rate_is_drawn_only_beside_its_own_count(tmp_path: Path) -> None:
+    """A window whose tracked people have no mask vote is drawn as missing, even where a face-frame was read."""
+    page = build_report(two_bases(tmp_path / "two.duckdb"), NOON.date(), NOON.date(), "s")
+    rows = [r for r in Tables(page).tables["s0-mask-windows"] if r]
+    # Per window: basis, n, whether a rate and its interval are shown; a rate only with an n of at least 1.
+    assert [(r[2][1], r[3][0], r[4][0] is not None, r[5][0] is not None, r[6][0] is not None) for r in rows] == [
+        ("people", "0", False, False, False),
+        ("people", "1", True, True, True),
+        ("face-frames", "3", True, True, True),
+        ("face-frames", "0", False, False, False),
+    ]
+    chart = page.split('aria-label="Mask rate per window')[1].split("</svg>")[0]
+    assert chart.count("<circle") == 2 and chart.count('class="missing"') == 2
+    (day,) = [r for r in Tables(page).tables["s0-mask-daily"] if r]
+    assert (day[1][1], day[5][0], day[6][0] is not None) == ("plotted", "4", True)
 
 
 def test_signage_profile_alerts_and_escaping(page: str) -> None:

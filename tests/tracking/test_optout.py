@@ -19,6 +19,7 @@ from sanitary.geometry.distancing import FrameDistancing
 from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.mask_classes import MaskClass
+from sanitary.runtime import session
 from sanitary.runtime.batch import FileJob, analyse_file
 
 FPS = 7.0
@@ -91,7 +92,11 @@ def analyse(folder: Path, optout: bool) -> tuple[int, int, int, int, int | None]
     return w.opt_outs, w.people_sum, w.faces_sum, w.frames_analysed, w.persons.people_distinct if w.persons else None
 
 
-def test_a_head_shake_takes_the_person_out_of_the_window(heads: list[Head], tmp_path: Path) -> None:
+def test_a_head_shake_takes_the_person_out_of_the_window(
+    heads: list[Head], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The counts as analysed, before k-min: the stored window of a lone person keeps none of them (at the end).
+    monkeypatch.setattr(session, "apply_profile", lambda windows, privacy: list(windows))
     for i, head in enumerate(heads):
         folder = footage(head, "shake", tmp_path / f"shake{i}")
         opt_outs, people, faces, frames, distinct = analyse(folder, optout=True)
@@ -103,9 +108,12 @@ def test_a_head_shake_takes_the_person_out_of_the_window(heads: list[Head], tmp_
         unconfirmed = CAMERA.tracking.confirm_frames
         assert people <= people_all - frames + unconfirmed and faces <= unconfirmed, (people, people_all, faces)
         assert distinct == 0 and distinct_all == 1
+    monkeypatch.undo()
+    assert analyse(folder, optout=True)[0] is None  # alone in the window: their "no" is not stored
 
 
-def test_a_nod_opts_nobody_out(heads: list[Head], tmp_path: Path) -> None:
+def test_a_nod_opts_nobody_out(heads: list[Head], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session, "apply_profile", lambda windows, privacy: list(windows))  # a lone person: no k-min
     folder = footage(heads[0], "nod", tmp_path / "nod")
     counted = analyse(folder, optout=True)
     assert counted[0] == 0 and counted[1:] == analyse(folder, optout=False)[1:]

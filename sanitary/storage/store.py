@@ -23,6 +23,7 @@ from sanitary.analytics.windows import WindowAggregate, ZoneWindow
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import connect, transaction
+from sanitary.storage.owner import Owner, current, gone
 from sanitary.storage.registers import AlertRegister, SignRegister, SiteRegister
 from sanitary.storage.schema import (
     AGGREGATE_COLUMNS,
@@ -80,12 +81,30 @@ class Store:
         try:
             self.con.execute("SET TimeZone = 'UTC'")
             migrate(self.con, path)
+            self.interrupted = self._close_dead_runs()
         except BaseException:
             self.con.close()
             raise
         self.signage = SignRegister(self.con, path)
         self.sites = SiteRegister(self.con)
         self.alerts = AlertRegister(self.con)
+
+    def _close_dead_runs(self) -> int:
+        """Runs left `running` by a process that has ended (kill -9, a power cut) closed as `interrupted`, saying
+        so; how many. What such a run stored stays: a batch file's windows are written with its end, so none."""
+        closed = 0
+        for run_id, text in self.con.execute("SELECT run_id, owner FROM runs WHERE status = 'running'").fetchall():
+            owner = Owner.parse(text) if text else None
+            if owner is not None and not gone(owner):
+                continue
+            who = (
+                f"process {owner.pid} on {owner.host} ended" if owner
+                else "the release that started it recorded no process, and it"
+            )  # fmt: skip
+            reason = f"interrupted: {who} without closing the run (killed, or the machine stopped); closed when found"
+            self.fail_run(run_id, reason, status="interrupted")
+            closed += 1
+        return closed
 
     def close(self) -> None:
         self.con.close()
@@ -119,7 +138,7 @@ class Store:
         run_id = uuid.uuid4().hex
         self.con.execute(
             "INSERT INTO runs (run_id, source, source_path, camera_id, site_id, unit_id, params_hash, params,"
-            " started_at, signage_override, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            " started_at, signage_override, owner, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
             [
                 run_id,
                 run.source,
@@ -131,6 +150,7 @@ class Store:
                 json.dumps(run.params, sort_keys=True),
                 _now(),
                 run.signage_override,
+                str(current()),
             ],
         )
         return run_id
@@ -202,6 +222,8 @@ class Store:
         (a retry) replaces its earlier copy, so it is never counted twice."""
         k = window.key
         unit_id = health.unit_id
+        # A partial window ends where its footage stopped, not where the window would have.
+        footage_end = k.window_start + timedelta(seconds=window.covered_s) if partial else window.window_end
         with self.transaction():
             for table in PER_SOURCE_TABLES:
                 when = (
@@ -219,7 +241,7 @@ class Store:
             self.con.execute(
                 "UPDATE runs SET frames_analysed = coalesce(frames_analysed, 0) + ?, footage_start ="
                 " coalesce(footage_start, ?), footage_end = ? WHERE run_id = ?",
-                [window.frames_analysed, k.window_start, window.window_end, run_id],
+                [window.frames_analysed, k.window_start, footage_end, run_id],
             )
 
     def _insert_windows(

@@ -48,7 +48,7 @@ def test_one_start_makes_files_consecutive(tmp_path: Path) -> None:
     plan = plan_batch([a, b], cam, RunOptions())
     start = datetime(2021, 3, 1, 8, tzinfo=PARIS)
     assert [f.job.start for f in plan.files] == [start, start + timedelta(seconds=2)]
-    assert plan.continuity == [] and plan.failed == []
+    assert plan.continuity == [] and plan.set_aside == []
 
 
 def test_file_name_times_gaps_and_a_file_set_aside(tmp_path: Path) -> None:
@@ -59,8 +59,8 @@ def test_file_name_times_gaps_and_a_file_set_aside(tmp_path: Path) -> None:
     plan = plan_batch([a, b, c, str(tmp_path / "missing.avi")], cam, RunOptions())
     assert [f.job.start.second for f in plan.files] == [0, 10]
     assert [(x.previous.name, round(x.seconds, 3)) for x in plan.continuity] == [("door1_20210301_080000.avi", 8.0)]
-    assert sorted(Path(o.path).name for o in plan.failed) == ["door1_clip.avi", "missing.avi"]
-    assert all(o.status == "failed" and o.error for o in plan.failed)
+    assert sorted(Path(o.path).name for o in plan.set_aside) == ["door1_clip.avi", "missing.avi"]
+    assert all(o.status == "failed" and o.error for o in plan.set_aside)
 
 
 def params_of(camera: CameraConfig) -> str:

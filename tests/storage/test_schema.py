@@ -31,7 +31,7 @@ def test_every_table_is_listed_with_all_its_columns(tmp_path: Path) -> None:
         assert tables_of(store.con) == {*COLUMNS, "meta"}
         for table, columns in COLUMNS.items():
             assert sorted(columns_of(store.con, table)) == sorted(columns) and len(set(columns)) == len(columns), table
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 8
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 9
 
 
 def test_row_keys_are_the_primary_keys_of_the_per_source_tables(tmp_path: Path) -> None:

@@ -528,8 +528,8 @@ def stored_version(con: duckdb.DuckDBPyConnection, path: Path, db: str = "") -> 
     if not version:
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         raise SanitaryError(
-            f"{path}: not a sanitary database (it holds {shown} and no sanitary schema version); sanitary writes only"
-            " to an empty file or one it made: pass --db another file, e.g. sanitary.duckdb"
+            f"{path}: not a sanitary database (it holds {shown}, and no schema version sanitary wrote); sanitary uses"
+            " only an empty file or one it made: pass --db another file, e.g. sanitary.duckdb"
         )
     return version
 

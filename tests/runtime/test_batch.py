@@ -2,6 +2,7 @@
 a file is done (no model is run here)."""
 
 import dataclasses
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
+import pytest
 
 from sanitary.config import (
     AlertRule,
@@ -20,7 +22,18 @@ from sanitary.config import (
     default_camera,
     load_camera,
 )
-from sanitary.runtime.batch import FileJob, RunOptions, params_hash, plan_batch, run_params
+from sanitary.runtime import batch
+from sanitary.runtime.batch import (
+    FileJob,
+    FileResult,
+    RunOptions,
+    SetAside,
+    params_hash,
+    plan_batch,
+    run_batch,
+    run_params,
+)
+from sanitary.storage.store import Store
 from tests.conftest import PETS_CAMERA
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -54,8 +67,8 @@ def test_one_start_makes_files_consecutive(tmp_path: Path) -> None:
 def test_file_name_times_gaps_and_a_file_set_aside(tmp_path: Path) -> None:
     cam = load_camera(camera(tmp_path, 'filename_pattern = "%Y%m%d_%H%M%S"\n'))
     a = video(tmp_path / "door1_20210301_080000.avi", 20)
-    b = video(tmp_path / "door1_20210301_080010.avi", 20)  # starts 8 s after a ends
-    c = video(tmp_path / "door1_clip.avi", 20)  # no time in its name
+    b = video(tmp_path / "door1_20210301_080010.avi", 21)  # starts 8 s after a ends
+    c = video(tmp_path / "door1_clip.avi", 22)  # no time in its name
     plan = plan_batch([a, b, c, str(tmp_path / "missing.avi")], cam, RunOptions())
     assert [f.job.start.second for f in plan.files] == [0, 10]
     assert [(x.previous.name, round(x.seconds, 3)) for x in plan.continuity] == [("door1_20210301_080000.avi", 8.0)]
@@ -111,3 +124,85 @@ def test_a_setting_added_to_the_config_changes_the_hash_unless_listed_as_changin
     ]
     assert {params_of(c) for c in unchanged} == {before}
     assert params_of(dataclasses.replace(pets, detection=DetectionConfig())) != before
+
+
+def test_a_copy_in_the_batch_is_set_aside_as_a_duplicate_and_takes_no_time(tmp_path: Path) -> None:
+    cam = load_camera(camera(tmp_path, 'start = "2021-03-01T08:00:00"\n'))
+    a, b = video(tmp_path / "a.avi", 20), video(tmp_path / "b.avi", 30)
+    copy = tmp_path / "copy_of_a.avi"
+    shutil.copyfile(a, copy)
+    plan = plan_batch([a, str(copy), b], cam, RunOptions())
+    start = datetime(2021, 3, 1, 8, tzinfo=PARIS)
+    assert [(Path(f.job.spec).name, f.job.start) for f in plan.files] == [
+        ("a.avi", start),
+        ("b.avi", start + timedelta(seconds=2)),
+    ]
+    assert plan.set_aside == [
+        SetAside(str(copy), "duplicate", f"{copy}: same content as {a}, analysed once under that name",
+                 plan.files[0].job.source_hash)
+    ]  # fmt: skip
+
+
+def stored_runs(db: Path) -> list[tuple[str, str, str | None]]:
+    with Store(db) as store:
+        return store.con.execute("SELECT source_path, status, error FROM runs ORDER BY source_path").fetchall()
+
+
+def test_every_file_of_a_batch_ends_with_a_run_row_in_a_known_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Done, duplicate, failed at planning, failed by an unexpected error: each says so in runs, none `running`."""
+    cam = load_camera(camera(tmp_path, 'start = "2021-03-01T08:00:00"\n'))
+    good, bad = video(tmp_path / "good.avi", 20), video(tmp_path / "bad.avi", 30)
+    copy = tmp_path / "good_copy.avi"
+    shutil.copyfile(good, copy)
+    missing = tmp_path / "missing.avi"
+
+    def analyse(job: FileJob, on_frames: Any = None) -> FileResult:
+        if job.spec == bad:
+            raise RuntimeError("cannot broadcast shapes (3,) and (4,)\nsecond line")
+        return FileResult(job, [], 0, 20, 2.0)
+
+    monkeypatch.setattr(batch, "analyse_file", analyse)
+    options = RunOptions(signage_override="test footage")
+    plan = plan_batch([good, str(copy), str(missing), bad], cam, options)
+    db = tmp_path / "runs.duckdb"
+    with Store(db) as store:
+        outcomes = run_batch(plan, store, options)
+    unexpected = (
+        f"{bad}: analysis failed with RuntimeError (cannot broadcast shapes (3,) and (4,)); a fault of sanitary's,"
+        " please report it"
+    )
+    assert {(Path(o.path).name, o.status, o.error) for o in outcomes} == {
+        ("good.avi", "done", None),
+        ("good_copy.avi", "duplicate", f"{copy}: same content as {good}, analysed once under that name"),
+        ("missing.avi", "failed", plan.set_aside[1].error),
+        ("bad.avi", "failed", unexpected),
+    }
+    assert stored_runs(db) == [
+        (bad, "failed", unexpected),
+        (good, "done", None),
+        (str(copy), "duplicate", f"{copy}: same content as {good}, analysed once under that name"),
+        (str(missing), "failed", plan.set_aside[1].error),
+    ]
+    assert plan.set_aside[1].error.startswith(f"{missing}: ")
+
+
+def test_a_stopped_batch_closes_its_open_runs_as_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cam = load_camera(camera(tmp_path, 'start = "2021-03-01T08:00:00"\n'))
+    a, b = video(tmp_path / "a.avi", 20), video(tmp_path / "b.avi", 30)
+
+    def analyse(job: FileJob, on_frames: Any = None) -> FileResult:
+        if job.spec == b:
+            raise KeyboardInterrupt
+        return FileResult(job, [], 0, 20, 2.0)
+
+    monkeypatch.setattr(batch, "analyse_file", analyse)
+    options = RunOptions(signage_override="test footage")
+    db = tmp_path / "runs.duckdb"
+    with Store(db) as store, pytest.raises(KeyboardInterrupt):
+        run_batch(plan_batch([a, b], cam, options), store, options)
+    assert stored_runs(db) == [
+        (a, "done", None),
+        (b, "interrupted", "interrupted: the batch was stopped (KeyboardInterrupt)"),
+    ]

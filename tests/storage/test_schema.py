@@ -61,7 +61,7 @@ def test_a_v7_file_gains_the_shipping_tables_and_keeps_its_rows(tmp_path: Path) 
         add_window(con)
         assert not tables_of(con) & set(SHIPPING_TABLES)
     with Store(db) as store:
-        assert store.con.execute("SELECT value FROM meta").fetchall() == [("8",)]
+        assert store.con.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
         for table in SHIPPING_TABLES:
             assert columns_of(store.con, table) == COLUMNS[table], table
             assert store.con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
@@ -80,7 +80,7 @@ def test_a_v7_file_that_shipped_keeps_its_outbox(tmp_path: Path) -> None:
         con.execute("INSERT INTO exports VALUES ('e1', 1, ?, NULL, 1)", [exported])
         con.execute("INSERT INTO shipped_windows VALUES ('s', 'c', 'h0', ?, 'e0', 3, ?)", [T0, exported])
     with Store(db) as store:
-        assert store.con.execute("SELECT value FROM meta").fetchall() == [("8",)]
+        assert store.con.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
         outbox = store.con.execute("SELECT export_id, digest, acked_at FROM outbox").fetchall()
         exports = store.con.execute("SELECT export_id, seq, windows FROM exports").fetchall()
         shipped = store.con.execute("SELECT export_id, export_seq FROM shipped_windows").fetchall()

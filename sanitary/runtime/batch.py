@@ -7,17 +7,12 @@ A file that cannot be read fails alone; the others go on.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import hashlib
 import json
 import multiprocessing
 import os
 import queue
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +31,7 @@ from sanitary.perception.mask_card import load_card
 from sanitary.runtime.analyser import StageTimes
 from sanitary.runtime.lifecycle import unsigned
 from sanitary.runtime.session import AnalysisSession
+from sanitary.runtime.workers import report, start_worker
 from sanitary.storage.store import RunStart, Store
 
 # The person model is a parameter through the config (detection.model).
@@ -467,7 +463,7 @@ def _run_parallel(
     # Handed to each worker as it starts (a queue cannot travel with a task), so no manager process is needed.
     progress: Any = context.Queue()
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), progress)
+        workers, mp_context=context, initializer=start_worker, initargs=(os.getpid(), progress)
     ) as pool:
         futures: dict[Future[FileResult], tuple[PlannedFile, str]] = {}
         for planned, run_id in todo:
@@ -489,33 +485,8 @@ def _run_parallel(
         _drain(progress, on_frames)
 
 
-# A worker's progress queue, set as it starts.
-_progress: Any = None
-PR_SET_PDEATHSIG = 1
-WATCH_S = 1.0
-
-
-def _start_worker(parent: int, progress: Any) -> None:
-    """A worker ends with the batch that started it, however that ends (kill -9 included): the kernel kills it
-    when its parent dies (Linux), and a watchdog thread checks for a new parent elsewhere, or if the parent died
-    before the first could be set."""
-    global _progress
-    _progress = progress
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
-
-
-def _watch_parent(parent: int, every_s: float = WATCH_S) -> None:
-    while os.getppid() == parent:
-        time.sleep(every_s)
-    os._exit(1)
-
-
 def _analyse_reporting(job: FileJob) -> FileResult:
-    return analyse_file(job, _progress.put)
+    return analyse_file(job, report)
 
 
 def _drain(progress: Any, on_frames: Callable[[int], None], wait: float = 0.0) -> None:

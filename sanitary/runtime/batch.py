@@ -182,7 +182,9 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
             set_aside.append(SetAside(spec, "failed", str(exc)))
             continue
         if digest in first_of:
-            error = f"{spec}: same content as {first_of[digest]}, analysed once under that name"
+            first = first_of[digest]
+            same = Path(first).resolve() == Path(spec).resolve()
+            error = f"{spec}: " + ("given twice, analysed once" if same else f"same content as {first}, analysed once")
             set_aside.append(SetAside(spec, "duplicate", error, digest))
             continue
         first_of[digest] = spec

@@ -3,6 +3,8 @@ a file is done (no model is run here)."""
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from sanitary.runtime.batch import (
     run_params,
 )
 from sanitary.storage.store import Store
-from tests.conftest import PETS_CAMERA
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -131,16 +133,17 @@ def test_a_copy_in_the_batch_is_set_aside_as_a_duplicate_and_takes_no_time(tmp_p
     a, b = video(tmp_path / "a.avi", 20), video(tmp_path / "b.avi", 30)
     copy = tmp_path / "copy_of_a.avi"
     shutil.copyfile(a, copy)
-    plan = plan_batch([a, str(copy), b], cam, RunOptions())
+    plan = plan_batch([a, str(copy), b, b], cam, RunOptions())
     start = datetime(2021, 3, 1, 8, tzinfo=PARIS)
     assert [(Path(f.job.spec).name, f.job.start) for f in plan.files] == [
         ("a.avi", start),
         ("b.avi", start + timedelta(seconds=2)),
     ]
+    a_hash, b_hash = (f.job.source_hash for f in plan.files)
     assert plan.set_aside == [
-        SetAside(str(copy), "duplicate", f"{copy}: same content as {a}, analysed once under that name",
-                 plan.files[0].job.source_hash)
-    ]  # fmt: skip
+        SetAside(str(copy), "duplicate", f"{copy}: same content as {a}, analysed once", a_hash),
+        SetAside(b, "duplicate", f"{b}: given twice, analysed once", b_hash),
+    ]
 
 
 def stored_runs(db: Path) -> list[tuple[str, str, str | None]]:
@@ -175,14 +178,14 @@ def test_every_file_of_a_batch_ends_with_a_run_row_in_a_known_state(
     )
     assert {(Path(o.path).name, o.status, o.error) for o in outcomes} == {
         ("good.avi", "done", None),
-        ("good_copy.avi", "duplicate", f"{copy}: same content as {good}, analysed once under that name"),
+        ("good_copy.avi", "duplicate", f"{copy}: same content as {good}, analysed once"),
         ("missing.avi", "failed", plan.set_aside[1].error),
         ("bad.avi", "failed", unexpected),
     }
     assert stored_runs(db) == [
         (bad, "failed", unexpected),
         (good, "done", None),
-        (str(copy), "duplicate", f"{copy}: same content as {good}, analysed once under that name"),
+        (str(copy), "duplicate", f"{copy}: same content as {good}, analysed once"),
         (str(missing), "failed", plan.set_aside[1].error),
     ]
     assert plan.set_aside[1].error.startswith(f"{missing}: ")
@@ -206,3 +209,29 @@ def test_a_stopped_batch_closes_its_open_runs_as_interrupted(tmp_path: Path, mon
         (a, "done", None),
         (b, "interrupted", "interrupted: the batch was stopped (KeyboardInterrupt)"),
     ]
+
+
+def test_an_unexpected_error_is_one_line_and_the_run_says_failed(tmp_path: Path) -> None:
+    """Whatever breaks while a file is analysed (here a fault injected into the analysis), the CLI prints one
+    line and exits 1, and the file's run reads `failed` with the reason."""
+    cam = camera(tmp_path, 'start = "2021-03-01T08:00:00"\n')
+    clip = video(tmp_path / "a.avi", 20)
+    db = tmp_path / "runs.duckdb"
+    code = (
+        "import sys\n"
+        "import sanitary.runtime.batch as batch\n"
+        "def boom(job, on_frames=None):\n"
+        "    raise IndexError('index 3 is out of bounds for axis 0 with size 3')\n"
+        "batch.analyse_file = boom\n"
+        "from sanitary.cli.app import app\n"
+        "app(sys.argv[1:], prog_name='sanitary')\n"
+    )
+    args = ["run", *NO_SIGN, clip, "--camera", str(cam), "--db", str(db)]
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    expected = (
+        f"{clip}: analysis failed with IndexError (index 3 is out of bounds for axis 0 with size 3); a fault of"
+        " sanitary's, please report it"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    assert stored_runs(db) == [(clip, "failed", expected)]

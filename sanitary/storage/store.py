@@ -91,18 +91,24 @@ class Store:
 
     def _close_dead_runs(self) -> int:
         """Runs left `running` by a process that has ended (kill -9, a power cut) closed as `interrupted`, saying
-        so; how many. What such a run stored stays: a batch file's windows are written with its end, so none."""
+        so; how many. What such a run stored stays: a batch file's windows are written with its end, so none.
+
+        A run from before owners were recorded is closed once a later run of its source began: a batch holds the
+        file until it ends, so its process had ended by then (a live session's source is its own: never closed)."""
+        found = self.con.execute("""
+            SELECT r.run_id, r.owner, EXISTS (SELECT 1 FROM runs l WHERE l.source = r.source
+                                              AND l.camera_id = r.camera_id AND l.started_at > r.started_at)
+            FROM runs r WHERE r.status = 'running'""").fetchall()
         closed = 0
-        for run_id, text in self.con.execute("SELECT run_id, owner FROM runs WHERE status = 'running'").fetchall():
+        for run_id, text, rerun in found:
             owner = Owner.parse(text) if text else None
-            if owner is not None and not gone(owner):
+            if owner is not None and gone(owner):
+                why = f"process {owner.pid} on {owner.host} ended without closing it (killed, or the machine stopped)"
+            elif text is None and rerun:
+                why = "a later run of the same footage began, so the process that left it running had ended"
+            else:
                 continue
-            who = (
-                f"process {owner.pid} on {owner.host} ended" if owner
-                else "the release that started it recorded no process, and it"
-            )  # fmt: skip
-            reason = f"interrupted: {who} without closing the run (killed, or the machine stopped); closed when found"
-            self.fail_run(run_id, reason, status="interrupted")
+            self.fail_run(run_id, f"interrupted: {why}; closed when found", status="interrupted")
             closed += 1
         return closed
 

@@ -171,7 +171,7 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
     """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside, and so
     is a copy of a file before it (the same content under another name is analysed once, and takes no time)."""
     fps = options.fps or camera.time.fps
-    probed: list[tuple[str, Source]] = []
+    probed: list[tuple[str, Source, str]] = []  # with the content's hash, read once: it is the whole file
     set_aside: list[SetAside] = []
     first_of: dict[str, str] = {}
     for spec in specs:
@@ -188,22 +188,22 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
             set_aside.append(SetAside(spec, "duplicate", error, digest))
             continue
         first_of[digest] = spec
-        probed.append((spec, source))
+        probed.append((spec, source, digest))
     files: list[PlannedFile] = []
     # With one start time for several files (--start, or the config's without a file-name pattern), the files
     # are taken as consecutive recordings.
     running_start = options.start
     if running_start is None and camera.time.start and not camera.time.filename_pattern:
         running_start = parse_start(camera.time.start, camera.tz, str(camera.path))
-    for spec, source in probed:
+    for spec, source, digest in probed:
         try:
             start = _start_time(spec, camera, running_start)
         except SanitaryError as exc:
-            set_aside.append(SetAside(spec, "failed", str(exc), source.content_hash()))
+            set_aside.append(SetAside(spec, "failed", str(exc), digest))
             continue
         if running_start is not None:
             running_start = start + timedelta(seconds=source.info.duration_s)
-        job = FileJob(spec, camera, source.content_hash(), start, fps, options.sample_fps)
+        job = FileJob(spec, camera, digest, start, fps, options.sample_fps)
         frames = source.info.frame_count
         if options.sample_fps and options.sample_fps < source.info.fps:
             frames = int(frames * options.sample_fps / source.info.fps) + 1

@@ -569,6 +569,6 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         with transaction(con):
             if target == 1:
-                con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+                con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
             MIGRATIONS[target - 1](con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target)])

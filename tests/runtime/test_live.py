@@ -101,7 +101,7 @@ def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_p
             "SELECT min(window_start), max(window_start) FROM window_aggregates GROUP BY source ORDER BY 1"
         ).fetchall()
     assert sessions is not None and sessions[0] == 6 and health == (sessions[1],)
-    assert statuses == {"running": 4, "stopped": 2}  # a killed run stays visibly 'running'
+    assert statuses == {"interrupted": 4, "stopped": 2}  # a killed run is closed by the next writer, saying so
     assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(firsts))
 
 

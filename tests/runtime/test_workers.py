@@ -83,7 +83,7 @@ def test_workers_end_with_a_killed_batch_and_the_rerun_counts_once(tmp_path: Pat
         while len(workers) < 2 and time.monotonic() < deadline and batch.poll() is None:
             time.sleep(0.2)
             workers = {p for p in descendants(batch.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
-        assert len(workers) == 2, "the batch never started its two workers"
+        assert len(workers) >= 2, "the batch never started its two workers"
         time.sleep(3.0)  # the models loaded, analysis under way
         started = descendants(batch.pid)
         assert batch.poll() is None, "the batch ended before it could be killed: make the footage longer"
@@ -93,7 +93,10 @@ def test_workers_end_with_a_killed_batch_and_the_rerun_counts_once(tmp_path: Pat
     deadline = time.monotonic() + 5.0
     while alive(started) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not alive(started), f"orphans left: {alive(started)}"
+    orphans = alive(started)
+    for pid in orphans:  # not left behind by a failing test either
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"orphans left: {orphans}"
 
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr

@@ -288,9 +288,11 @@ class Store:
             "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?", [status, error, _now(), run_id]
         )
 
-    def end_run(self, run_id: str, status: str) -> None:
-        """A live run that stored its windows as they closed: only its status and end are left to record."""
-        self.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id])
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """A live run that stored its windows as they closed: only its status, end and error are left to record."""
+        self.con.execute(
+            "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?", [status, error, _now(), run_id]
+        )
 
     def apply_retention(self, site_id: str, camera_id: str, days: float, now: datetime | None = None) -> int:
         """Delete the camera's aggregates and alerts older than `days` (0: keep), and log what went; windows deleted."""

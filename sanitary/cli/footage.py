@@ -74,6 +74,8 @@ def run(
         Store(db) as store,
         _progress() as progress,
     ):
+        if store.interrupted:
+            typer.echo(f"{db}: {store.interrupted} run(s) left running by a process that ended marked interrupted")
         begin_camera(store, cam)
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
         advance = functools.partial(progress.advance, task)
@@ -92,6 +94,9 @@ def run(
     for c in plan.continuity:
         kind = "gap" if c.seconds > 0 else "overlap"
         console.print(f"{kind}: {abs(c.seconds):.1f} s between {c.previous.name} and {c.current.name}")
+    for o in outcomes:
+        if o.status == "duplicate":
+            typer.echo(f"duplicate: {o.error}")
     bad = [o for o in outcomes if o.status in ("failed", "truncated", "refused")]
     if bad:
         typer.echo(f"error: {bad[0].error}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""), err=True)

@@ -31,6 +31,7 @@ from sanitary.perception.mask_card import load_card
 from sanitary.runtime.analyser import StageTimes
 from sanitary.runtime.lifecycle import unsigned
 from sanitary.runtime.session import AnalysisSession
+from sanitary.runtime.workers import report, start_worker
 from sanitary.storage.store import RunStart, Store
 
 # The person model is a parameter through the config (detection.model).
@@ -142,7 +143,7 @@ class PlannedFile:
 @dataclass(frozen=True)
 class FileOutcome:
     path: str
-    status: str  # done, skipped, truncated, failed, refused
+    status: str  # done, skipped, truncated, failed, refused, duplicate, interrupted
     frames_analysed: int = 0
     windows: int = 0
     occupancy_mean: float = 0.0
@@ -154,44 +155,67 @@ class FileOutcome:
 
 
 @dataclass(frozen=True)
+class SetAside:
+    """A file not analysed: it failed at planning (`failed`), or its content is another file's (`duplicate`)."""
+
+    path: str
+    status: str
+    error: str
+    source_hash: str | None = None  # its content's, where it could be read
+
+
+@dataclass(frozen=True)
 class BatchPlan:
     files: list[PlannedFile]
-    failed: list[FileOutcome]
+    set_aside: list[SetAside]
     continuity: list[Continuity]
+    camera: CameraConfig
 
 
 def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> BatchPlan:
-    """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside."""
+    """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside, and so
+    is a copy of a file before it (the same content under another name is analysed once, and takes no time)."""
     fps = options.fps or camera.time.fps
-    probed: list[tuple[str, Source]] = []
-    failed: list[FileOutcome] = []
+    probed: list[tuple[str, Source, str]] = []  # with the content's hash, read once: it is the whole file
+    set_aside: list[SetAside] = []
+    first_of: dict[str, str] = {}
     for spec in specs:
         try:
-            probed.append((spec, Source(spec, fps)))
+            source = Source(spec, fps)
+            digest = source.content_hash()
         except SanitaryError as exc:
-            failed.append(FileOutcome(spec, "failed", error=str(exc)))
+            set_aside.append(SetAside(spec, "failed", str(exc)))
+            continue
+        if digest in first_of:
+            first = first_of[digest]
+            same = Path(first).resolve() == Path(spec).resolve()
+            error = f"{spec}: " + ("given twice, analysed once" if same else f"same content as {first}, analysed once")
+            set_aside.append(SetAside(spec, "duplicate", error, digest))
+            continue
+        first_of[digest] = spec
+        probed.append((spec, source, digest))
     files: list[PlannedFile] = []
     # With one start time for several files (--start, or the config's without a file-name pattern), the files
     # are taken as consecutive recordings.
     running_start = options.start
     if running_start is None and camera.time.start and not camera.time.filename_pattern:
         running_start = parse_start(camera.time.start, camera.tz, str(camera.path))
-    for spec, source in probed:
+    for spec, source, digest in probed:
         try:
             start = _start_time(spec, camera, running_start)
         except SanitaryError as exc:
-            failed.append(FileOutcome(spec, "failed", error=str(exc)))
+            set_aside.append(SetAside(spec, "failed", str(exc), digest))
             continue
         if running_start is not None:
             running_start = start + timedelta(seconds=source.info.duration_s)
-        job = FileJob(spec, camera, source.content_hash(), start, fps, options.sample_fps)
+        job = FileJob(spec, camera, digest, start, fps, options.sample_fps)
         frames = source.info.frame_count
         if options.sample_fps and options.sample_fps < source.info.fps:
             frames = int(frames * options.sample_fps / source.info.fps) + 1
         files.append(PlannedFile(job, frames, source.info.duration_s))
     spans = [(Path(f.job.spec), f.job.start, f.duration_s) for f in files]
     tolerance = 1.0 / (fps or 25.0) * 1.5
-    return BatchPlan(files, failed, continuity(spans, tolerance))
+    return BatchPlan(files, set_aside, continuity(spans, tolerance), camera)
 
 
 def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> datetime:
@@ -213,11 +237,15 @@ def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> date
 
 def run_params(job: FileJob) -> dict[str, Any]:
     """Everything that changes the stored numbers: a file done with other parameters is analysed again."""
+    return {**batch_params(job.camera, job.sample_fps, job.fps), "start": job.start.isoformat()}
+
+
+def batch_params(camera: CameraConfig, sample_fps: float | None, fps: float | None) -> dict[str, Any]:
+    """The parameters a file's own start time is added to (all that a file set aside at planning has)."""
     return {
-        **config_params(job.camera),
-        "sample_fps": job.sample_fps,
-        "fps": job.fps,
-        "start": job.start.isoformat(),
+        **config_params(camera),
+        "sample_fps": sample_fps,
+        "fps": fps,
         "models": list(MODELS),
         # A retrained mask model changes the rates: files done with the old one are analysed again.
         "mask_model_sha256": load_card().sha256,
@@ -258,21 +286,20 @@ def run_batch(
     options: RunOptions,
     on_frames: Callable[[int], None] = lambda n: None,
 ) -> list[FileOutcome]:
-    """Analyse the planned files (in `options.workers` processes) and store each as soon as it is done."""
+    """Analyse the planned files (in `options.workers` processes) and store each as soon as it is done.
+
+    Every run opened here ends in a known state: `done` or `truncated` with its windows, `failed` with the reason
+    whatever went wrong with its file, or `interrupted` when the batch itself is stopped (Ctrl-C)."""
     notes = continuity_notes(plan)
-    outcomes = list(plan.failed)
+    outcomes: list[FileOutcome] = []
     todo = [(planned, run_id) for planned, run_id, _ in start_runs(plan, store, options, on_frames, outcomes)]
+    open_runs = {run_id for _, run_id in todo}
 
     def settle(planned: PlannedFile, run_id: str, compute: Callable[[], FileResult]) -> None:
         """Store what `compute` gives for a file, or record why it gave nothing."""
         try:
             result = compute()
-        except SanitaryError as exc:
-            store.fail_run(run_id, str(exc))
-            outcomes.append(FileOutcome(planned.job.spec, "failed", error=str(exc)))
-            return
-        outcomes.append(
-            store_file(
+            outcome = store_file(
                 store,
                 planned.job,
                 run_id,
@@ -283,14 +310,33 @@ def run_batch(
                 notes.get(str(Path(planned.job.spec))),
                 result.unreadable,
             )
-        )
+        except Exception as exc:  # whatever it was, the run says so and the batch goes on
+            error = failure(planned.job.spec, exc)
+            store.fail_run(run_id, error)
+            outcome = FileOutcome(planned.job.spec, "failed", error=error)
+        open_runs.discard(run_id)
+        outcomes.append(outcome)
 
-    if options.workers <= 1 or len(todo) <= 1:
-        for planned, run_id in todo:
-            settle(planned, run_id, lambda job=planned.job: analyse_file(job, on_frames))
-    else:
-        _run_parallel(todo, options.workers, settle, on_frames)
+    try:
+        if options.workers <= 1 or len(todo) <= 1:
+            for planned, run_id in todo:
+                settle(planned, run_id, lambda job=planned.job: analyse_file(job, on_frames))
+        else:
+            _run_parallel(todo, options.workers, settle, on_frames)
+    except BaseException as exc:
+        for run_id in open_runs:
+            store.fail_run(run_id, f"interrupted: the batch was stopped ({type(exc).__name__})", status="interrupted")
+        raise
     return in_plan_order(plan, outcomes)
+
+
+def failure(spec: str, exc: BaseException) -> str:
+    """One line saying why a file failed: bad input says it itself; anything else is a fault of sanitary's."""
+    if isinstance(exc, SanitaryError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    detail = f" ({text[0]})" if text else ""
+    return f"{spec}: analysis failed with {type(exc).__name__}{detail}; a fault of sanitary's, please report it"
 
 
 def continuity_notes(plan: BatchPlan) -> dict[str, str]:
@@ -313,8 +359,11 @@ def start_runs(
     on_frames: Callable[[int], None],
     outcomes: list[FileOutcome],
 ) -> list[tuple[PlannedFile, str, str]]:
-    """Skip the files done with these parameters, refuse those no sign covered, open a run for the others:
-    (file, run id, parameters hash) of each file to analyse."""
+    """Record the files set aside at planning, skip those done with these parameters, refuse those no sign
+    covered, open a run for the others: (file, run id, parameters hash) of each file to analyse."""
+    for aside in plan.set_aside:
+        record_set_aside(store, aside, plan.camera, options)
+        outcomes.append(FileOutcome(aside.path, aside.status, error=aside.error))
     todo = []
     for planned in plan.files:
         job = planned.job
@@ -351,6 +400,24 @@ def start_runs(
             continue
         todo.append((planned, run_id, digest))
     return todo
+
+
+def record_set_aside(store: Store, aside: SetAside, camera: CameraConfig, options: RunOptions) -> None:
+    """A run row for a file set aside at planning, closed at once with its status and reason."""
+    params = batch_params(camera, options.sample_fps, options.fps or camera.time.fps)
+    path = str(Path(aside.path).resolve())
+    run_id = store.begin_run(
+        RunStart(
+            aside.source_hash or path,  # a file that could not be read is known by its path only
+            path,
+            camera.camera_id,
+            camera.site_id,
+            camera.resolved_unit_id(),
+            params_hash(params),
+            params,
+        )
+    )
+    store.fail_run(run_id, aside.error, status=aside.status)
 
 
 def store_file(
@@ -404,15 +471,18 @@ def _run_parallel(
     # Workers share the cores: each runs its models on its share, so N workers do not fight over N x cores.
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
-        progress: Any = manager.Queue()
+    # Handed to each worker as it starts (a queue cannot travel with a task), so no manager process is needed.
+    progress: Any = context.Queue()
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=start_worker, initargs=(os.getpid(), progress)
+    ) as pool:
         futures: dict[Future[FileResult], tuple[PlannedFile, str]] = {}
         for planned, run_id in todo:
             camera = dataclasses.replace(
                 planned.job.camera, detection=dataclasses.replace(planned.job.camera.detection, threads=threads)
             )
             job = dataclasses.replace(planned.job, camera=camera)
-            futures[pool.submit(_analyse_reporting, job, progress)] = (planned, run_id)
+            futures[pool.submit(_analyse_reporting, job)] = (planned, run_id)
         pending = set(futures)
         while pending:
             _drain(progress, on_frames)
@@ -426,8 +496,8 @@ def _run_parallel(
         _drain(progress, on_frames)
 
 
-def _analyse_reporting(job: FileJob, progress: Any) -> FileResult:
-    return analyse_file(job, progress.put)
+def _analyse_reporting(job: FileJob) -> FileResult:
+    return analyse_file(job, report)
 
 
 def _drain(progress: Any, on_frames: Callable[[int], None], wait: float = 0.0) -> None:

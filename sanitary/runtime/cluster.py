@@ -56,6 +56,7 @@ from sanitary.runtime.batch import (
     PlannedFile,
     RunOptions,
     continuity_notes,
+    failure,
     in_plan_order,
     start_runs,
     store_file,
@@ -292,7 +293,7 @@ def run_on_ray(
     multi-node cluster). Each file's parts are removed once the file is stored or has failed.
     """
     ray = _ray()
-    outcomes = list(plan.failed)
+    outcomes: list[FileOutcome] = []
     todo = start_runs(plan, store, options, on_frames, outcomes)
     opened = _connect(ray, address)
     try:
@@ -328,7 +329,12 @@ def run_on_ray(
                 if not file_run.settled:
                     continue
                 if file_run.error is None:
-                    outcomes.append(_store(store, file_run, notes.get(str(Path(file_run.planned.job.spec)))))
+                    try:
+                        outcomes.append(_store(store, file_run, notes.get(str(Path(file_run.planned.job.spec)))))
+                    except Exception as exc:  # the run says why, and the batch goes on
+                        error = failure(file_run.planned.job.spec, exc)
+                        store.fail_run(file_run.run_id, error)
+                        outcomes.append(FileOutcome(file_run.planned.job.spec, "failed", error=error))
                 file_run.remove_parts()
     finally:
         if opened:

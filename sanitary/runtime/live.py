@@ -32,7 +32,7 @@ from sanitary.capture.sources import Frame
 from sanitary.capture.stream import LiveFrame, LiveSource, SourceStats, is_file_spec
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.runtime.batch import params_hash
+from sanitary.runtime.batch import failure, params_hash
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
 from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import RunStart, Store, WindowHealth
@@ -206,6 +206,7 @@ def run_live(
     for s in sessions:
         s.source.start()
     wall_mono = (wall0, time.monotonic())
+    error = None
     try:
         while not stop.is_set():
             active = False
@@ -224,6 +225,9 @@ def run_live(
                 active |= not (finished or over)
             if not active:
                 break
+    except Exception as exc:  # the runs say why they ended, then the error goes on up
+        error = failure(" ".join(c.spec for c in cameras), exc)
+        raise
     finally:
         # Alerts on their way get one grace for all cameras; what it does not settle is recorded undelivered.
         deadline = time.monotonic() + STOP_GRACE_S
@@ -232,11 +236,12 @@ def run_live(
         for s in sessions:
             s.session.stop_alerts(deadline)
             end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
-            if end_t > s.session.open_start_t or s.session.pending:
+            # After a fault the open window is not stored: what the analysis held then cannot be trusted.
+            if error is None and (end_t > s.session.open_start_t or s.session.pending):
                 closed = s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log))
                 commit(closed, db, options, totals, log, datetime.now(UTC))
             totals.frames_dropped += s.source.stats().frames_dropped
-        _end_runs(db, sessions, "stopped" if stop.is_set() else "done")
+        _end_runs(db, sessions, "failed" if error else "stopped" if stop.is_set() else "done", error)
     return totals
 
 
@@ -301,12 +306,12 @@ def _retention(run: CameraRun, store: Store, now: datetime, log: Callable[[str],
         return 0
 
 
-def _end_runs(db: Path, sessions: list[CameraSession], status: str) -> None:
+def _end_runs(db: Path, sessions: list[CameraSession], status: str, error: str | None) -> None:
     try:
         with Store(db, wait_s=LOCK_WAIT_S) as store:
             for s in sessions:
                 store.alerts.record_delivery(s.session.source, [*s.run.settled, *s.session.watch.settled()])
-                store.end_run(s.run.run_id, status)
+                store.end_run(s.run.run_id, status, error)
     except (SanitaryError, duckdb.Error, OSError):
         return  # the runs stay 'running': a visible trace, as after a power cut
 

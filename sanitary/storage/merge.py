@@ -91,7 +91,7 @@ def _attached(con: duckdb.DuckDBPyConnection, path: Path, shown: Path) -> Iterat
 def _readable(path: Path, copy: Path) -> tuple[int, Path]:
     """The input's schema version, and a file at the current schema holding its rows: itself or a migrated copy."""
     with duckdb.connect() as con, _attached(con, path, path):
-        version = stored_version(con, "src.")
+        version = stored_version(con, path, "src.")
         if version is None:
             raise SanitaryError(f"{path}: not a sanitary database (no schema version); pass files that sanitary wrote")
         refuse_newer(path, version)

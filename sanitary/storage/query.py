@@ -33,7 +33,7 @@ def read_only(db: Path, wait_s: float = WAIT_S) -> duckdb.DuckDBPyConnection:
     if not db.is_file():
         raise SanitaryError(f"{db}: no such DuckDB file; pass --db the file sanitary run wrote")
     con = connect(db, read_only=True, wait_s=wait_s)
-    version = stored_version(con)
+    version = stored_version(con, db)
     if version is None:
         con.close()
         raise SanitaryError(f"{db}: not a sanitary database (no schema version); pass the file sanitary run wrote")

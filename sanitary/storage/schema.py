@@ -431,7 +431,9 @@ def _v9(con: duckdb.DuckDBPyConnection) -> None:
     """Hardening (issue 16). Images of a folder left out of its run (cut short, or not images) are counted: NULL
     for runs before v9. k-min on every measure: a window of fewer than k people stores its dwell bins, crossings
     and zone counts as NULL (never 0), so those columns may now be NULL; the views read a rate only with its own
-    count, and a suppressed part of a window as missing."""
+    count, and a suppressed part of a window as missing. The process that writes each run (`owner`: host, boot,
+    pid, start), so that the next writer can tell a run whose process died (kill -9, a power cut) from one still
+    going, and close it as `interrupted`; NULL: written before."""
     con.execute("ALTER TABLE runs ADD COLUMN frames_unreadable INTEGER")
     for table, column in (("dwell_windows", "people"), ("line_windows", "people_in"), ("line_windows", "people_out"),
                           ("zone_windows", "people_sum"), ("zone_windows", "people_max")):  # fmt: skip
@@ -439,6 +441,7 @@ def _v9(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_camera_windows_view(_PRIVACY_COLUMNS).replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
     con.execute(_ZONE_OCCUPANCY.replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
     con.execute(_MASK_RATE_WINDOWS.replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
+    con.execute("ALTER TABLE runs ADD COLUMN owner VARCHAR")
 
 
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
@@ -505,7 +508,7 @@ ZONE_COLUMNS = (
 RUN_COLUMNS = (
     "run_id", "source", "source_path", "camera_id", "site_id", "unit_id", "params_hash", "params", "started_at",
     "finished_at", "status", "error", "frames_analysed", "footage_start", "footage_end", "notes", "signage_override",
-    "frames_unreadable",
+    "frames_unreadable", "owner",
 )  # fmt: skip
 SIGNAGE_COLUMNS = (*SIGN_COLUMNS, "recorded_at")
 SITE_COLUMNS = ("site_id", "site_kind", "timezone", "privacy_profile", "k_min", "updated_at")
@@ -545,13 +548,54 @@ ROW_KEYS = {
 }
 
 
-def stored_version(con: duckdb.DuckDBPyConnection, db: str = "") -> int | None:
-    """The schema version recorded in `db` (a schema prefix such as 'src.'), None where it records none."""
-    try:
-        row = con.execute(f"SELECT value FROM {db}meta WHERE key = 'schema_version'").fetchone()
-    except duckdb.CatalogException:
+def stored_version(con: duckdb.DuckDBPyConnection, path: Path, db: str = "") -> int | None:
+    """The schema version of the sanitary database `db` (a catalog prefix such as 'src.'), None for an empty one.
+
+    Anything else is refused, naming `path`: a file with tables sanitary did not make, or whose `meta` records no
+    version this sanitary knows the shape of, would be read wrongly or have sanitary's tables added among its own.
+    """
+    catalog = db.rstrip(".") or None
+    # Every table and view, in any schema: one sanitary did not make is reason enough to refuse the file.
+    tables = {
+        name if schema == "main" else f"{schema}.{name}"
+        for schema, name in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
+            " AND database_name = coalesce(?, current_database())"
+            " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+            " AND database_name = coalesce(?, current_database())",
+            [catalog, catalog],
+        ).fetchall()
+    }
+    version = _meta_version(con, db) if "meta" in tables else None
+    # A file whose first migration failed holds only sanitary's empty meta: as good as empty.
+    if not tables or (tables == {"meta"} and version == 0):
         return None
-    return int(row[0]) if row else None
+    if not version:
+        shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise SanitaryError(
+            f"{path}: not a sanitary database (it holds {shown}, and no schema version sanitary wrote); sanitary uses"
+            " only an empty file or one it made: pass --db another file, e.g. sanitary.duckdb"
+        )
+    return version
+
+
+def _meta_version(con: duckdb.DuckDBPyConnection, db: str) -> int | None:
+    """The version a sanitary `meta` table records (a whole number from 1; 0 when it holds no row at all), None
+    where `meta` is not sanitary's."""
+    columns = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'meta' AND schema_name = 'main'"
+        " AND database_name = coalesce(?, current_database()) ORDER BY column_index",
+        [db.rstrip(".") or None],
+    ).fetchall()
+    if [c for (c,) in columns] != ["key", "value"]:
+        return None
+    rows = con.execute(f"SELECT value FROM {db}meta WHERE key = 'schema_version'").fetchall()
+    if not rows and con.execute(f"SELECT count(*) FROM {db}meta").fetchone() == (0,):
+        return 0
+    if len(rows) != 1 or not isinstance(rows[0][0], str) or not rows[0][0].isascii() or not rows[0][0].isdigit():
+        return None
+    version = int(rows[0][0])
+    return version if version >= 1 else None
 
 
 def refuse_newer(path: Path, version: int) -> None:
@@ -563,11 +607,13 @@ def refuse_newer(path: Path, version: int) -> None:
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Bring the database at `path` to SCHEMA_VERSION (a new one from nothing), one transaction per version."""
-    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-    version = stored_version(con) or 0
+    """Bring the database at `path` to SCHEMA_VERSION (a new one from nothing), one transaction per version; a file
+    sanitary did not make is refused before anything is written to it."""
+    version = stored_version(con, path) or 0
     refuse_newer(path, version)
     for target in range(version + 1, SCHEMA_VERSION + 1):
         with transaction(con):
+            if target == 1:
+                con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
             MIGRATIONS[target - 1](con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target)])

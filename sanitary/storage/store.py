@@ -23,6 +23,7 @@ from sanitary.analytics.windows import WindowAggregate, ZoneWindow
 from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import connect, transaction
+from sanitary.storage.owner import Owner, current, gone
 from sanitary.storage.registers import AlertRegister, SignRegister, SiteRegister
 from sanitary.storage.schema import (
     AGGREGATE_COLUMNS,
@@ -80,12 +81,36 @@ class Store:
         try:
             self.con.execute("SET TimeZone = 'UTC'")
             migrate(self.con, path)
+            self.interrupted = self._close_dead_runs()
         except BaseException:
             self.con.close()
             raise
         self.signage = SignRegister(self.con, path)
         self.sites = SiteRegister(self.con)
         self.alerts = AlertRegister(self.con)
+
+    def _close_dead_runs(self) -> int:
+        """Runs left `running` by a process that has ended (kill -9, a power cut) closed as `interrupted`, saying
+        so; how many. What such a run stored stays: a batch file's windows are written with its end, so none.
+
+        A run from before owners were recorded is closed once a later run of its source began: a batch holds the
+        file until it ends, so its process had ended by then (a live session's source is its own: never closed)."""
+        found = self.con.execute("""
+            SELECT r.run_id, r.owner, EXISTS (SELECT 1 FROM runs l WHERE l.source = r.source
+                                              AND l.camera_id = r.camera_id AND l.started_at > r.started_at)
+            FROM runs r WHERE r.status = 'running'""").fetchall()
+        closed = 0
+        for run_id, text, rerun in found:
+            owner = Owner.parse(text) if text else None
+            if owner is not None and gone(owner):
+                why = f"process {owner.pid} on {owner.host} ended without closing it (killed, or the machine stopped)"
+            elif text is None and rerun:
+                why = "a later run of the same footage began, so the process that left it running had ended"
+            else:
+                continue
+            self.fail_run(run_id, f"interrupted: {why}; closed when found", status="interrupted")
+            closed += 1
+        return closed
 
     def close(self) -> None:
         self.con.close()
@@ -119,7 +144,7 @@ class Store:
         run_id = uuid.uuid4().hex
         self.con.execute(
             "INSERT INTO runs (run_id, source, source_path, camera_id, site_id, unit_id, params_hash, params,"
-            " started_at, signage_override, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            " started_at, signage_override, owner, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
             [
                 run_id,
                 run.source,
@@ -131,6 +156,7 @@ class Store:
                 json.dumps(run.params, sort_keys=True),
                 _now(),
                 run.signage_override,
+                str(current()),
             ],
         )
         return run_id
@@ -206,6 +232,8 @@ class Store:
         stored pending, whose delivery is now known."""
         k = window.key
         unit_id = health.unit_id
+        # A partial window ends where its footage stopped, not where the window would have.
+        footage_end = k.window_start + timedelta(seconds=window.covered_s) if partial else window.window_end
         with self.transaction():
             for table in PER_SOURCE_TABLES:
                 when = (
@@ -224,7 +252,7 @@ class Store:
             self.con.execute(
                 "UPDATE runs SET frames_analysed = coalesce(frames_analysed, 0) + ?, footage_start ="
                 " coalesce(footage_start, ?), footage_end = ? WHERE run_id = ?",
-                [window.frames_analysed, k.window_start, window.window_end, run_id],
+                [window.frames_analysed, k.window_start, footage_end, run_id],
             )
 
     def _insert_windows(
@@ -265,9 +293,11 @@ class Store:
             "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?", [status, error, _now(), run_id]
         )
 
-    def end_run(self, run_id: str, status: str) -> None:
-        """A live run that stored its windows as they closed: only its status and end are left to record."""
-        self.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id])
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """A live run that stored its windows as they closed: only its status, end and error are left to record."""
+        self.con.execute(
+            "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?", [status, error, _now(), run_id]
+        )
 
     def apply_retention(self, site_id: str, camera_id: str, days: float, now: datetime | None = None) -> int:
         """Delete the camera's aggregates and alerts older than `days` (0: keep), and log what went; windows deleted."""

@@ -17,10 +17,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
 import duckdb
+import numpy as np
+import pytest
 
+from sanitary.config import load_camera
 from sanitary.errors import SanitaryError
-from sanitary.runtime.live import session_start
+from sanitary.runtime.live import CameraSession, LiveCamera, LiveOptions, run_live, session_start
 from sanitary.storage.query import run_query
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
@@ -101,7 +105,7 @@ def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_p
             "SELECT min(window_start), max(window_start) FROM window_aggregates GROUP BY source ORDER BY 1"
         ).fetchall()
     assert sessions is not None and sessions[0] == 6 and health == (sessions[1],)
-    assert statuses == {"running": 4, "stopped": 2}  # a killed run stays visibly 'running'
+    assert statuses == {"interrupted": 4, "stopped": 2}  # a killed run is closed by the next writer, saying so
     assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(firsts))
 
 
@@ -261,3 +265,31 @@ def test_a_looped_file_read_at_full_speed_stops_at_its_length(pets: Path, tmp_pa
             "SELECT sum(frames_analysed), max(window_end) - min(window_start) FROM window_aggregates"
         ).fetchone()
     assert frames == 61 and end <= timedelta(seconds=130)  # t = 0, 2, ..., 120, in 10 s windows on the clock
+
+
+def test_an_unexpected_error_ends_the_live_run_failed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into the analysis: the error goes on up, and the run reads `failed` saying why, not `done`."""
+    clip = tmp_path / "door.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(30):
+        writer.write(np.full((120, 160, 3), i, np.uint8))
+    writer.release()
+    cam = tmp_path / "cam.toml"
+    cam.write_text('camera_id = "c"\nsite_id = "s"\nsite_kind = "bus"\ntimezone = "UTC"\n')
+
+    def boom(self: CameraSession, frame: object) -> None:
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(CameraSession, "analyse", boom)
+    db = tmp_path / "unit.duckdb"
+    options = LiveOptions(analysis_fps=2.0, signage_override="test footage")
+    with pytest.raises(ZeroDivisionError):
+        run_live([LiveCamera(str(clip), load_camera(cam))], db, options, threading.Event(), log=lambda line: None)
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = con.execute("SELECT status, error FROM runs").fetchall()
+    assert runs == [
+        ("failed", f"{clip}: analysis failed with ZeroDivisionError (float division by zero); a fault of sanitary's,"
+                   " please report it")
+    ]  # fmt: skip

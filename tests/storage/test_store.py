@@ -10,10 +10,11 @@ import pytest
 
 from sanitary.analytics.observations import MaskCounts, Observation
 from sanitary.analytics.windows import aggregate
+from sanitary.config import PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import DatabaseLocked
 from sanitary.storage.schema import MIGRATIONS, SCHEMA_VERSION
-from sanitary.storage.store import RunStart, Store
+from sanitary.storage.store import RunStart, Store, WindowHealth
 from tests.conftest import hold_lock
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
@@ -95,10 +96,69 @@ def test_a_run_killed_midway_leaves_no_window(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], check=False, timeout=60)
     with Store(db) as store:
-        status = store.con.execute("SELECT status FROM runs").fetchall()
-        assert status == [("running",)]
+        assert store.interrupted == 1
+        status, error, finished = store.con.execute("SELECT status, error, finished_at FROM runs").fetchone()
+        assert status == "interrupted" and finished is not None
+        assert error.startswith("interrupted: process ") and "ended without closing it (killed" in error
         assert store.con.execute("SELECT count(*) FROM window_aggregates").fetchone() == (0,)
         assert not store.is_done("h1", "c", "p1")
+        # The rerun stores the file once.
+        run = store.begin_run(run_start("h1"))
+        store.finish_run(run, windows("h1", 2), status="done", error=None, frames_analysed=150, footage=None)
+        assert store.con.execute("SELECT sum(frames_analysed) FROM window_aggregates").fetchone() == (150,)
+    with Store(db) as store:
+        assert store.interrupted == 0
+        assert sorted(store.con.execute("SELECT status FROM runs").fetchall()) == [("done",), ("interrupted",)]
+
+
+def test_a_running_run_is_closed_only_when_its_process_is_gone(tmp_path: Path) -> None:
+    """A live unit holds the file only while it commits: its run, `running` between commits, is left alone."""
+    db = tmp_path / "live.duckdb"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from sanitary.storage.store import Store\n"
+        "from tests.storage.test_store import run_start\n"
+        f"with Store(Path({str(db)!r})) as store:\n"
+        "    store.begin_run(run_start('live'))\n"
+        "print('begun', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    unit = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    try:
+        assert unit.stdout is not None and unit.stdout.readline() == b"begun\n"
+        with Store(db) as store:
+            # Runs of a release that recorded no owner: one whose footage was run again since, one not.
+            legacy = [store.begin_run(run_start("old")), store.begin_run(run_start("old live"))]
+            store.begin_run(run_start("old"))
+            other_host = store.begin_run(run_start("far"))
+            store.con.execute("UPDATE runs SET owner = NULL WHERE run_id IN (?, ?)", legacy)
+            store.con.execute("UPDATE runs SET owner = 'elsewhere - 1 1' WHERE run_id = ?", [other_host])
+        with Store(db) as store:
+            assert store.interrupted == 1
+            status = store.con.execute("SELECT source, status FROM runs ORDER BY started_at").fetchall()
+        assert status == [
+            ("live", "running"), ("old", "interrupted"), ("old live", "running"), ("old", "running"),
+            ("far", "running"),
+        ]  # fmt: skip
+    finally:
+        unit.kill()
+        unit.wait()
+    with Store(db) as store:
+        assert store.interrupted == 1
+        assert store.con.execute("SELECT status FROM runs WHERE source = 'live'").fetchone() == ("interrupted",)
+
+
+def test_a_partial_window_ends_the_runs_footage_where_it_stopped(tmp_path: Path) -> None:
+    window = windows("live", 1)[2]  # 30 s of footage in the window from 08:02 to 08:03
+    health = WindowHealth("unit-1", 30.0, 30, 30, 0, 1.0, 0, None, None, 0.0, 0)
+    with Store(tmp_path / "live.duckdb") as store:
+        run = store.begin_run(run_start("live"))
+        store.commit_window(
+            run, window, health, privacy=PrivacyConfig(), dwell_bins_s=(), alerts=(), partial=True, tags=None
+        )
+        end = store.con.execute("SELECT footage_end FROM runs").fetchone()
+    assert window.covered_s == 30.0 and end == (T0.replace(minute=2, second=30),)
 
 
 def test_a_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -411,7 +411,11 @@ def _check(config: CameraConfig, path: Path) -> None:
 
 
 def _is_polygon(points: list[Point]) -> bool:
-    return len(points) >= 3 and polygon_area_m2(np.asarray(points, np.float64)) > 0
+    """At least 3 points enclosing a finite, non-zero area."""
+    if len(points) < 3:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 0 < polygon_area_m2(np.asarray(points, np.float64)) < math.inf
 
 
 def _check_homography(config: CameraConfig, path: Path) -> None:

@@ -217,7 +217,7 @@ def test_every_config_key_loads_or_is_refused_in_one_line(tmp_path: Path) -> Non
             ok = check_one(path, with_value(BASE, key, value), f"{'.'.join(map(str, key))} = {value!r}")
             loaded, refused = loaded + ok, refused + (not ok)
     # Several keys at once, drawn at random.
-    for _ in range(300):
+    for _ in range(200):
         config = BASE
         for key, hint in rng.sample(keys, 3):
             config = with_value(config, key, rng.choice(candidates(hint, rng)))
@@ -232,7 +232,10 @@ def test_every_config_key_loads_or_is_refused_in_one_line(tmp_path: Path) -> Non
 NUMBERS = ["0", "-1", "nan", "inf", "-inf", "1e308", "", "abc", "99999999999999999999"]
 TIMES = ["", " ", "9999-01-01T00:00:00", "0001-01-01", "2021-13-01", "2021-03-01T08:00:00", "x"]
 DAYS = ["", "9999-01-01", "0001-01-01", "2021-02-30", "2021-03-01"]
-CAMERA = 'camera_id = "c1"\nsite_id = "s1"\nsite_kind = "market"\n[time]\nfps = 5\nstart = \"2021-03-01T08:00:00\"\n[heads]\nenabled = false\n'
+CAMERA = (
+    'camera_id = "c1"\nsite_id = "s1"\nsite_kind = "market"\n'
+    '[time]\nfps = 5\nstart = "2021-03-01T08:00:00"\n[heads]\nenabled = false\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +312,7 @@ def test_every_number_and_time_option_runs_or_is_refused_in_one_line(
                 assert result.exit_code == 2, case
             else:
                 assert result.exit_code in (1, 2) and len(errors) == 1, f"{case}: {result.exit_code} {result.stderr}"
-            if db.exists():
+            if args[0] in ("run", "live") and db.exists():
                 with duckdb.connect(str(db), read_only=True) as con:
                     tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
                     if "runs" in tables:

@@ -116,7 +116,7 @@ def export_command(
     within(purge_days, "--purge-days", 0.0, 36_500.0)
     for path in ack or []:
         typer.echo(f"{path}: {acknowledge(db, path)} windows acknowledged by the central site")
-    summary = export_parquet(db, out, parse_start(since, ZoneInfo("UTC"), "--since") if since else None)
+    summary = export_parquet(db, out, parse_start(since, ZoneInfo("UTC"), "--since") if since is not None else None)
     typer.echo(
         f"export {summary.export_id}: {summary.windows} windows in {len(summary.files)} files, {summary.manifest}"
     )

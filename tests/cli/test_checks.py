@@ -96,3 +96,19 @@ def test_frames_that_do_not_fit_the_config_fail_their_file_with_the_reason(tmp_p
     assert rows["wide.avi"].startswith(
         f"failed: {PETS_CAMERA}: calibration.image_size is 480x360 but the frames are 320x180"
     )
+
+
+def test_a_file_name_time_outside_the_span_fails_that_file_at_planning(tmp_path: Path) -> None:
+    from sanitary.config import load_camera
+    from sanitary.runtime.batch import RunOptions, plan_batch
+
+    camera = tmp_path / "cam.toml"
+    camera.write_text(CAMERA + 'filename_pattern = "%Y%m%d_%H%M%S"\n')
+    far = clip(tmp_path / "door_99990301_080000.avi", 64, 48)
+    plan = plan_batch([str(far)], load_camera(camera), RunOptions())
+    assert plan.files == []
+    (failed,) = plan.failed
+    assert (
+        failed.error
+        == f"{far}: the time in the file name: 9999-03-01T08:00:00+00:00 is not between 1970 and 2100; check the year"
+    )

@@ -36,6 +36,8 @@ YEARS = (1970, 2100)
 # Integers past this lose precision as floats and overflow DuckDB's BIGINT arithmetic; no setting needs one.
 MAX_INT = 2**53
 DAY_S = 86_400
+# A slower true rate makes a short file last centuries, past what a date can hold.
+MIN_FPS = 0.01
 # A pixel coordinate of a frame this wide is a typo (the largest sensors are ~16k pixels wide).
 MAX_FRAME_PX = 65_536
 # A homography whose smallest singular value is this far under its largest maps the image onto a line: every
@@ -302,7 +304,10 @@ def _check(config: CameraConfig, path: Path) -> None:
             0 < config.time.window_seconds <= DAY_S,
             f"time.window_seconds must be between 1 and {DAY_S} seconds (a day)",
         ),
-        (config.time.fps is None or 0 < config.time.fps <= 1000, "time.fps must be between 0 and 1000"),
+        (
+            config.time.fps is None or MIN_FPS <= config.time.fps <= 1000,
+            f"time.fps must be between {MIN_FPS} and 1000 frames a second",
+        ),
         (config.time.filename_pattern != "", "time.filename_pattern is empty; remove it or give e.g. '%Y%m%d_%H%M%S'"),
         (0.0 < config.detection.person_score < 1.0, "detection.person_score must be between 0 and 1"),
         (0.0 < config.detection.face_score < 1.0, "detection.face_score must be between 0 and 1"),

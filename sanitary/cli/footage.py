@@ -15,6 +15,7 @@ from rich.table import Table
 
 from sanitary.cli.checks import MAX_FPS, MAX_SECONDS, MAX_WORKERS, positive, within
 from sanitary.cli.common import CameraOption, FpsOption, SampleFps, console, friendly
+from sanitary.config import MIN_FPS
 from sanitary.errors import SanitaryError
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def run(
     from sanitary.storage.store import Store
 
     positive(sample_fps, "--sample-fps", MAX_FPS)
-    positive(fps, "--fps", MAX_FPS)
+    within(fps, "--fps", MIN_FPS, MAX_FPS)
     within(workers, "--workers", 1, MAX_WORKERS)
     within(segment_s, "--segment-s", 1.0, MAX_SECONDS)
     cam = load_camera(camera)
@@ -161,7 +162,7 @@ def count(
     from sanitary.runtime.analyser import FrameAnalyser, observe
 
     positive(sample_fps, "--sample-fps", MAX_FPS)
-    positive(fps, "--fps", MAX_FPS)
+    within(fps, "--fps", MIN_FPS, MAX_FPS)
     cam = load_camera(camera) if camera else default_camera()
     rate = fps or cam.time.fps
     # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
@@ -203,7 +204,7 @@ def live(
     from sanitary.runtime.live import LiveCamera, LiveOptions, run_live
 
     within(analysis_fps, "--analysis-fps", 0.1, MAX_FPS)
-    positive(fps, "--fps", MAX_FPS)
+    within(fps, "--fps", MIN_FPS, MAX_FPS)
     positive(seconds, "--seconds", MAX_SECONDS)
     if len(camera) != len(sources):
         raise SanitaryError(f"{len(sources)} source(s) but {len(camera)} --camera; give one camera config per source")

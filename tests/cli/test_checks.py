@@ -28,8 +28,8 @@ def clip(path: Path, width: int, height: int, frames: int = 3) -> Path:
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--fps", "0", "--fps is 0; it must be a number above 0 and at most 1000"),
-        ("--fps", "-5", "--fps is -5; it must be a number above 0"),
+        ("--fps", "0", "--fps is 0; it must be a number at least 0.01 and at most 1000"),
+        ("--fps", "-5", "--fps is -5; it must be a number at least 0.01"),
         ("--sample-fps", "0", "--sample-fps is 0; it must be a number above 0"),
         ("--sample-fps", "-1", "--sample-fps is -1; it must be a number above 0"),
         ("--sample-fps", "nan", "--sample-fps is nan"),

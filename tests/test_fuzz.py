@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -23,6 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 import duckdb
 import numpy as np
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from sanitary.analytics.windows import window_start
@@ -206,22 +208,25 @@ def test_the_base_config_loads(tmp_path: Path) -> None:
     assert check_one(tmp_path / "c.toml", BASE, "base")
 
 
-def test_every_config_key_loads_or_is_refused_in_one_line(tmp_path: Path) -> None:
-    rng = random.Random(SEED)
-    path = tmp_path / "c.toml"
+def fuzzed_configs(rng: random.Random, mixed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(case, config): every key set to each of its candidates, then `mixed` configs with three keys drawn."""
     keys = list(leaf_keys(CameraConfig))
     assert len(keys) > 80  # the walk reached the sections and the lists of tables
-    loaded = refused = 0
     for key, hint in keys:
         for value in candidates(hint, rng):
-            ok = check_one(path, with_value(BASE, key, value), f"{'.'.join(map(str, key))} = {value!r}")
-            loaded, refused = loaded + ok, refused + (not ok)
-    # Several keys at once, drawn at random.
-    for _ in range(200):
+            yield f"{'.'.join(map(str, key))} = {value!r}", with_value(BASE, key, value)
+    for _ in range(mixed):
         config = BASE
         for key, hint in rng.sample(keys, 3):
             config = with_value(config, key, rng.choice(candidates(hint, rng)))
-        ok = check_one(path, config, repr(config))
+        yield repr(config), config
+
+
+def test_every_config_key_loads_or_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    loaded = refused = 0
+    for case, config in fuzzed_configs(random.Random(SEED), mixed=200):
+        ok = check_one(path, config, case)
         loaded, refused = loaded + ok, refused + (not ok)
     assert loaded > 100 and refused > 500
 
@@ -292,8 +297,60 @@ def option_cases(clip: Path, camera: Path, db: Path) -> list[list[str]]:
     return cases
 
 
+@pytest.fixture(scope="module")
+def models_once() -> Iterator[None]:
+    """The models loaded once for the module's runs (each run would load them again), as the analysis does."""
+    from sanitary.perception import faces, heads, masks, models, people
+
+    cached = functools.cache(models.open_session)
+    modules = (faces, heads, masks, people)
+    for module in modules:
+        module.open_session = cached  # type: ignore[attr-defined]
+    yield
+    for module in modules:
+        module.open_session = models.open_session  # type: ignore[attr-defined]
+
+
+def test_a_sample_of_fuzzed_configs_runs_or_fails_in_one_line(
+    footage: tuple[Path, Path], tmp_path: Path, models_once: None
+) -> None:
+    """Configs that load go on to a run of the clip (64x48: the base config's 480x360 rescaled), those refused stop
+    there; either way one line at most, and no run left `running`."""
+    clip, _ = footage
+    rng = random.Random(SEED + 1)
+    sample = rng.sample(list(fuzzed_configs(rng, mixed=50)), 16)
+    db = tmp_path / "fuzz.duckdb"
+    exits = set()
+    for i, (case, config) in enumerate(sample):
+        camera = tmp_path / f"c{i}.toml"
+        write_config(camera, config)
+        args = ["run", str(clip), "--camera", str(camera), "--db", str(db), "--without-signage", "test"]
+        result = CliRunner().invoke(app, args)
+        check_cli(result, case, db)
+        exits.add(result.exit_code)
+    assert {0, 2} <= exits  # some ran, some were refused
+
+
+def check_cli(result: Result, case: str, db: Path) -> None:
+    """A command's outcome: done, or refused / failed in one line; never a traceback or a run left `running`."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), f"{case}: {result.exception!r}"
+    assert "Traceback" not in result.stderr, case
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    if result.exit_code == 0:
+        assert not errors, case
+    elif "Usage:" in result.stderr:  # a value typer cannot parse as the option's type: its own message
+        assert result.exit_code == 2, case
+    else:
+        assert result.exit_code in (1, 2) and len(errors) == 1, f"{case}: {result.exit_code} {result.stderr}"
+    if db.exists():
+        with duckdb.connect(str(db), read_only=True) as con:
+            tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if "runs" in tables:
+                assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone() == (0,), case
+
+
 def test_every_number_and_time_option_runs_or_is_refused_in_one_line(
-    footage: tuple[Path, Path], tmp_path: Path
+    footage: tuple[Path, Path], tmp_path: Path, models_once: None
 ) -> None:
     clip, camera = footage
     db = tmp_path / "fuzz.duckdb"
@@ -303,22 +360,7 @@ def test_every_number_and_time_option_runs_or_is_refused_in_one_line(
         for args in option_cases(clip, camera, db):
             case = " ".join(args[:1] + args[-2:])
             result = runner.invoke(app, args)
-            assert result.exception is None or isinstance(result.exception, SystemExit), f"{case}: {result.exception!r}"
-            assert "Traceback" not in result.stderr, case
-            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-            if result.exit_code == 0:
-                assert not errors, case
-            elif "Usage:" in result.stderr:  # a value typer cannot parse as the option's type: its own message
-                assert result.exit_code == 2, case
-            else:
-                assert result.exit_code in (1, 2) and len(errors) == 1, f"{case}: {result.exit_code} {result.stderr}"
-            if args[0] in ("run", "live") and db.exists():
-                with duckdb.connect(str(db), read_only=True) as con:
-                    tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-                    if "runs" in tables:
-                        assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone() == (0,), (
-                            case
-                        )
+            check_cli(result, case, db if args[0] in ("run", "live") else tmp_path / "none.duckdb")
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -7,13 +7,14 @@ the loader. A wrong key or value is a one-line `SanitaryError` that names the fi
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from sanitary.errors import SanitaryError
-from sanitary.geometry.homography import ZoneGeometry
+from sanitary.geometry.homography import ZoneGeometry, check_horizon, frame_region, polygon_area_m2
 
 SiteKind = Literal["market", "bus"]
 PersonModelName = Literal["bytetrack-nano", "yolox-nano-coco"]
@@ -29,6 +30,19 @@ Point = tuple[float, float]
 # Keys of earlier releases, refused with what replaced them rather than as merely unknown.
 WHOLE_FRAME = "the person detector now sees the whole frame in one pass, sized by the frame's shape; remove the key"
 RETIRED = {f"detection.{key}": WHOLE_FRAME for key in ("tile_px", "tile_px_far", "tile_overlap", "full_frame")}
+# Footage times outside these years are typing mistakes, and beyond 9999 they cannot be stored at all (a window's
+# end, a retention cut-off): refused before any frame is read.
+YEARS = (1970, 2100)
+# Integers past this lose precision as floats and overflow DuckDB's BIGINT arithmetic; no setting needs one.
+MAX_INT = 2**53
+DAY_S = 86_400
+# A slower true rate makes a short file last centuries, past what a date can hold.
+MIN_FPS = 0.01
+# A pixel coordinate of a frame this wide is a typo (the largest sensors are ~16k pixels wide).
+MAX_FRAME_PX = 65_536
+# A homography whose smallest singular value is this far under its largest maps the image onto a line: every
+# distance would come out zero. Real calibrations sit near 1e-4 (PETS: 1.3e-4).
+MIN_SINGULAR_RATIO = 1e-10
 
 
 @dataclass(frozen=True)
@@ -279,71 +293,113 @@ def default_camera(camera_id: str = "camera", site_id: str = "site") -> CameraCo
 def _check(config: CameraConfig, path: Path) -> None:
     try:
         ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise SanitaryError(
             f"{path}: timezone {config.timezone!r} is unknown; use an IANA name such as 'Europe/Paris'"
         ) from None
     checks: list[tuple[bool, str]] = [
-        (config.time.window_seconds > 0, "time.window_seconds must be a positive number of seconds"),
-        (config.time.fps is None or config.time.fps > 0, "time.fps must be positive"),
+        (config.camera_id.strip() != "", "camera_id is empty; name the camera, e.g. camera_id = 'entrance-1'"),
+        (config.site_id.strip() != "", "site_id is empty; name the site, e.g. site_id = 'market-square'"),
+        (
+            0 < config.time.window_seconds <= DAY_S,
+            f"time.window_seconds must be between 1 and {DAY_S} seconds (a day)",
+        ),
+        (
+            config.time.fps is None or MIN_FPS <= config.time.fps <= 1000,
+            f"time.fps must be between {MIN_FPS} and 1000 frames a second",
+        ),
+        (config.time.filename_pattern != "", "time.filename_pattern is empty; remove it or give e.g. '%Y%m%d_%H%M%S'"),
         (0.0 < config.detection.person_score < 1.0, "detection.person_score must be between 0 and 1"),
         (0.0 < config.detection.face_score < 1.0, "detection.face_score must be between 0 and 1"),
-        (config.detection.face_min_person_px >= 0, "detection.face_min_person_px must be >= 0"),
-        (config.detection.threads >= 0, "detection.threads must be >= 0 (0: one per core)"),
-        (config.detection.face_frame_px >= 64, "detection.face_frame_px must be at least 64"),
-        (config.masks.min_face_px >= 0, "masks.min_face_px must be >= 0"),
-        (config.masks.max_nose_offset > 0, "masks.max_nose_offset must be positive"),
+        (
+            0 <= config.detection.face_min_person_px <= MAX_FRAME_PX,
+            f"detection.face_min_person_px must be between 0 and {MAX_FRAME_PX}",
+        ),
+        (0 <= config.detection.threads <= 1024, "detection.threads must be between 0 (one per core) and 1024"),
+        (
+            64 <= config.detection.face_frame_px <= 8192,
+            "detection.face_frame_px must be between 64 and 8192",
+        ),
+        (0 <= config.masks.min_face_px <= MAX_FRAME_PX, f"masks.min_face_px must be between 0 and {MAX_FRAME_PX}"),
+        (0 < config.masks.max_nose_offset <= 10, "masks.max_nose_offset must be between 0 and 10 eye distances"),
         (0.0 <= config.masks.min_confidence < 1.0, "masks.min_confidence must be in [0, 1)"),
-        (config.distancing.threshold_m > 0, "distancing.threshold_m must be positive"),
+        (0 < config.distancing.threshold_m <= 100, "distancing.threshold_m must be between 0 and 100 metres"),
         (0.0 < config.distancing.confidence < 1.0, "distancing.confidence must be between 0 and 1"),
-        (config.distancing.feet_sigma_fraction > 0, "distancing.feet_sigma_fraction must be positive"),
+        (
+            0 < config.distancing.feet_sigma_fraction <= 1,
+            "distancing.feet_sigma_fraction must be between 0 and 1 (a share of the box height)",
+        ),
         (
             len(config.calibration.image_points) == len(config.calibration.ground_points),
             "calibration.image_points and calibration.ground_points must pair up (same number of points)",
         ),
         (
-            config.calibration.homography == [] or np.asarray(config.calibration.homography).shape == (3, 3),
-            "calibration.homography must be a 3x3 matrix",
-        ),
-        (
             config.calibration.homography == [] or len(config.calibration.image_size) == 2,
             "calibration.image_size [width, height] must come with calibration.homography",
         ),
+        (
+            config.calibration.image_size == []
+            or (
+                len(config.calibration.image_size) == 2
+                and all(0 < x <= MAX_FRAME_PX for x in config.calibration.image_size)
+            ),
+            f"calibration.image_size must be [width, height] in pixels, each between 1 and {MAX_FRAME_PX}",
+        ),
+        (config.calibration.points_csv != "", "calibration.points_csv is empty; remove it or give a CSV path"),
         (len({z.name for z in config.zones}) == len(config.zones), "zones must have distinct names"),
+        (all(z.name.strip() for z in config.zones), "a zone's name is empty; name every [[zones]]"),
         (len({x.name for x in config.lines}) == len(config.lines), "lines must have distinct names"),
+        (all(x.name.strip() for x in config.lines), "a line's name is empty; name every [[lines]]"),
         (all(x.a != x.b for x in config.lines), "a line's two points a and b must differ"),
         (
             all(x.units == "px" for x in config.lines) or bool(config.calibration.homography),
             "a line in metres needs the camera's calibration (run sanitary calibrate)",
         ),
-        (config.tracking.max_lost_s > 0, "tracking.max_lost_s must be positive"),
-        (config.tracking.confirm_frames >= 1, "tracking.confirm_frames must be at least 1"),
+        (0 < config.tracking.max_lost_s <= 3600, "tracking.max_lost_s must be between 0 and 3600 seconds"),
+        (1 <= config.tracking.confirm_frames <= 1000, "tracking.confirm_frames must be between 1 and 1000"),
+        (0 <= config.tracking.max_iou_distance <= 1, "tracking.max_iou_distance must be between 0 and 1"),
         (0 <= config.tracking.start_score <= 1, "tracking.start_score must be between 0 and 1"),
-        (config.tracking.min_mask_frames >= 1, "tracking.min_mask_frames must be at least 1"),
-        (config.tracking.contact_s >= 0, "tracking.contact_s must be >= 0"),
-        (config.tracking.min_person_s >= 0, "tracking.min_person_s must be >= 0"),
+        (
+            0 <= config.tracking.max_appearance_distance <= 2,
+            "tracking.max_appearance_distance must be between 0 and 2 (a cosine distance)",
+        ),
+        (1 <= config.tracking.min_mask_frames <= 100_000, "tracking.min_mask_frames must be between 1 and 100000"),
+        (0 <= config.tracking.contact_s <= DAY_S, f"tracking.contact_s must be between 0 and {DAY_S} seconds"),
+        (0 <= config.tracking.min_person_s <= DAY_S, f"tracking.min_person_s must be between 0 and {DAY_S} seconds"),
         (
             config.tracking.dwell_bins_s == sorted(set(config.tracking.dwell_bins_s))
-            and all(b > 0 for b in config.tracking.dwell_bins_s),
-            "tracking.dwell_bins_s must be increasing positive seconds",
+            and all(0 < b <= 365 * DAY_S for b in config.tracking.dwell_bins_s),
+            "tracking.dwell_bins_s must be increasing positive seconds, at most a year",
         ),
         (0.0 < config.heads.min_score < 1.0, "heads.min_score must be between 0 and 1"),
         (
             config.heads.min_score <= config.heads.unboxed_score <= 1.0,
             "heads.unboxed_score must be between heads.min_score and 1",
         ),
-        (config.heads.max_pixels >= 65_536, "heads.max_pixels must be at least 65536 (256x256)"),
-        (config.heads.every_s >= 0, "heads.every_s must be >= 0 (0: every analysed frame)"),
-        (config.heads.threads >= 0, "heads.threads must be >= 0 (0: one per core)"),
         (
-            len(config.detection.walkable) != 1 and len(config.detection.walkable) != 2,
-            "detection.walkable needs at least 3 points, or none for the whole frame",
+            65_536 <= config.heads.max_pixels <= 100_000_000,
+            "heads.max_pixels must be between 65536 (256x256) and 100000000",
         ),
-        (config.privacy.k_min >= 1, "privacy.k_min must be at least 1"),
-        (config.privacy.retention_days >= 0, "privacy.retention_days must be >= 0 (0: keep)"),
-        (all(len(m.polygon) >= 3 for m in config.privacy_masks), "a privacy_masks polygon needs at least 3 points"),
+        (
+            0 <= config.heads.every_s <= DAY_S,
+            f"heads.every_s must be between 0 (every analysed frame) and {DAY_S} seconds",
+        ),
+        (0 <= config.heads.threads <= 1024, "heads.threads must be between 0 (one per core) and 1024"),
+        (
+            not config.detection.walkable or _is_polygon(config.detection.walkable),
+            "detection.walkable needs at least 3 points enclosing an area, or none for the whole frame",
+        ),
+        (1 <= config.privacy.k_min <= 1_000_000, "privacy.k_min must be at least 1 and at most 1000000"),
+        (
+            0 <= config.privacy.retention_days <= 36_500,
+            "privacy.retention_days must be >= 0 (0: keep) and at most 36500 (100 years)",
+        ),
+        (
+            all(_is_polygon(m.polygon) for m in config.privacy_masks),
+            "a privacy_masks polygon needs at least 3 points enclosing an area",
+        ),
         (0.0 < config.optout.yaw_deg < 90.0, "optout.yaw_deg must be between 0 and 90 degrees"),
-        (config.optout.max_shake_s > 0, "optout.max_shake_s must be positive"),
+        (0 < config.optout.max_shake_s <= 60, "optout.max_shake_s must be between 0 and 60 seconds"),
         *_alert_checks(config),
         *_profile_checks(config),
     ]
@@ -351,11 +407,41 @@ def _check(config: CameraConfig, path: Path) -> None:
         if not ok:
             raise SanitaryError(f"{path}: {message}")
     if config.time.start is not None:
-        parse_start(config.time.start, config.tz, str(path))
+        parse_start(config.time.start, config.tz, f"{path}: time.start")
     try:
         config.zone_geometry()
     except SanitaryError as exc:
         raise SanitaryError(f"{path}: {exc}") from None
+    _check_homography(config, path)
+
+
+def _is_polygon(points: list[Point]) -> bool:
+    """At least 3 points enclosing a finite, non-zero area."""
+    if len(points) < 3:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 0 < polygon_area_m2(np.asarray(points, np.float64)) < math.inf
+
+
+def _check_homography(config: CameraConfig, path: Path) -> None:
+    """A homography of 3 rows of 3 numbers, of full rank, under which the walkable area (the whole frame without
+    one, as `sanitary calibrate` checks it) lies on the ground: else every distance and zone would be wrong."""
+    rows = config.calibration.homography
+    if not rows:
+        return
+    fix = "run `sanitary calibrate` again, or remove the key for a camera without calibration"
+    if len(rows) != 3 or any(len(row) != 3 for row in rows):
+        raise SanitaryError(f"{path}: calibration.homography must be 3 rows of 3 numbers; {fix}")
+    singular = np.linalg.svd(np.asarray(rows, np.float64), compute_uv=False)
+    if not singular[0] > 0 or singular[2] < MIN_SINGULAR_RATIO * singular[0]:
+        raise SanitaryError(f"{path}: calibration.homography is all zeros or maps the image onto a line; {fix}")
+    walkable = config.detection.walkable
+    width, height = config.calibration.image_size
+    region = np.asarray(walkable, np.float64) if walkable else frame_region(width, height)
+    try:
+        check_horizon(np.asarray(rows, np.float64), region)
+    except SanitaryError as exc:
+        raise SanitaryError(f"{path}: calibration.homography: {exc}") from None
 
 
 def _alert_checks(config: CameraConfig) -> list[tuple[bool, str]]:
@@ -366,9 +452,15 @@ def _alert_checks(config: CameraConfig) -> list[tuple[bool, str]]:
             sinks.webhook is None or sinks.webhook.startswith(("http://", "https://")),
             "alert_sinks.webhook must be an http:// or https:// URL",
         ),
-        (sinks.webhook_timeout_s > 0, "alert_sinks.webhook_timeout_s must be positive"),
-        (sinks.webhook_retries >= 0, "alert_sinks.webhook_retries must be >= 0"),
-        (sinks.webhook_backoff_s >= 0, "alert_sinks.webhook_backoff_s must be >= 0"),
+        (
+            0 < sinks.webhook_timeout_s <= 300,
+            "alert_sinks.webhook_timeout_s must be between 0 and 300 seconds",
+        ),
+        (0 <= sinks.webhook_retries <= 100, "alert_sinks.webhook_retries must be between 0 and 100"),
+        (
+            0 <= sinks.webhook_backoff_s <= 3600,
+            "alert_sinks.webhook_backoff_s must be between 0 and 3600 seconds",
+        ),
     ]
     zones = {z.name for z in config.zones}
     for rule in config.alerts:
@@ -397,9 +489,11 @@ def _alert_checks(config: CameraConfig) -> list[tuple[bool, str]]:
                 rule.measure != "close_contacts_per_min" or config.tracking.enabled,
                 f"{where}: close_contacts_per_min needs tracking.enabled = true",
             ),
-            (rule.span_s > 0, f"{where}: span_s must be positive"),
+            (bool(rule.name.strip()), "an alert's name is empty; name every [[alerts]]"),
+            (0 < rule.span_s <= DAY_S, f"{where}: span_s must be between 0 and {DAY_S} seconds"),
             (0.0 <= rule.hysteresis < 1.0, f"{where}: hysteresis must be in [0, 1)"),
-            (rule.cooldown_s >= 0, f"{where}: cooldown_s must be >= 0"),
+            (0 <= rule.cooldown_s <= 7 * DAY_S, f"{where}: cooldown_s must be between 0 and {7 * DAY_S} seconds"),
+            (0 <= rule.min_people <= 1_000_000, f"{where}: min_people must be between 0 and 1000000"),
         ]
     return checks
 
@@ -423,14 +517,22 @@ def _profile_checks(config: CameraConfig) -> list[tuple[bool, str]]:
 
 
 def parse_start(text: str, tz: ZoneInfo, where: str) -> datetime:
-    """An ISO 8601 time; a naive one is read in the camera's time zone."""
+    """An ISO 8601 time within YEARS; a naive one is read in the camera's time zone."""
     try:
-        start = datetime.fromisoformat(text)
+        start = datetime.fromisoformat(text.strip())
     except ValueError:
         raise SanitaryError(
             f"{where}: start time {text!r} is not ISO 8601; write e.g. 2021-03-01T08:00:00+01:00"
         ) from None
+    check_year(start, where)
     return start if start.tzinfo else start.replace(tzinfo=tz)
+
+
+def check_year(when: date, where: str) -> None:
+    """Refuse a date (or time) outside YEARS: a typo, and past 9999 not storable at all."""
+    first, last = YEARS
+    if not first <= when.year <= last:
+        raise SanitaryError(f"{where}: {when.isoformat()} is not between {first} and {last}; check the year")
 
 
 def _build(cls: type, table: dict[str, Any], path: Path, prefix: str) -> Any:
@@ -480,7 +582,11 @@ def _coerce(hint: Any, value: Any, path: Path, key: str) -> Any:
             raise SanitaryError(f"{path}: '{key}' must be a list of {len(args)} numbers")
         return tuple(_coerce(a, v, path, key) for a, v in zip(args, value, strict=True))
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise SanitaryError(f"{path}: '{key}' is {value!r}; it must be a finite number")
         return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise SanitaryError(f"{path}: '{key}' is {value}; no setting needs a number this large, check it")
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
     raise SanitaryError(f"{path}: '{key}' is {value!r}; it must be of type {hint.__name__}")

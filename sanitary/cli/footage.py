@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from sanitary.cli.checks import MAX_FPS, MAX_SECONDS, MAX_WORKERS, positive, within
 from sanitary.cli.common import CameraOption, FpsOption, SampleFps, console, friendly
+from sanitary.config import MIN_FPS
 from sanitary.errors import SanitaryError
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def run(
     start: Annotated[
         str | None, typer.Option("--start", help="Footage start, ISO 8601 (camera time zone if naive).")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Files analysed in parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Files analysed in parallel processes.")] = 1,
     without_signage: Annotated[
         str | None,
         typer.Option("--without-signage", help="Why footage no opt-out sign covered may be analysed (recorded)."),
@@ -46,7 +48,7 @@ def run(
         str | None, typer.Option("--ray-address", help="'auto' or the cluster's address, e.g. ray://head:10001.")
     ] = None,
     segment_s: Annotated[
-        float, typer.Option("--segment-s", min=1.0, help="With --ray: videos are cut into segments this long.")
+        float, typer.Option("--segment-s", help="With --ray: videos are cut into segments this long.")
     ] = 600.0,
     parts_dir: Annotated[
         Path | None, typer.Option("--parts-dir", help="With --ray: a folder every worker reaches at the same path.")
@@ -59,13 +61,17 @@ def run(
     from sanitary.runtime.lifecycle import begin_camera, finish_camera
     from sanitary.storage.store import Store
 
+    positive(sample_fps, "--sample-fps", MAX_FPS)
+    within(fps, "--fps", MIN_FPS, MAX_FPS)
+    within(workers, "--workers", 1, MAX_WORKERS)
+    within(segment_s, "--segment-s", 1.0, MAX_SECONDS)
     cam = load_camera(camera)
     if without_signage is not None and not without_signage.strip():
         raise SanitaryError("--without-signage needs a reason, e.g. --without-signage 'research footage, consented'")
     options = RunOptions(
         sample_fps=sample_fps,
         fps=fps,
-        start=parse_start(start, cam.tz, "--start") if start else None,
+        start=parse_start(start, cam.tz, "--start") if start is not None else None,
         workers=workers,
         signage_override=without_signage,
     )
@@ -164,6 +170,8 @@ def count(
     from sanitary.config import default_camera, load_camera
     from sanitary.runtime.analyser import FrameAnalyser, observe
 
+    positive(sample_fps, "--sample-fps", MAX_FPS)
+    within(fps, "--fps", MIN_FPS, MAX_FPS)
     cam = load_camera(camera) if camera else default_camera()
     rate = fps or cam.time.fps
     # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
@@ -199,7 +207,7 @@ def live(
         list[Path], typer.Option("--camera", help="Camera config (TOML), one per source, in the same order.")
     ],
     db: Annotated[Path, typer.Option("--db", help="DuckDB file; held only while a window commits.")],
-    analysis_fps: Annotated[float, typer.Option("--analysis-fps", min=0.1, help="Frames analysed a second.")] = 5.0,
+    analysis_fps: Annotated[float, typer.Option("--analysis-fps", help="Frames analysed a second.")] = 5.0,
     realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at its frame rate, like a camera.")] = False,
     loop: Annotated[bool, typer.Option("--loop", help="Play a file again and again.")] = False,
     fps: FpsOption = None,
@@ -213,6 +221,9 @@ def live(
     from sanitary.config import load_camera
     from sanitary.runtime.live import LiveCamera, LiveOptions, run_live
 
+    within(analysis_fps, "--analysis-fps", 0.1, MAX_FPS)
+    within(fps, "--fps", MIN_FPS, MAX_FPS)
+    positive(seconds, "--seconds", MAX_SECONDS)
     if len(camera) != len(sources):
         raise SanitaryError(f"{len(sources)} source(s) but {len(camera)} --camera; give one camera config per source")
     cameras = [LiveCamera(spec, load_camera(path)) for spec, path in zip(sources, camera, strict=True)]

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
+from sanitary.cli.checks import within
 from sanitary.cli.common import CameraOption, DbOption, friendly, plain_console
-from sanitary.config import load_camera, parse_start
+from sanitary.config import check_year, load_camera, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.governance.audit import audit_paths
 from sanitary.governance.evidence import db_evidence
@@ -74,9 +75,11 @@ def report(
 
 def _day(text: str, option: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise SanitaryError(f"{option} {text!r} is not a date; write it as YYYY-MM-DD, e.g. 2021-03-01") from None
+    check_year(day, option)
+    return day
 
 
 @friendly
@@ -108,9 +111,10 @@ def export_command(
     ] = None,
 ) -> None:
     """Ship a unit's aggregates home: Parquet files partitioned by date and unit, with a checksummed manifest."""
+    within(purge_days, "--purge-days", 0.0, 36_500.0)
     for path in ack or []:
         typer.echo(f"{path}: {acknowledge(db, path)} windows acknowledged by the central site")
-    summary = export_parquet(db, out, parse_start(since, ZoneInfo("UTC"), "--since") if since else None)
+    summary = export_parquet(db, out, parse_start(since, ZoneInfo("UTC"), "--since") if since is not None else None)
     typer.echo(
         f"export {summary.export_id}: {summary.windows} windows in {len(summary.files)} files, {summary.manifest}"
     )

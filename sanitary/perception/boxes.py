@@ -71,3 +71,12 @@ def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     import cv2  # here: the stages after perception import this module without wanting OpenCV
 
     return np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), False) >= 0 for x, y in points], bool)
+
+
+def on_walkable(people: Detections, walkable: np.ndarray | None) -> Detections:
+    """The people standing inside the walkable area (None: the whole frame): not posters, reflections, people on a
+    balcony."""
+    if walkable is None or len(people) == 0:
+        return people
+    inside = inside_polygon(people.feet, walkable)
+    return Detections(people.boxes[inside], people.scores[inside])

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from sanitary.config import DetectionConfig
-from sanitary.perception.boxes import Detections, as_polygon, inside_polygon, nms
+from sanitary.perception.boxes import Detections, as_polygon, nms, on_walkable
 from sanitary.perception.models import open_session
 
 # The network's long side in pixels, whatever the frame's (see weights/bytetrack_nano.json, "input_size").
@@ -125,11 +125,4 @@ class PersonDetector:
         boxes = np.clip(boxes, 0, [frame_w, frame_h, frame_w, frame_h]).astype(np.float32)
         scores = scores[chosen].astype(np.float32)
         keep = nms(boxes, scores, NMS_IOU)
-        return self._on_walkable(Detections(boxes[keep], scores[keep]))
-
-    def _on_walkable(self, people: Detections) -> Detections:
-        """Drop detections standing outside the walkable area (posters, reflections, people on a balcony)."""
-        if self.walkable is None or len(people) == 0:
-            return people
-        inside = inside_polygon(people.feet, self.walkable)
-        return Detections(people.boxes[inside], people.scores[inside])
+        return on_walkable(Detections(boxes[keep], scores[keep]), self.walkable)

@@ -8,6 +8,7 @@ to it (`from_camera` builds the real ones), so that what it does with their outp
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,13 +24,14 @@ from sanitary.capture.sources import Frame, Source
 from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground
-from sanitary.perception.boxes import Detections, as_polygon
+from sanitary.perception.boxes import Detections, as_polygon, on_walkable
 from sanitary.perception.crowd import NO_FEET, fuse
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.heads import HeadFinder, Heads
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import PersonDetector
+from sanitary.runtime.frame_fit import fit_to_frame
 from sanitary.tracking.headshake import yaw_from_landmarks
 from sanitary.tracking.ledger import PersonLedger, PersonSummary
 from sanitary.tracking.optout import OptOutWatch
@@ -104,7 +106,10 @@ class FrameAnalyser:
         heads: FindsHeads | None = None,
         heads_in_background: bool = False,
     ) -> None:
-        self.blank = PrivacyMasker(camera.privacy_masks)
+        self.camera = camera
+        # The config's pixels fitted to each frame size met (runtime/frame_fit.py); a folder can mix sizes.
+        self.fitted: dict[tuple[int, int], CameraConfig] = {}
+        self.size: tuple[int, int] | None = None
         self.people = people
         self.heads = heads
         self.heads_every_s = camera.heads.every_s
@@ -118,22 +123,14 @@ class FrameAnalyser:
         # dropped): its count joins the frames from when it is ready. A file is analysed in order, reproducibly.
         self.heads_pool = ThreadPoolExecutor(1, "heads") if heads and heads_in_background else None
         self.heads_pending: Future[tuple[np.ndarray, int]] | None = None
-        self.walkable = as_polygon(camera.detection.walkable)
         self.faces = faces
         self.masks = masks
         self.tracker = tracker
         self.face_search = camera.detection.face_search
-        self.homography = camera.ground_homography()
-        self.zones = camera.zone_geometry()
         self.distancing = camera.distancing
-        self.lines = camera.lines
         t = camera.tracking
-        self.ledger = PersonLedger(
-            [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines],
-            t.min_mask_frames,
-            t.contact_s,
-            t.min_person_s,
-        )
+        self.ledger = PersonLedger([], t.min_mask_frames, t.contact_s, t.min_person_s)
+        self._use(camera)
         # The opt-out follows a person's head over their track: without tracking there is nobody to follow.
         self.optouts = OptOutWatch(camera.optout) if camera.optout.enabled and tracker else None
         # The open window's frames as the stages saw them, to count again without a person who opts out; None
@@ -149,7 +146,8 @@ class FrameAnalyser:
         d, t = camera.detection, camera.tracking
         return cls(
             camera,
-            people=PersonDetector(d),
+            # The analyser keeps to the walkable area itself: its pixels follow the frame size.
+            people=PersonDetector(dataclasses.replace(d, walkable=[])),
             faces=FaceDetector(d),
             masks=MaskClassifier(camera.masks, d.threads),
             tracker=PeopleTracker(t, analysed_fps) if t.enabled else None,
@@ -161,10 +159,30 @@ class FrameAnalyser:
     def tracking(self) -> bool:
         return self.tracker is not None
 
+    def _use(self, camera: CameraConfig) -> None:
+        """Take the pixel geometry of `camera` (the config, or it fitted to a frame size)."""
+        self.blank = PrivacyMasker(camera.privacy_masks)
+        self.walkable = as_polygon(camera.detection.walkable)
+        self.homography = camera.ground_homography()
+        self.zones = camera.zone_geometry()
+        self.lines = camera.lines
+        self.ledger.lines = [(np.asarray(x.a, np.float64), np.asarray(x.b, np.float64)) for x in camera.lines]
+
+    def _fit(self, image: np.ndarray) -> None:
+        """Fit the geometry to this frame's size when it differs from the last frame's (or refuse the frame)."""
+        height, width = image.shape[:2]
+        if (width, height) == self.size:
+            return
+        if (width, height) not in self.fitted:
+            self.fitted[width, height] = fit_to_frame(self.camera, width, height)
+        self._use(self.fitted[width, height])
+        self.size = (width, height)
+
     def __call__(self, frame: Frame) -> Observation:
+        self._fit(frame.image)
         t0 = time.perf_counter()
         image = self.blank(frame.image)
-        people = self.people(image)
+        people = on_walkable(self.people(image), self.walkable)
         th = time.perf_counter()
         unboxed_feet = self._unboxed(frame, image, people)
         t1 = time.perf_counter()

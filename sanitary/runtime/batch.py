@@ -25,7 +25,7 @@ from sanitary.analytics.mask_rate import MaskShares, mask_shares
 from sanitary.analytics.observations import MaskCounts
 from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Continuity, Source, TruncatedSourceError, continuity, start_from_filename
-from sanitary.config import CameraConfig, parse_start
+from sanitary.config import CameraConfig, check_year, parse_start
 from sanitary.errors import SanitaryError
 from sanitary.perception.mask_card import load_card
 from sanitary.runtime.analyser import StageTimes
@@ -228,6 +228,7 @@ def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> date
             raise SanitaryError(
                 f"{spec}: file name does not match time.filename_pattern {pattern!r}; rename it or pass --start"
             )
+        check_year(found, f"{spec}: the time in the file name")
         return found
     raise SanitaryError(
         f"{spec}: no start time for this footage; pass --start, or set time.start or time.filename_pattern "

@@ -236,8 +236,9 @@ def run_live(
         for s in sessions:
             s.session.stop_alerts(deadline)
             end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
-            # After a fault the open window is not stored: what the analysis held then cannot be trusted.
-            if error is None and (end_t > s.session.open_start_t or s.session.pending):
+            # After a fault the open window is not stored: what the analysis held then cannot be trusted. The
+            # footage starts at 0, inside the first window: before it nothing was seen, nothing to close.
+            if error is None and (end_t > max(0.0, s.session.open_start_t) or s.session.pending):
                 closed = s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log))
                 commit(closed, db, options, totals, log, datetime.now(UTC))
             totals.frames_dropped += s.source.stats().frames_dropped

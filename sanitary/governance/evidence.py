@@ -43,7 +43,7 @@ def db_evidence(path: Path) -> list[Evidence]:
                 """
             SELECT coalesce(privacy_profile, '(before profiles)') || ', k_min ' || coalesce(k_min::VARCHAR, '-')
                    || ': ' || count(*) || ' windows, ' || count(*) FILTER (WHERE mask_suppressed)
-                   || ' with mask figures suppressed (fewer than k people), '
+                   || ' under k people (only their people counts kept), '
                    || coalesce(sum(opt_outs), 0) || ' head-shake opt-outs'
             FROM window_aggregates GROUP BY privacy_profile, k_min ORDER BY privacy_profile""",
             )

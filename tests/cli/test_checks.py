@@ -107,7 +107,8 @@ def test_a_file_name_time_outside_the_span_fails_that_file_at_planning(tmp_path:
     far = clip(tmp_path / "door_99990301_080000.avi", 64, 48)
     plan = plan_batch([str(far)], load_camera(camera), RunOptions())
     assert plan.files == []
-    (failed,) = plan.failed
+    (failed,) = plan.set_aside
+    assert failed.status == "failed"
     assert (
         failed.error
         == f"{far}: the time in the file name: 9999-03-01T08:00:00+00:00 is not between 1970 and 2100; check the year"

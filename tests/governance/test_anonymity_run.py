@@ -95,7 +95,7 @@ def test_a_real_run_writes_nothing_personal(pets: Path, tmp_path: Path) -> None:
     # The same evidence, for an official, from the command line; and its failure on a leaked column.
     shown = run_cli("audit", "--db", str(db))
     assert shown.returncode == 0, shown.stderr
-    assert "market, k_min 5: 2 windows, 0 with mask figures suppressed" in shown.stdout
+    assert "market, k_min 5: 2 windows, 0 under k people (only their people counts kept)" in shown.stdout
     assert "done: 1 runs, 1 analysed without a sign on override" in shown.stdout
     with duckdb.connect(str(db)) as con:
         con.execute("ALTER TABLE window_aggregates ADD COLUMN track_ids BIGINT[]")

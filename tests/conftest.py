@@ -24,6 +24,15 @@ def pets() -> Path:
     return PETS
 
 
+def still_camera(path: Path, camera_id: str = "c", site_id: str = "s") -> Path:
+    """A camera config for a folder of still images, one a second from a fixed start."""
+    path.write_text(
+        f'camera_id = "{camera_id}"\nsite_id = "{site_id}"\nsite_kind = "market"\ntimezone = "UTC"\n'
+        '[time]\nfps = 1\nstart = "2021-03-01T12:00:00"\n'
+    )
+    return path
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The real command in a fresh process, as an operator runs it."""
     return subprocess.run(

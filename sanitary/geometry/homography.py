@@ -522,7 +522,9 @@ def zone_membership(feet_px: np.ndarray, ground: np.ndarray, zones: Sequence[Zon
 def polygon_area_m2(polygon: np.ndarray) -> float:
     """Area of a ground polygon (shoelace), square metres, whichever way it turns."""
     x, y = _as_points(polygon, "polygon corners").T
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+    # Corners far out (a config's 1e308) overflow to inf, which the config check refuses: no warning on stderr.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
 
 
 def zone_area_m2(zone: ZoneGeometry, H: np.ndarray | None = None) -> float:

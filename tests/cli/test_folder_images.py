@@ -7,15 +7,11 @@ from pathlib import Path
 import duckdb
 
 from tests.capture.test_sources import encoded
-from tests.conftest import NO_SIGN, run_cli
+from tests.conftest import NO_SIGN, run_cli, still_camera
 
 
 def test_a_run_leaves_out_unreadable_images_and_says_so(tmp_path: Path) -> None:
-    camera = tmp_path / "cam.toml"
-    camera.write_text(
-        'camera_id = "c"\nsite_id = "s"\nsite_kind = "market"\ntimezone = "UTC"\n'
-        '[time]\nfps = 1\nstart = "2021-03-01T12:00:00"\n'
-    )
+    camera = still_camera(tmp_path / "cam.toml")
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(10):

@@ -8,17 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, still_camera
 
 HOSTILE = ("x[/]y", "cam[door]", "[bold]b[/bold]", "[link=http://x]y[/link]", ":thumbs_up:")
 
 
 def test_every_command_prints_user_text_literally(tmp_path: Path) -> None:
-    camera = tmp_path / "cam.toml"
-    camera.write_text(
-        'camera_id = "door[/]1"\nsite_id = "[bold]site[/bold]"\nsite_kind = "market"\ntimezone = "UTC"\n'
-        '[time]\nfps = 1\nstart = "2021-03-01T12:00:00"\n'
-    )
+    camera = still_camera(tmp_path / "cam.toml", "door[/]1", "[bold]site[/bold]")
     folder = tmp_path / "x[a]y"
     folder.mkdir()
     for i, name in enumerate(("cam[door]", "[bold]b", ":thumbs_up:")):

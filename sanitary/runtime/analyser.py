@@ -112,8 +112,6 @@ class FrameAnalyser:
         self.size: tuple[int, int] | None = None
         self.people = people
         self.heads = heads
-        self.heads_every_s = camera.heads.every_s
-        self.unboxed_score = camera.heads.unboxed_score
         # Where the people only a head showed stood at the head model's last run, and when that was: counted as
         # they were on the frames in between.
         self.unboxed_feet = NO_FEET
@@ -226,7 +224,7 @@ class FrameAnalyser:
         if self.heads_pending is not None and self.heads_pending.done():
             self.unboxed_feet, self.heads_found = self.heads_pending.result()
             self.heads_pending = None
-        due = self.heads_at is None or not 0 <= frame.t - self.heads_at < self.heads_every_s
+        due = self.heads_at is None or not 0 <= frame.t - self.heads_at < self.camera.heads.every_s
         if not (due or frame.file is not None):
             return self.unboxed_feet
         if self.heads_pool is None:
@@ -239,7 +237,7 @@ class FrameAnalyser:
     def _crowd(self, image: np.ndarray, people: Detections) -> tuple[np.ndarray, int]:
         """Where the people only a head showed stand, and the heads found."""
         assert self.heads is not None
-        crowd = fuse(people, self.heads(image, people), self.walkable, self.unboxed_score)
+        crowd = fuse(people, self.heads(image, people), self.walkable, self.camera.heads.unboxed_score)
         return crowd.unboxed_feet, len(crowd.heads)
 
     def start_window(self) -> None:

@@ -38,6 +38,8 @@ MAX_INT = 2**53
 DAY_S = 86_400
 # A slower true rate makes a short file last centuries, past what a date can hold.
 MIN_FPS = 0.01
+# No camera films faster, and a higher rate only asks for frames that do not exist (time.fps and the commands' rates).
+MAX_FPS = 1000.0
 # A pixel coordinate of a frame this wide is a typo (the largest sensors are ~16k pixels wide).
 MAX_FRAME_PX = 65_536
 # A homography whose smallest singular value is this far under its largest maps the image onto a line: every
@@ -305,8 +307,8 @@ def _check(config: CameraConfig, path: Path) -> None:
             f"time.window_seconds must be between 1 and {DAY_S} seconds (a day)",
         ),
         (
-            config.time.fps is None or MIN_FPS <= config.time.fps <= 1000,
-            f"time.fps must be between {MIN_FPS} and 1000 frames a second",
+            config.time.fps is None or MIN_FPS <= config.time.fps <= MAX_FPS,
+            f"time.fps must be between {MIN_FPS} and {MAX_FPS:g} frames a second",
         ),
         (config.time.filename_pattern != "", "time.filename_pattern is empty; remove it or give e.g. '%Y%m%d_%H%M%S'"),
         (0.0 < config.detection.person_score < 1.0, "detection.person_score must be between 0 and 1"),

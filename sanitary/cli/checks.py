@@ -7,8 +7,6 @@ import math
 
 from sanitary.errors import SanitaryError
 
-# Frames a second: no camera films faster, and a higher rate only asks for frames that do not exist.
-MAX_FPS = 1000.0
 # Seconds: a live run or a Ray segment longer than this is a typo.
 MAX_SECONDS = 10 * 365 * 86_400.0
 MAX_WORKERS = 256

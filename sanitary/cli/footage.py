@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from sanitary.cli.checks import MAX_FPS, MAX_SECONDS, MAX_WORKERS, positive, within
+from sanitary.cli.checks import MAX_SECONDS, MAX_WORKERS, positive, within
 from sanitary.cli.common import CameraOption, FpsOption, SampleFps, console, friendly
-from sanitary.config import MIN_FPS
+from sanitary.config import MAX_FPS, MIN_FPS
 from sanitary.errors import SanitaryError
 
 if TYPE_CHECKING:

@@ -113,13 +113,31 @@ class FakeTracker(Stage):
         return ended
 
 
+def fake_analyser(
+    script: Script,
+    camera: CameraConfig = CAMERA,
+    *,
+    tracker: FakeTracker | None = None,
+    heads: Stage | None = None,
+    heads_in_background: bool = False,
+) -> FrameAnalyser:
+    """The analyser on the scripted stages."""
+    return FrameAnalyser(
+        camera,
+        people=FakePeople(script),
+        faces=FakeFaces(script),
+        masks=FakeMasks(script),
+        tracker=tracker,
+        heads=heads,  # type: ignore[arg-type]
+        heads_in_background=heads_in_background,
+    )
+
+
 def session(
     script: Script, camera: CameraConfig = CAMERA, start: datetime = START, **options: object
 ) -> tuple[AnalysisSession, FakeTracker]:
     tracker = FakeTracker(script)
-    analyser = FrameAnalyser(
-        camera, people=FakePeople(script), faces=FakeFaces(script), masks=FakeMasks(script), tracker=tracker
-    )
+    analyser = fake_analyser(script, camera, tracker=tracker)
     return AnalysisSession(camera, analyser, start, source="test", confusion=CONFUSION, **options), tracker  # type: ignore[arg-type]
 
 
@@ -220,9 +238,7 @@ def test_a_segment_analyses_the_frame_past_its_end_keeps_nothing_of_it_and_alert
 
 def test_without_tracking_there_are_no_people_nor_opt_outs() -> None:
     script = shaking(0.0, 4)
-    analyser = FrameAnalyser(
-        CAMERA, people=FakePeople(script), faces=FakeFaces(script), masks=FakeMasks(script), tracker=None
-    )
+    analyser = fake_analyser(script)
     s = AnalysisSession(CAMERA, analyser, START, source="test", confusion=CONFUSION)
     analyse(s, script)
     s.close()
@@ -248,13 +264,8 @@ def test_windows_count_the_heads_nobody_detected_as_people_in_zones_too() -> Non
     script = [[Seen(1), Seen(2)]] * 4
     zone = ZoneConfig("left", [(0.0, 0.0), (5.0, 0.0), (5.0, 40.0), (0.0, 40.0)], units="px")
     camera = dataclasses.replace(CAMERA, zones=[zone])
-    analyser = FrameAnalyser(
-        camera,
-        people=FakePeople(script),
-        faces=FakeFaces(script),
-        masks=FakeMasks(script),
-        tracker=FakeTracker(script),
-        heads=FakeHeads(script, [(2.0, 5.0), (60.0, 5.0)]),
+    analyser = fake_analyser(
+        script, camera, tracker=FakeTracker(script), heads=FakeHeads(script, [(2.0, 5.0), (60.0, 5.0)])
     )
     s = AnalysisSession(camera, analyser, START, source="test", confusion=CONFUSION)
     analyse(s, script)
@@ -274,37 +285,19 @@ def test_the_head_model_runs_every_heads_every_s_of_a_video_and_on_every_photo()
             calls.append(len(calls))
             return super().__call__(image, people)
 
-    def analyser() -> FrameAnalyser:
-        return FrameAnalyser(
-            CAMERA,
-            people=FakePeople(script),
-            faces=FakeFaces(script),
-            masks=FakeMasks(script),
-            tracker=None,
-            heads=CountingHeads(script, [(60.0, 5.0)]),
-        )
-
-    video = analyser()
+    video = fake_analyser(script, heads=CountingHeads(script, [(60.0, 5.0)]))
     seen = [video(Frame(i, i * 0.5, IMAGE, None)) for i in range(6)]  # t 0 .. 2.5 s, heads.every_s 2
     # Run at 0 s and 2 s; in between, the head nobody detected is carried over and still counted.
     assert (len(calls), [o.people for o in seen], [o.heads for o in seen]) == (2, [2] * 6, [2] * 6)
     calls.clear()
-    photos = analyser()
+    photos = fake_analyser(script, heads=CountingHeads(script, [(60.0, 5.0)]))
     [photos(Frame(i, float(i), IMAGE, f"p{i}.jpg")) for i in range(3)]
     assert len(calls) == 3
 
 
 def test_live_the_head_model_runs_beside_the_frames_and_its_count_joins_when_ready() -> None:
     script = [[Seen(1)]] * 4
-    analyser = FrameAnalyser(
-        CAMERA,
-        people=FakePeople(script),
-        faces=FakeFaces(script),
-        masks=FakeMasks(script),
-        tracker=None,
-        heads=FakeHeads(script, [(60.0, 5.0)]),
-        heads_in_background=True,
-    )
+    analyser = fake_analyser(script, heads=FakeHeads(script, [(60.0, 5.0)]), heads_in_background=True)
     first = analyser(Frame(0, 0.0, IMAGE, None))
     assert analyser.heads_pending is not None
     analyser.heads_pending.result(timeout=10)

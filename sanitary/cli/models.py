@@ -21,33 +21,56 @@ if TYPE_CHECKING:
 
 @friendly
 def eval_mask(
-    data: Annotated[Path, typer.Argument(help="A VOC folder, or a folder of face crops in class subfolders.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="VOC folders or folders of face crops in class subfolders; each is scored on its own."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
     detect: Annotated[bool, typer.Option("--detect", help="Find faces with the face detector first.")] = False,
     only: Annotated[
-        Path | None, typer.Option("--only", help="File of image names to keep, e.g. the validation split.")
+        list[Path] | None,
+        typer.Option("--only", help="File of image names to keep, e.g. a validation split; repeat for several."),
     ] = None,
+    validation: Annotated[
+        bool, typer.Option("--validation", help="Keep each folder's validation split of the shipped model.")
+    ] = False,
     camera: Annotated[Path | None, typer.Option("--camera", help="Camera config for the thresholds.")] = None,
 ) -> None:
     """Score the mask classifier: per-class precision/recall/F1, confusion, macro-F1, accuracy, coverage."""
-    from sanitary.evaluation.mask_eval import evaluate, evaluate_detected, load_faces
+    from sanitary.evaluation.mask_eval import crops_are_faces, evaluate, evaluate_detected, load_faces
     from sanitary.evaluation.voc import read_split
+    from sanitary.evaluation.splits import SPLITS, split_file
 
     cam = load_camera(camera) if camera else default_camera()
-    faces = load_faces(data, read_split(only) if only else None)
-    if detect:
-        result = evaluate_detected(faces, cam.masks, cam.detection)
-    else:
-        result = evaluate(faces, cam.masks, crops_are_faces=not (data / "annotations").is_dir())
+    kept = set().union(*(read_split(path) for path in only)) if only else None
+    # Every folder and list is read before the first face is scored, so a typo costs no waiting.
+    sources = []
+    for folder in data:
+        names = kept
+        if validation:
+            names = read_split(split_file(SPLITS, folder)) | (kept or set())
+        sources.append((folder, load_faces(folder, names)))
+    results = []
+    for folder, faces in sources:
+        if detect:
+            results.append(evaluate_detected(faces, cam.masks, cam.detection))
+        else:
+            results.append(evaluate(faces, cam.masks, crops_are_faces=crops_are_faces(folder)))
     if as_json:
-        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        document = (
+            results[0].as_dict()
+            if len(results) == 1
+            else {"sources": [{"data": str(f), **r.as_dict()} for (f, _), r in zip(sources, results, strict=True)]}
+        )
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
-    _print_mask_report(result)
+    for (folder, _), result in zip(sources, results, strict=True):
+        _print_mask_report(result, folder if len(results) > 1 else None)
 
 
-def _print_mask_report(result: MaskReport) -> None:
+def _print_mask_report(result: MaskReport, source: Path | None) -> None:
     out = plain_console()
-    scores = Table(title="mask classifier")
+    scores = Table(title="mask classifier" + (f": {source}" if source else ""))
     for column in ("class", "precision", "recall (95%)", "F1", "support"):
         scores.add_column(column, justify="left" if column == "class" else "right")
     for name, s in result.per_class.items():

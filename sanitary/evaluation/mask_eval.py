@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sanitary.capture.sources import IMAGE_SUFFIXES
 from sanitary.config import DetectionConfig, MaskConfig
 from sanitary.errors import SanitaryError
+from sanitary.evaluation.crop_folders import is_crop_folder, read_crop_folder
 from sanitary.evaluation.voc import AnnotatedFace, read_voc
 from sanitary.perception.boxes import Detections, iou_matrix
 from sanitary.perception.faces import FaceDetector, Faces
@@ -93,17 +93,8 @@ def load_faces(data: Path, only: set[str] | None) -> list[AnnotatedFace]:
     """Annotated faces of a VOC folder, or whole images of class subfolders as face crops."""
     if (data / "annotations").is_dir():
         faces = read_voc(data)
-    elif any((data / name).is_dir() for name in LABELS):
-        faces = []
-        for name in LABELS:
-            for image in sorted((data / name).glob("*")) if (data / name).is_dir() else []:
-                if image.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                pixels = cv2.imread(str(image))
-                if pixels is None:
-                    raise SanitaryError(f"{image}: cannot decode this image; remove it or re-export it")
-                h, w = pixels.shape[:2]
-                faces.append(AnnotatedFace(image, (0.0, 0.0, float(w), float(h)), name))
+    elif is_crop_folder(data):
+        faces = read_crop_folder(data)
     else:
         raise SanitaryError(
             f"{data}: neither a VOC folder (images/, annotations/) nor a folder of class subfolders "
@@ -114,6 +105,11 @@ def load_faces(data: Path, only: set[str] | None) -> list[AnnotatedFace]:
     if not faces:
         raise SanitaryError(f"{data}: no face left to evaluate (check --only)")
     return faces
+
+
+def crops_are_faces(data: Path) -> bool:
+    """A crop folder's images are the faces; a VOC folder's boxes get the pipeline's margin."""
+    return not (data / "annotations").is_dir()
 
 
 def evaluate(faces: list[AnnotatedFace], masks: MaskConfig, crops_are_faces: bool) -> MaskReport:
@@ -142,7 +138,7 @@ def evaluate_detected(faces: list[AnnotatedFace], masks: MaskConfig, detection: 
         detected: Faces = detector(image, NO_PEOPLE)
         readings = classifier(image, detected)
         annotated = np.array([f.box for f in group], np.float32)
-        match = _match(annotated, detected.boxes)
+        match = match_boxes(annotated, detected.boxes)
         for face, j in zip(group, match, strict=True):
             t = MaskClass.from_label(face.label)
             p = MaskClass.UNKNOWN if j < 0 else int(readings.classes[j])
@@ -154,7 +150,7 @@ def evaluate_detected(faces: list[AnnotatedFace], masks: MaskConfig, detection: 
     return dataclasses.replace(report(truth, predicted), detect=found)
 
 
-def _match(annotated: np.ndarray, detected: np.ndarray) -> list[int]:
+def match_boxes(annotated: np.ndarray, detected: np.ndarray) -> list[int]:
     """Greedy one-to-one matching at IoU >= MATCH_IOU: for each annotated face, its detection or -1."""
     ious = iou_matrix(annotated, detected)
     match = [-1] * len(annotated)

@@ -13,8 +13,20 @@ from sanitary.perception.mask_classes import LABELS
 @dataclass(frozen=True)
 class AnnotatedFace:
     image: Path
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels: the face as eval-mask reads it
     label: str  # one of the mask classes' LABELS
+    # The original photo: faces of one photo are near copies of one scene, so splits and folds never part them.
+    photo: str = ""
+    # The annotated face inside a crop (a crop folder's source.csv has it), for training; None: `box` is the face.
+    face_box: tuple[float, float, float, float] | None = None
+
+    @property
+    def group(self) -> str:
+        return self.photo or self.image.name
+
+    @property
+    def training_box(self) -> tuple[float, float, float, float]:
+        return self.face_box or self.box
 
 
 def read_voc(folder: Path) -> list[AnnotatedFace]:

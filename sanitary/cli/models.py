@@ -38,8 +38,8 @@ def eval_mask(
 ) -> None:
     """Score the mask classifier: per-class precision/recall/F1, confusion, macro-F1, accuracy, coverage."""
     from sanitary.evaluation.mask_eval import crops_are_faces, evaluate, evaluate_detected, load_faces
-    from sanitary.evaluation.voc import read_split
     from sanitary.evaluation.splits import SPLITS, split_file
+    from sanitary.evaluation.voc import read_split
 
     cam = load_camera(camera) if camera else default_camera()
     kept = set().union(*(read_split(path) for path in only)) if only else None
@@ -91,16 +91,21 @@ def _print_mask_report(result: MaskReport, source: Path | None) -> None:
 
 @friendly
 def train_mask(
-    data: Annotated[Path, typer.Argument(help="VOC folder: images/ and annotations/.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Training sources: VOC folders (images/, annotations/) and folders of class-folder crops."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Where the ONNX model and its card go.")] = WEIGHTS_DIR,
-    validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
-        WEIGHTS_DIR / "mask_classifier.validation.txt"
-    ),
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 20.")] = 20,
+    splits: Annotated[
+        Path, typer.Option("--splits", help="Folder of each source's validation list (<folder name>.txt).")
+    ] = WEIGHTS_DIR / "mask_validation",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: see its card.")] = 20,
     folds: Annotated[
         int, typer.Option("--folds", min=2, help="Cross-validation folds that choose the class bias.")
     ] = 4,
-    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N images (a quick check).")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Use only the first N photos of each source (a quick check).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
 ) -> None:
@@ -109,8 +114,8 @@ def train_mask(
     from sanitary.train.mask_classifier import train
 
     out.mkdir(parents=True, exist_ok=True)
-    card = train(data, out, validation, epochs, limit, seed, threads, folds)
-    console.print(json.dumps(card.get("validation", {}), indent=2))
+    card = train(data, out, splits, epochs, limit, seed, threads, folds)
+    console.print(json.dumps(card.get("validation_by_source", {}), indent=2))
 
 
 @friendly

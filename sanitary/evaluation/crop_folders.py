@@ -72,7 +72,9 @@ def _source_rows(folder: Path) -> dict[str, dict[str, str]]:
     return {row["crop"]: row for row in rows}
 
 
-def _face_in_crop(row: dict[str, str], width: int, height: int, folder: Path) -> tuple[float, float, float, float] | None:
+def _face_in_crop(
+    row: dict[str, str], width: int, height: int, folder: Path
+) -> tuple[float, float, float, float] | None:
     if not all(row.get(k) for k in (*BOX_COLUMNS, *CROP_COLUMNS)):
         return None
     try:

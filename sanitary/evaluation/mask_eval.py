@@ -44,7 +44,7 @@ class MaskReport:
     classes: tuple[str, ...]
     confusion: list[list[int]]  # rows: true class; columns: predicted class, then unknown
     per_class: dict[str, ClassScore]
-    macro_f1: float
+    macro_f1: float  # over the classes with faces
     accuracy: float  # right / all faces: an unknown face is not right
     coverage: float  # faces given a class / all faces
     detect: dict[str, dict[str, int]] | None = None  # per class: annotated, found, right
@@ -83,7 +83,8 @@ def report(truth: Iterable[int], predicted: Iterable[int]) -> MaskReport:
         classes=LABELS,
         confusion=confusion.tolist(),
         per_class=per_class,
-        macro_f1=float(np.mean([s.f1 for s in per_class.values()])),
+        # Over the classes the faces hold: a crop set without bare faces is not scored 0 on them.
+        macro_f1=float(np.mean([s.f1 for s in per_class.values() if s.support])),
         accuracy=float(np.trace(confusion[:, :k])) / total,
         coverage=1 - float(confusion[:, k].sum()) / total,
     )

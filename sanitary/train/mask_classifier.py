@@ -41,7 +41,7 @@ from torch import nn
 from sanitary.config import DetectionConfig, MaskConfig
 from sanitary.errors import SanitaryError
 from sanitary.evaluation.crop_folders import SOURCE_FILE
-from sanitary.evaluation.mask_eval import NO_PEOPLE, MaskReport, crops_are_faces, load_faces, match_boxes, report
+from sanitary.evaluation.mask_eval import NO_PEOPLE, crops_are_faces, load_faces, match_boxes, report
 from sanitary.evaluation.splits import (
     SPLIT_SEED,
     VALIDATION_SHARE,
@@ -691,16 +691,11 @@ def as_eval_mask(truth: np.ndarray, probs: np.ndarray, boxes: np.ndarray) -> dic
         "recall_ci95": {c: [round(v.recall_low, 4), round(v.recall_high, 4)] for c, v in result.per_class.items()},
         "support": {c: v.support for c, v in result.per_class.items()},
         "precision": {c: round(v.precision, 4) for c, v in result.per_class.items()},
-        "macro_f1": round(_present_macro_f1(result), 4),
+        "macro_f1": round(result.macro_f1, 4),
         "accuracy": round(result.accuracy, 4),
         "coverage": round(result.coverage, 4),
         "confusion": result.confusion,
     }
-
-
-def _present_macro_f1(result: MaskReport) -> float:
-    """Macro-F1 over the classes the source has: a source without bare faces is not scored 0 on them."""
-    return float(np.mean([s.f1 for s in result.per_class.values() if s.support]))
 
 
 def by_source(faces: FaceSet, probs: np.ndarray, sources: list[Path]) -> dict[str, dict]:

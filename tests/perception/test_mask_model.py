@@ -11,13 +11,14 @@ import pytest
 
 from sanitary.analytics.mask_rate import mask_shares
 from sanitary.evaluation.voc import read_split, read_voc
-from sanitary.perception.mask_card import load_card
+from sanitary.perception.mask_card import CARD_FILE, load_card
 from sanitary.perception.mask_classes import LABELS
 from sanitary.perception.models import WEIGHTS_DIR
 from tests.conftest import DATASETS, NO_SIGN, run_cli
 
 MASKS = DATASETS / "facemask-andrewmvd"
-VALIDATION = WEIGHTS_DIR / "mask_classifier.validation.txt"
+CROP_SOURCES = ("facemask-extra-ilc2021", "facemask-extra-maskedfacenet")
+VALIDATION = WEIGHTS_DIR / "mask_validation" / "facemask-andrewmvd.txt"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,37 @@ def test_shipped_weights_score_as_the_card_says(masks_data: Path, tmp_path: Path
     assert [row[:3] for row in scores["confusion"]] == card.confusion.tolist()
     assert scores["coverage"] == 1.0
     assert scores["classes"] == list(LABELS)
+
+
+def test_eval_mask_per_source_validation_is_the_cards(masks_data: Path) -> None:
+    """`eval-mask --validation` over every training source gives the card's figures, source by source."""
+    sources = [masks_data, *(DATASETS / name for name in CROP_SOURCES)]
+    missing = [str(s) for s in sources if not s.is_dir()]
+    if missing:
+        pytest.skip(f"face-mask sources not found: {', '.join(missing)} (see ../shared/datasets/README.md)")
+    result = run_cli("eval-mask", *map(str, sources), "--validation", "--json")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((WEIGHTS_DIR / CARD_FILE).read_text())
+    reports = json.loads(result.stdout)["sources"]
+    assert [Path(r["data"]).name for r in reports] == [s.name for s in sources]
+    for r in reports:
+        figures = card["validation_by_source"][Path(r["data"]).name]
+        assert r["confusion"] == figures["confusion"]
+        assert sum(map(sum, r["confusion"])) == figures["faces"]
+    text = run_cli("eval-mask", *map(str, sources), "--validation")
+    assert text.returncode == 0, text.stderr
+    titles = [line.strip() for line in text.stdout.splitlines() if "mask classifier:" in line]
+    assert titles == [f"mask classifier: {s.name}" for s in sources]
+
+
+def test_eval_mask_validation_needs_a_split_for_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "faces" / "with_mask").mkdir(parents=True)
+    result = run_cli("eval-mask", str(tmp_path / "faces"), "--validation")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'faces'}: the shipped model has no validation split for a folder of this name "
+        f"({WEIGHTS_DIR / 'mask_validation' / 'faces.txt'} is missing); drop --validation or give --only"
+    ]
 
 
 def test_eval_mask_reports_unknown_and_detect(masks_data: Path) -> None:

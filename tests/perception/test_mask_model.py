@@ -72,6 +72,11 @@ def test_eval_mask_per_source_validation_is_the_cards(masks_data: Path) -> None:
 
 def test_eval_mask_validation_needs_a_split_for_the_folder(tmp_path: Path) -> None:
     (tmp_path / "faces" / "with_mask").mkdir(parents=True)
+    both = run_cli("eval-mask", str(tmp_path / "faces"), "--validation", "--only", str(VALIDATION))
+    assert both.returncode != 0
+    assert both.stderr.strip().splitlines() == [
+        "error: --validation and --only both choose the faces: give one of them"
+    ]
     result = run_cli("eval-mask", str(tmp_path / "faces"), "--validation")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [

@@ -39,7 +39,7 @@ def eval_mask(
 ) -> None:
     """Score the mask classifier: per-class precision/recall/F1, confusion, macro-F1, accuracy, coverage."""
     from sanitary.evaluation.mask_eval import crops_are_faces, evaluate, evaluate_detected, load_faces
-    from sanitary.evaluation.splits import SPLITS, split_file
+    from sanitary.evaluation.splits import SPLITS, source_name, split_file
     from sanitary.evaluation.voc import read_split
 
     if validation and only:
@@ -74,7 +74,7 @@ def eval_mask(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     for (folder, _), result in zip(sources, results, strict=True):
-        _print_mask_report(result, folder.name if len(results) > 1 else None)
+        _print_mask_report(result, source_name(folder) if len(results) > 1 else None)
 
 
 def _print_mask_report(result: MaskReport, source: str | None) -> None:

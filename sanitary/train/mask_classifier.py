@@ -556,6 +556,7 @@ def prepare(sources: list[Path], splits: Path, limit: int | None) -> Prepared:
             f"{', '.join(map(str, sources))}: two sources share a folder name; their validation "
             "lists would too: rename one"
         )
+    photo_sources = {k for k, source in enumerate(sources) if not crops_are_faces(source)}
     used, train_faces, val_faces, images = [], [], [], {}
     for k, source in enumerate(sources):
         faces = load_faces(source, None)
@@ -570,11 +571,11 @@ def prepare(sources: list[Path], splits: Path, limit: int | None) -> Prepared:
             faces = [f for f in faces if f.group in kept]
         used.append(faces)
         images.update(read_images(list(dict.fromkeys(f.image for f in faces))))
-        margin = 0.0 if crops_are_faces(source) else MARGIN
+        margin = MARGIN if k in photo_sources else 0.0
         train_faces += [(k, margin, f) for f in faces if f.image.name not in held_out]
         val_faces += [(k, margin, f) for f in faces if f.image.name in held_out]
     # Only whole photos have faces for a detector to find; a crop is already one.
-    rows = [i for i, (k, _, _) in enumerate(train_faces) if not crops_are_faces(sources[k])]
+    rows = [i for i, (k, _, _) in enumerate(train_faces) if k in photo_sources]
     found = detector_boxes([train_faces[i][2] for i in rows], images)
     detected = {rows[j]: box for j, box in found.items()}
     train_set = load_faceset(*_columns(train_faces), images, detected)
@@ -911,7 +912,7 @@ def train(
             "augmentation, scored by onnxruntime on the exported graph; faces of one photo never straddle the split. "
             "Figures by argmax (no face unknown): the confusion the mask rate is corrected with.",
             "sources": [source_name(src) for src in sources if not crops_are_faces(src)],
-            "images": len({val_set.image_of[i] for i in np.flatnonzero(photos)}),
+            "images": len(np.unique(val_set.image_of[photos])),
             **final,
             "confusion_axes": "rows = true class, columns = predicted, classes order; counts",
         },

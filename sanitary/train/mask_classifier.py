@@ -174,7 +174,8 @@ def read_logits(net: MaskNet, x: torch.Tensor, mirror: bool) -> torch.Tensor:
     if not mirror:
         return net(x)
     both = net(torch.cat([x, torch.flip(x, dims=[3])]))
-    return (both[: len(x)] + both[len(x) :]) / 2
+    # A reshape, not slices at len(x): the exported graph would keep the tracing batch's length as a constant.
+    return both.reshape(2, -1, both.shape[1]).mean(dim=0)
 
 
 class Exported(nn.Module):

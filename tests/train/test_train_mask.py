@@ -103,13 +103,41 @@ def test_train_exports_a_working_model_and_its_card(facemask: Path, crops: Path,
     assert 0 <= validation["macro_f1"] <= 1
     assert card["inference"]["ms_per_face"] > 0
 
-    # The bias the graph applies was chosen out of fold, on every training face, and is in the card.
-    assert len(card["decision"]["class_bias"]) == 3 and card["decision"]["class_bias"][0] == 0.0
+    # The bias the graph applies was chosen out of fold, on every training face, and is in the card, for both
+    # readings; the graph reads faces the way of the better one.
+    decision = card["decision"]
+    assert len(decision["class_bias"]) == 3 and decision["class_bias"][0] == 0.0
+    crop, mirrored = decision["readings"]["crop"], decision["readings"]["mirror_average"]
+    assert decision["mirror_average"] == (mirrored["out_of_fold_macro_f1"] > crop["out_of_fold_macro_f1"])
+    chosen = mirrored if decision["mirror_average"] else crop
+    assert decision["class_bias"] == chosen["class_bias"]
+    assert set(chosen["out_of_fold_by_source"]) == {facemask.name, crops.name}
     cv = card["cross_validation"]
     assert cv["folds"] == 2 and sum(cv["faces_per_fold"]) == sum(card["training_data"]["train"]["faces"].values())
     assert np.array(cv["out_of_fold"]["confusion"]).sum() == sum(cv["faces_per_fold"])
     as_eval = card["validation_as_eval_mask"]
     assert np.array(as_eval["confusion"]).shape == (3, 4) and 0 <= as_eval["coverage"] <= 1
+
+
+def test_the_mirror_averaged_graph_reads_a_face_and_its_mirror_image_alike(tmp_path: Path) -> None:
+    import torch
+
+    from sanitary.train.backbone import backbone_path
+    from sanitary.train.mask_classifier import build_net, export_onnx
+
+    torch.manual_seed(0)
+    net = build_net(backbone_path()).eval()
+    faces = np.random.default_rng(1).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
+    mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+    read = {}
+    for mirror in (False, True):
+        path = tmp_path / f"mirror_{mirror}.onnx"
+        export_onnx(net, (0.0, 0.5, 1.0), mirror, path)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        read[mirror] = [session.run(None, {"crops": crops})[0] for crops in (faces, mirrored)]
+    assert np.allclose(*read[True], atol=1e-6)
+    # The plain graph does tell a face from its mirror image: the sameness above is the averaging's.
+    assert not np.allclose(*read[False], atol=1e-3)
 
 
 def test_train_refuses_a_single_fold(facemask: Path, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Mask wearing per face: the project's own three-class classifier (weights/mask_classifier.onnx).
 
 Training and inference cut faces the same way, through `face_crops`: a square around the face box with a
-margin, so that the chin, nose and mask edge are in view. The ONNX graph holds its own normalisation, the class
-bias chosen in training (see the card's `decision`) and softmax; it takes uint8 RGB crops as they come from here.
+margin, so that the chin, nose and mask edge are in view. The ONNX graph holds its own normalisation, the reading
+chosen in training (the class bias and, where the card's `decision` says so, the mean of each crop's logits and its
+mirror image's) and softmax; it takes uint8 RGB crops as they come from here.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def train_mask(
     ] = WEIGHTS_DIR / "mask_validation",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: see its card.")] = 20,
     folds: Annotated[
-        int, typer.Option("--folds", min=2, help="Cross-validation folds that choose the class bias.")
+        int, typer.Option("--folds", min=2, help="Cross-validation folds that choose the bias and mirror average.")
     ] = 4,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Use only the first N photos of each source (a quick check).")

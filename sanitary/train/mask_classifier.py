@@ -799,7 +799,13 @@ def train(
     as_eval = eval_mask_report(val_set.labels[photos], exported["probs"][photos], val_set.boxes[photos])
     validation_by_source = by_source(val_set, exported["probs"], sources)
     out_of_fold_by_source = {
-        m: by_source(train_set, softmax(cv.read(m) + np.asarray(readings[m].bias)), sources) for m in READINGS
+        m: {
+            name: figures(result)
+            for name, result in by_source(
+                train_set, softmax(cv.read(m) + np.asarray(readings[m].bias)), sources
+            ).items()
+        }
+        for m in READINGS
     }
     finished = time.perf_counter()
 
@@ -912,8 +918,8 @@ def train(
                     "out_of_fold_macro_f1": readings[m].macro_f1,
                     "out_of_fold_recall": readings[m].recall,
                     "out_of_fold_by_source": {
-                        name: {"recall": figures(result)["recall"], "macro_f1": figures(result)["macro_f1"]}
-                        for name, result in out_of_fold_by_source[m].items()
+                        name: {"recall": summary["recall"], "macro_f1": summary["macro_f1"]}
+                        for name, summary in out_of_fold_by_source[m].items()
                     },
                 }
                 for m in READINGS
@@ -931,7 +937,7 @@ def train(
                 "confusion_axes": "rows = true class, columns = predicted then unknown; counts",
             },
             "out_of_fold_unbiased": {"macro_f1": choice.unbiased_macro_f1, "recall": choice.unbiased_recall},
-            "out_of_fold_by_source": {name: figures(result) for name, result in out_of_fold_by_source[mirror].items()},
+            "out_of_fold_by_source": out_of_fold_by_source[mirror],
         },
         "training": {
             "schedule": f"{head_epochs} epoch(s) head only (backbone frozen, BatchNorm in eval mode), AdamW lr "

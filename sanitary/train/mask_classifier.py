@@ -542,11 +542,17 @@ def _earlier_runs(card_path: Path, data_hash: str, split_hash: str) -> list[dict
     return [*old.get("earlier_runs", []), summary]
 
 
-def distinct_settings(earlier: list[dict], settings: dict) -> int:
-    """How many different settings the runs so far tried: a run repeated to ship it is not a new try."""
+def distinct_settings(earlier: list[dict], settings: dict, epochs: int) -> int:
+    """How many different settings the runs so far tried, the number of epochs among them: a run repeated to ship
+    it is not a new try."""
     # Cards older than the logit-adjustment knob trained without it.
-    seen = {json.dumps({"logit_adjustment": 0.0, **(run.get("settings") or {})}, sort_keys=True) for run in earlier}
-    return len(seen | {json.dumps(settings, sort_keys=True)})
+    seen = {
+        json.dumps(
+            {"logit_adjustment": 0.0, **(run.get("settings") or {}), "epochs": run.get("epochs")}, sort_keys=True
+        )
+        for run in earlier
+    }
+    return len(seen | {json.dumps({**settings, "epochs": epochs}, sort_keys=True)})
 
 
 @dataclass
@@ -988,7 +994,7 @@ def train(
         },
         "history": history,
         "runs_tried": len(earlier) + 1,
-        "distinct_settings_tried": distinct_settings(earlier, settings),
+        "distinct_settings_tried": distinct_settings(earlier, settings, epochs),
         "earlier_runs": earlier,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

@@ -146,3 +146,14 @@ def test_train_refuses_a_single_fold(facemask: Path, tmp_path: Path) -> None:
 
     with pytest.raises(SanitaryError, match="folds must be at least 2"):
         train([facemask], tmp_path, SPLITS, epochs=1, limit=40, seed=0, threads=2, folds=1)
+
+
+def test_a_run_with_other_epochs_is_another_setting_tried_and_a_repeat_is_not() -> None:
+    from sanitary.train.mask_classifier import distinct_settings
+
+    shipped = {"batch": 32, "logit_adjustment": 0.0, "folds": 4}
+    # An earlier card's run, from before the logit-adjustment knob, at 20 epochs.
+    earlier = [{"epochs": 20, "settings": {"batch": 32, "folds": 4}}]
+    assert distinct_settings(earlier, shipped, 20) == 1
+    assert distinct_settings(earlier, shipped, 30) == 2
+    assert distinct_settings(earlier, {**shipped, "batch": 64}, 20) == 2

@@ -545,14 +545,12 @@ def _earlier_runs(card_path: Path, data_hash: str, split_hash: str) -> list[dict
 def distinct_settings(earlier: list[dict], settings: dict, epochs: int) -> int:
     """How many different settings the runs so far tried, the number of epochs among them: a run repeated to ship
     it is not a new try."""
-    # Cards older than the logit-adjustment knob trained without it.
-    seen = {
-        json.dumps(
-            {"logit_adjustment": 0.0, **(run.get("settings") or {}), "epochs": run.get("epochs")}, sort_keys=True
-        )
-        for run in earlier
-    }
-    return len(seen | {json.dumps({**settings, "epochs": epochs}, sort_keys=True)})
+
+    def key(settings: dict, epochs: int | None) -> str:
+        # Cards older than the logit-adjustment knob trained without it.
+        return json.dumps({"logit_adjustment": 0.0, **settings, "epochs": epochs}, sort_keys=True)
+
+    return len({key(run.get("settings") or {}, run.get("epochs")) for run in earlier} | {key(settings, epochs)})
 
 
 @dataclass

@@ -15,6 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 PETS = DATASETS / "pets2009-s2l1"
 PETS_CAMERA = ROOT / "examples" / "pets2009-view001.toml"
+# The head model is three quarters of a PETS run's time: it runs every 2 s of a video, and on every image of a
+# folder (a folder may hold unrelated photos). Tests whose subject is not the count (alerts, privacy, storage,
+# clusters, live units) run it every 10 s of a video (SPARSE_HEADS), so that it stays on the path, or turn it off
+# for folders of frames (NO_HEADS). The count with it is checked at the shipped cadence in
+# tests/runtime/test_run_pets.py (test_whole_clip_at_one_frame_a_second).
+SPARSE_HEADS = "\n[heads]\nevery_s = 10\n"
+NO_HEADS = "\n[heads]\nenabled = false\n"
+
+
+def pets_camera(folder: Path, heads: str) -> Path:
+    """The shipped PETS config with `heads` (SPARSE_HEADS or NO_HEADS) appended, written in `folder`."""
+    path = folder / "pets-heads.toml"
+    path.write_text(PETS_CAMERA.read_text() + heads)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import pytest
 from sanitary.errors import SanitaryError
 from sanitary.storage.query import run_query
 from tests.alerts import receivers
-from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, run_cli
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, SPARSE_HEADS, run_cli
 
 
 class Receiver(ThreadingHTTPServer):
@@ -69,6 +69,7 @@ def camera(tmp_path: Path, rule: str, webhook: str, timeout_s: float = 2, window
         + f"\n[[alerts]]\n{rule}\n"
         + f'\n[alert_sinks]\nfile = "{tmp_path / "alerts.jsonl"}"\nwebhook = "{webhook}"\n'
         + f"webhook_timeout_s = {timeout_s}\nwebhook_retries = 3\nwebhook_backoff_s = 0.05\n"
+        + SPARSE_HEADS
     )
     return path
 

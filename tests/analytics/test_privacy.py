@@ -24,7 +24,7 @@ from sanitary.capture.privacy_masks import PrivacyMasker
 from sanitary.config import FR_TRANSPORT, PrivacyConfig, PrivacyMask, load_camera
 from sanitary.errors import SanitaryError
 from sanitary.storage.store import RunStart, Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
+from tests.conftest import NO_SIGN, PETS_CAMERA, SPARSE_HEADS, run_cli
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 CONFUSION = np.diag([50, 50, 50])
@@ -145,7 +145,7 @@ def transport_camera(tmp_path: Path, k_min: int) -> Path:
     # No zones under the decree; the counting line stays.
     text = text[: text.index("# A 10 m x 10 m square")] + text[text.index("# A counting line") :]
     path = tmp_path / "bus.toml"
-    path.write_text(text + f'\n[privacy]\nprofile = "{FR_TRANSPORT}"\nk_min = {k_min}\n')
+    path.write_text(text + f'\n[privacy]\nprofile = "{FR_TRANSPORT}"\nk_min = {k_min}\n' + SPARSE_HEADS)
     return path
 
 

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from sanitary.governance.audit import audit_paths
-from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, run_cli
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, SPARSE_HEADS, run_cli
 
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND")
 OPEN_CALL = re.compile(r'^\d+\s+(?:open|openat|creat)\((?:(AT_FDCWD|\d+), )?"([^"]+)",\s*([A-Z_|]+)')
@@ -67,7 +67,9 @@ def recorded_run(pets: Path, work: Path, leaky: bool) -> tuple[set[Path], Path]:
     db = work / "agg.duckdb"
     camera = work / "cam.toml"
     rule = '[[alerts]]\nname = "crowded"\nmeasure = "occupancy"\nabove = 5\nspan_s = 10\n'
-    camera.write_text(PETS_CAMERA.read_text() + f'\n{rule}\n[alert_sinks]\nstdout = false\nfile = "alerts.jsonl"\n')
+    camera.write_text(
+        PETS_CAMERA.read_text() + f'\n{rule}\n[alert_sinks]\nstdout = false\nfile = "alerts.jsonl"\n' + SPARSE_HEADS
+    )
     program = ["-c", LEAKY] if leaky else ["-m", "sanitary"]
     args = ["run", *NO_SIGN, str(pets / "pets09_s2l1_view001_480x360.avi"), "--camera", str(camera), "--db", str(db)]
     env = {**os.environ, "HOME": str(work), "TMPDIR": str(work), "PYTHONDONTWRITEBYTECODE": "1",

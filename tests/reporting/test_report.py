@@ -20,7 +20,7 @@ from sanitary.reporting.report import build_report
 from sanitary.storage.schema import SCHEMA_VERSION
 from sanitary.storage.signage import Sign
 from sanitary.storage.store import Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, old_schema_db, run_cli
+from tests.conftest import NO_SIGN, SPARSE_HEADS, old_schema_db, pets_camera, run_cli
 from tests.storage.test_views import NOON, two_bases
 
 SITE = "pets2009-reading"
@@ -62,8 +62,8 @@ def db(pets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     the 2nd, two windows with rates and distancing on the 3rd, a suppressed day on the 4th, a sign, alerts, and a
     bus site under the transport profile."""
     path = tmp_path_factory.mktemp("report") / "pets.duckdb"
-    done = run_cli("run", *NO_SIGN, str(pets / "pets09_s2l1_view001_480x360.avi"), "--camera", str(PETS_CAMERA),
-                   "--db", str(path), "--sample-fps", "1")  # fmt: skip
+    done = run_cli("run", *NO_SIGN, str(pets / "pets09_s2l1_view001_480x360.avi"), "--camera",
+                   str(pets_camera(path.parent, SPARSE_HEADS)), "--db", str(path), "--sample-fps", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     with Store(path) as store:
         con = store.con

@@ -21,7 +21,7 @@ from sanitary.storage.merge import merge_into
 from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
 from sanitary.storage.signage import Sign
 from sanitary.storage.store import RunStart, Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, hold_lock, old_schema_db, run_cli
+from tests.conftest import NO_HEADS, NO_SIGN, hold_lock, old_schema_db, pets_camera, run_cli
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 TABLES = (*PER_SOURCE_TABLES, "runs", "signage", "sites", "retention_log", "meta")
@@ -265,8 +265,9 @@ def test_two_pets_runs_merge_end_to_end(pets: Path, tmp_path: Path) -> None:
     db_a, db_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
     stretches = {"frame_000*.jpg": "2009-03-01T12:00:00", "frame_001*.jpg": "2009-03-01T12:00:02"}
     jobs = [(db_a, "frame_000*.jpg", "5"), (db_b, "frame_001*.jpg", "5"), (db_b, "frame_000*.jpg", "2")]
+    camera = pets_camera(tmp_path, NO_HEADS)
     for db, frames, fps in jobs:
-        done = run_cli("run", *NO_SIGN, str(pets / "frames" / frames), "--camera", str(PETS_CAMERA), "--db", str(db),
+        done = run_cli("run", *NO_SIGN, str(pets / "frames" / frames), "--camera", str(camera), "--db", str(db),
                        "--start", stretches[frames], "--sample-fps", fps)  # fmt: skip
         assert done.returncode == 0, done.stderr
     central_ab, central_ba = tmp_path / "ab.duckdb", tmp_path / "ba.duckdb"

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from sanitary.storage.signage import Sign, uncovered
-from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
+from tests.conftest import NO_HEADS, NO_SIGN, PETS_CAMERA, pets_camera, run_cli
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -47,8 +47,8 @@ def register(db: Path, *extra: str) -> str:
 
 def run_frames(pets: Path, db: Path, *extra: str) -> tuple[int, str]:
     result = run_cli(
-        "run", str(pets / "frames" / "frame_000*.jpg"), "--camera", str(PETS_CAMERA), "--db", str(db),
-        "--start", "2009-03-01T12:00:00", *extra,
+        "run", str(pets / "frames" / "frame_000*.jpg"), "--camera", str(pets_camera(db.parent, NO_HEADS)),
+        "--db", str(db), "--start", "2009-03-01T12:00:00", *extra,
     )  # fmt: skip
     return result.returncode, result.stderr
 

@@ -24,10 +24,11 @@ SPARSE_HEADS = "\n[heads]\nevery_s = 10\n"
 NO_HEADS = "\n[heads]\nenabled = false\n"
 
 
-def pets_camera(folder: Path, heads: str) -> Path:
-    """The shipped PETS config with `heads` (SPARSE_HEADS or NO_HEADS) appended, written in `folder`."""
+def pets_camera(folder: Path, heads: str, window_s: int = 60) -> Path:
+    """The shipped PETS config with windows of `window_s` and `heads` (SPARSE_HEADS or NO_HEADS) appended, written
+    in `folder`."""
     path = folder / "pets-heads.toml"
-    path.write_text(PETS_CAMERA.read_text() + heads)
+    path.write_text(PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {window_s}") + heads)
     return path
 
 

@@ -20,7 +20,7 @@ import pytest
 from sanitary.config import CameraConfig, load_camera
 from sanitary.runtime.batch import BatchPlan, FileOutcome, RunOptions, analyse_file, plan_batch, run_batch
 from sanitary.storage.store import Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, SPARSE_HEADS
+from tests.conftest import NO_SIGN, SPARSE_HEADS, pets_camera
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sanitary[cluster]')")
 
@@ -46,10 +46,7 @@ def cluster() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def camera(pets: Path, tmp_path_factory: pytest.TempPathFactory) -> CameraConfig:
-    text = PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {WINDOW.seconds}") + SPARSE_HEADS
-    path = tmp_path_factory.mktemp("cam") / "pets.toml"
-    path.write_text(text)
-    cam = load_camera(path)
+    cam = load_camera(pets_camera(tmp_path_factory.mktemp("cam"), SPARSE_HEADS, WINDOW.seconds))
     # One inference thread in both arms: onnxruntime's sums in another thread count may differ in the last bits.
     return dataclasses.replace(cam, detection=dataclasses.replace(cam.detection, threads=1))
 

@@ -27,7 +27,7 @@ from sanitary.errors import SanitaryError
 from sanitary.runtime.live import CameraSession, LiveCamera, LiveOptions, run_live, session_start
 from sanitary.storage.query import run_query
 from sanitary.storage.store import Store
-from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, SPARSE_HEADS
+from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT, SPARSE_HEADS, pets_camera
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -41,11 +41,7 @@ def test_a_session_never_starts_before_the_last_committed_window() -> None:
 
 
 def camera(tmp_path: Path, window_s: int) -> Path:
-    path = tmp_path / "bus-door.toml"
-    path.write_text(
-        PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {window_s}") + SPARSE_HEADS
-    )
-    return path
+    return pets_camera(tmp_path, SPARSE_HEADS, window_s)
 
 
 def start_live(source: str, cam: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
@@ -70,6 +66,13 @@ def committed_now(db: Path) -> list[tuple]:
         return []  # the schema is still being created
 
 
+def wait_for_windows(db: Path, beyond: int, timeout_s: float = 60) -> None:
+    """Until the unit has committed more than `beyond` windows (or `timeout_s` passed: the caller's check fails)."""
+    deadline = time.monotonic() + timeout_s
+    while len(committed_now(db)) <= beyond and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     avi = str(pets / "pets09_s2l1_view001_480x360.avi")
@@ -80,9 +83,7 @@ def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_p
         unit = start_live(avi, cam, db, "--realtime", "--loop", "--fps", "7", "--analysis-fps", "2")
         # Killed at a random moment once it has committed a window: start-up (loading the models) takes longer
         # on a busy machine, and a kill before the first commit would test nothing.
-        deadline = time.monotonic() + 60
-        while len(committed_now(db)) <= len(before) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_windows(db, beyond=len(before))
         time.sleep(rng.uniform(0.0, 4.0))
         graceful = round_ % 3 == 2
         unit.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
@@ -127,9 +128,7 @@ def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Pa
                       "--seconds", "16")  # fmt: skip
     # Nobody serves the stream yet. The unit holds the file only while it commits: an official's query gets in
     # between, and sees the down windows as they are committed (start-up takes longer on a busy machine).
-    deadline = time.monotonic() + 60
-    while not committed_now(db) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_windows(db, beyond=0)
     assert run_query(db, "SELECT count(*) FROM window_aggregates").rows[0][0] >= 1
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a: None  # type: ignore[method-assign]

@@ -23,10 +23,7 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model off: these files are folders of frames, and it would run on every one of them (a folder may hold unrelated
     photos), three quarters of the run's time. What it adds to the count is checked on the whole clip, at its
     shipped cadence (test_whole_clip_at_one_frame_a_second)."""
-    path = tmp_path_factory.mktemp("cam") / "pets.toml"
-    text = PETS_CAMERA.read_text().replace("window_seconds = 60", f"window_seconds = {WINDOW_S}")
-    path.write_text(text + NO_HEADS)
-    return path
+    return pets_camera(tmp_path_factory.mktemp("cam"), NO_HEADS, WINDOW_S)
 
 
 def run_first_stretch(pets: Path, camera: Path, db: Path) -> subprocess.CompletedProcess[str]:

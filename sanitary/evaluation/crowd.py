@@ -51,3 +51,19 @@ def matched(found: np.ndarray, truth: np.ndarray, radius: float) -> int:
     cost = np.where(far, len(found) + len(truth) + 1.0, 0.0) + np.where(far, 0.0, distance / (radius + 1))
     rows, cols = linear_sum_assignment(cost)
     return int((~far[rows, cols]).sum())
+
+
+def matched_in_boxes(found: np.ndarray, boxes: np.ndarray) -> int:
+    """Most pairs of a found point and a true head box (x1, y1, x2, y2), each used once, the point inside the box.
+    Among equal numbers of pairs, points nearer their box's centre (in box sides) are preferred."""
+    if len(found) == 0 or len(boxes) == 0:
+        return 0
+    boxes = np.asarray(boxes, np.float64)
+    x, y = found[:, None, 0].astype(np.float64), found[:, None, 1].astype(np.float64)
+    inside = (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])
+    side = np.maximum(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1.0)
+    off = np.hypot(x - (boxes[:, 0] + boxes[:, 2]) / 2, y - (boxes[:, 1] + boxes[:, 3]) / 2) / side
+    # A pair outside its box costs more than all inside pairs together (each costs under 1), as in `matched`.
+    cost = np.where(inside, off, len(found) + len(boxes) + 1.0)
+    rows, cols = linear_sum_assignment(cost)
+    return int(inside[rows, cols].sum())

@@ -42,13 +42,14 @@ class Heads:
 
     points: np.ndarray  # (N, 2) float32: x, y in frame pixels
     scores: np.ndarray  # (N,) float32
+    sizes: np.ndarray  # (N,) float32: each head's side in frame pixels, as the model sees it
 
     def __len__(self) -> int:
         return len(self.points)
 
     @staticmethod
     def none() -> Heads:
-        return Heads(np.zeros((0, 2), np.float32), np.zeros(0, np.float32))
+        return Heads(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
 def find_peaks(heat: np.ndarray, min_score: float, stride: int = STRIDE) -> Heads:
@@ -58,7 +59,7 @@ def find_peaks(heat: np.ndarray, min_score: float, stride: int = STRIDE) -> Head
     peak = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat >= min_score)
     rows, cols = np.nonzero(peak)
     points = np.stack([(cols + 0.5) * stride, (rows + 0.5) * stride], axis=1).astype(np.float32)
-    return Heads(points.reshape(-1, 2), heat[rows, cols])
+    return Heads(points.reshape(-1, 2), heat[rows, cols], np.full(len(rows), np.nan, np.float32))
 
 
 def choose_scale(
@@ -118,4 +119,10 @@ class HeadFinder:
         found = find_peaks(self.heatmap(model_input(image_bgr, scale)), self.config.min_score)
         points = found.points / scale
         inside = (points[:, 0] < w) & (points[:, 1] < h)  # peaks in the padding are not in the frame
-        return Heads(points[inside].astype(np.float32), found.scores[inside].astype(np.float32))
+        # This model was trained on heads of one size: it finds heads where the frame was resized to bring them.
+        size = TRAINING_HEAD_PX * self.photo_scale / scale
+        return Heads(
+            points[inside].astype(np.float32),
+            found.scores[inside].astype(np.float32),
+            np.full(int(inside.sum()), size, np.float32),
+        )

@@ -14,7 +14,11 @@ def people(*boxes: tuple[float, float, float, float]) -> Detections:
 
 
 def heads(*points: tuple[float, float]) -> Heads:
-    return Heads(np.array(points, np.float32).reshape(-1, 2), np.ones(len(points), np.float32))
+    return Heads(
+        np.array(points, np.float32).reshape(-1, 2),
+        np.ones(len(points), np.float32),
+        np.full(len(points), 10, np.float32),
+    )
 
 
 def test_a_head_in_a_box_head_place_is_that_person() -> None:
@@ -73,6 +77,10 @@ def test_fuse_counts_unboxed_heads_standing_on_the_walkable_area() -> None:
 
 def test_a_head_without_a_body_needs_the_higher_score_a_head_with_one_does_not() -> None:
     crowd = people((0, 0, 20, 50), (0, 50, 40, 150), (0, 100, 60, 250))
-    found = Heads(np.array([[10, 5], [200, 60], [300, 5]], np.float32), np.array([0.2, 0.3, 0.29], np.float32))
+    found = Heads(
+        np.array([[10, 5], [200, 60], [300, 5]], np.float32),
+        np.array([0.2, 0.3, 0.29], np.float32),
+        np.full(3, 10, np.float32),
+    )
     fused = fuse(crowd, found, None, 0.3)
     assert (fused.count, fused.unboxed.tolist()) == (4, [1])  # the 0.2 head still confirms person 0

@@ -256,7 +256,11 @@ class FakeHeads(Stage):
     def __call__(self, image: np.ndarray, people: Detections) -> Heads:
         next(self.frames)
         points = [((x1 + x2) / 2, y1 + 3) for x1, y1, x2, _ in people.boxes.tolist()] + self.extra
-        return Heads(np.array(points, np.float32).reshape(-1, 2), np.ones(len(points), np.float32))
+        return Heads(
+            np.array(points, np.float32).reshape(-1, 2),
+            np.ones(len(points), np.float32),
+            np.full(len(points), 10, np.float32),
+        )
 
 
 def test_windows_count_the_heads_nobody_detected_as_people_in_zones_too() -> None:

@@ -38,7 +38,11 @@ class DatabaseLocked(SanitaryError):
 
 
 def connect(path: Path, *, read_only: bool = False, wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """A connection to `path`, waiting up to `wait_s` seconds for another process's lock (DatabaseLocked after)."""
+    """A connection to `path`, waiting up to `wait_s` seconds for another process's lock (DatabaseLocked after).
+    Read-only, `path` must exist: a mistyped --db of a command that only reads must not become an empty database
+    shown as "nothing stored"."""
+    if read_only and not path.exists():
+        raise SanitaryError(f"{path}: no such DuckDB file; pass --db the file sanitary run wrote")
     if path.is_dir():
         raise SanitaryError(f"{path}: is a folder; pass --db a file path such as sanitary.duckdb")
     if not path.parent.exists():

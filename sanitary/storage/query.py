@@ -55,16 +55,16 @@ def read_only(db: Path, wait_s: float = WAIT_S) -> duckdb.DuckDBPyConnection:
 def run_query(db: Path, sql: str, timeout_s: float = TIMEOUT_S) -> QueryResult:
     """The answer to `sql`; a query still running after `timeout_s` seconds, or on Ctrl-C, is stopped."""
     with read_only(db) as con:
-        outcome: list[QueryResult | duckdb.Error | None] = []
-        worker = threading.Thread(target=_answer, args=(con, sql, outcome), name="query", daemon=True)
-        worker.start()
+        outcome: list[QueryResult | Exception | None] = []
+        done = threading.Event()
+        threading.Thread(target=_answer, args=(con, sql, outcome, done), name="query", daemon=True).start()
         try:
-            worker.join(timeout_s)
+            answered = done.wait(timeout_s)
         except KeyboardInterrupt:
-            _stop(con, worker)
+            _stop(con, done)
             raise SanitaryError("query stopped (Ctrl-C) before it answered; the file is unchanged") from None
-        if worker.is_alive():
-            _stop(con, worker)
+        if not answered:
+            _stop(con, done)
             raise SanitaryError(
                 f"query stopped after {timeout_s:g} s without an answer; narrow it (e.g. WHERE day = ...) or allow"
                 " longer with --timeout SECONDS"
@@ -72,30 +72,33 @@ def run_query(db: Path, sql: str, timeout_s: float = TIMEOUT_S) -> QueryResult:
     found = outcome[0]
     if isinstance(found, duckdb.Error):
         raise _failure(db, found)
+    if isinstance(found, Exception):
+        raise found
     if found is None:  # only blanks, semicolons or comments
         raise SanitaryError('no SQL statement given; ask one, e.g. sanitary query "SELECT * FROM mask_rate_daily"')
     return found
 
 
-def _answer(con: duckdb.DuckDBPyConnection, sql: str, outcome: list[QueryResult | duckdb.Error | None]) -> None:
-    # Off the main thread: DuckDB holds the main thread in C++ for as long as a query runs, where Python never
-    # sees a Ctrl-C; the main thread waits for this one instead, and can stop it.
+def _answer(
+    con: duckdb.DuckDBPyConnection, sql: str, outcome: list[QueryResult | Exception | None], done: threading.Event
+) -> None:
+    # Off the main thread: DuckDB holds the thread that runs a query in C++ until it ends, where Python never sees
+    # a Ctrl-C; the main thread waits on an event instead (Thread.join interrupted by Ctrl-C can take a running
+    # thread for ended, before Python 3.12), and can stop the query.
     try:
         cursor = con.execute(sql)
-        if cursor is None:
-            outcome.append(None)
-            return
-        columns = tuple(d[0] for d in cursor.description or ())
-        outcome.append(QueryResult(columns, cursor.fetchall() if columns else []))
-    except duckdb.Error as exc:
+        columns = tuple(d[0] for d in cursor.description or ()) if cursor is not None else ()
+        outcome.append(QueryResult(columns, cursor.fetchall() if columns else []) if cursor is not None else None)
+    except Exception as exc:  # handed to the main thread, which says what failed
         outcome.append(exc)
+    finally:
+        done.set()
 
 
-def _stop(con: duckdb.DuckDBPyConnection, worker: threading.Thread) -> None:
-    # An interrupt before the query has begun is lost: asked again until the worker ends.
-    while worker.is_alive():
+def _stop(con: duckdb.DuckDBPyConnection, done: threading.Event) -> None:
+    # An interrupt that comes before the query has begun is lost: asked again until the query has ended.
+    while not done.wait(0.1):
         con.interrupt()
-        worker.join(0.1)
 
 
 def _failure(db: Path, exc: duckdb.Error) -> SanitaryError:

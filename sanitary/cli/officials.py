@@ -36,8 +36,11 @@ def query(
     db: DbOption,
     output: Annotated[str, typer.Option("--format", help="table, csv or json (a JSON array of objects).")] = "table",
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds the query may run before it is stopped (Ctrl-C stops it too).")
-    ] = 60.0,
+        float | None,
+        typer.Option(
+            "--timeout", help="Seconds the query may run before it is stopped (default: a minute; Ctrl-C too)."
+        ),
+    ] = None,
 ) -> None:
     """Answer a SQL question on a read-only connection: a query that would write is refused."""
     from sanitary.storage.query import as_json, run_query

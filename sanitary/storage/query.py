@@ -52,21 +52,23 @@ def read_only(db: Path, wait_s: float = WAIT_S) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(db: Path, sql: str, timeout_s: float = TIMEOUT_S) -> QueryResult:
-    """The answer to `sql`; a query still running after `timeout_s` seconds, or on Ctrl-C, is stopped."""
+def run_query(db: Path, sql: str, timeout_s: float | None = None) -> QueryResult:
+    """The answer to `sql`; a query still running after `timeout_s` seconds (None: TIMEOUT_S), or on Ctrl-C, is
+    stopped."""
+    limit = TIMEOUT_S if timeout_s is None else timeout_s
     with read_only(db) as con:
         outcome: list[QueryResult | Exception | None] = []
         done = threading.Event()
         threading.Thread(target=_answer, args=(con, sql, outcome, done), name="query", daemon=True).start()
         try:
-            answered = done.wait(timeout_s)
+            answered = done.wait(limit)
         except KeyboardInterrupt:
             _stop(con, done)
             raise SanitaryError("query stopped (Ctrl-C) before it answered; the file is unchanged") from None
         if not answered:
             _stop(con, done)
             raise SanitaryError(
-                f"query stopped after {timeout_s:g} s without an answer; narrow it (e.g. WHERE day = ...) or allow"
+                f"query stopped after {limit:g} s without an answer; narrow it (e.g. WHERE day = ...) or allow"
                 " longer with --timeout SECONDS"
             )
     found = outcome[0]

@@ -196,3 +196,19 @@ def test_a_broken_mp4_is_one_line_without_the_decoders_own(tmp_path: Path) -> No
     camera = still_camera(tmp_path / "cam.toml")
     ran = run_cli("run", str(video), "--camera", str(camera), "--db", str(tmp_path / "a.duckdb"), *NO_SIGN)
     assert ran.returncode == 1 and "moov atom" not in ran.stderr and ran.stderr.count(f"error: {video}") == 1
+
+
+def test_signage_times_are_checked_against_the_clocks_changes(tmp_path: Path) -> None:
+    camera = tmp_path / "cam.toml"
+    camera.write_text(CAMERA.replace("[time]", 'timezone = "Europe/Paris"\n[time]'))
+    db = tmp_path / "a.duckdb"
+    sign = ["signage", "add", "--db", str(db), "--camera", str(camera), "--text", "t", "--language", "fr",
+            "--where", "door"]  # fmt: skip
+    skipped = CliRunner().invoke(app, [*sign, "--posted", "2021-03-28T02:30"])
+    assert skipped.exit_code == 2 and skipped.stderr.startswith("error: --posted 2021-03-28T02:30 did not happen")
+    assert not db.exists()
+    twice = CliRunner().invoke(app, [*sign, "--posted", "2021-03-01T08:00", "--removed", "2021-10-31T02:15"])
+    assert twice.exit_code == 0, twice.output
+    assert twice.stderr.startswith("warning: --removed 2021-10-31T02:15 happened twice in Europe/Paris")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT removed_at FROM signage").fetchone() == (datetime(2021, 10, 31, 0, 15, tzinfo=UTC),)

@@ -254,9 +254,11 @@ def signage_remove(
     at: Annotated[str, typer.Option("--at", help="When it was taken down, ISO 8601 with its offset.")],
 ) -> None:
     """Record that a sign was taken down (the record is kept: footage from while it stood stays covered)."""
+    from sanitary.storage.connection import must_exist
     from sanitary.storage.store import Store
 
     removed_at = local_time(at, ZoneInfo("UTC"), "--at")
+    must_exist(db)  # a sign to take down is in a file that exists: a mistyped --db must not become an empty one
     with Store(db) as store:
         sign = store.signage.remove(sign_id, removed_at)
     echo(f"sign {sign.sign_id} of {sign.site_id}/{sign.camera_id} removed at {removed_at.isoformat()}")

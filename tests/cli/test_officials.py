@@ -1,6 +1,6 @@
 """What officials and operators see (issue 30, points 5 and 14): stored text reaches the terminal with its control
-and bidi characters shown by their codes, never obeyed nor dropped; a command that only reads refuses a --db that
-does not exist instead of creating an empty database and showing it as "nothing stored"."""
+and bidi characters shown by their codes, never obeyed nor dropped; a command that reads (or changes a record of) a
+--db that does not exist refuses it instead of creating an empty database and showing it as "nothing stored"."""
 
 from __future__ import annotations
 
@@ -97,9 +97,10 @@ def _read(fd: int) -> bytes:
         ("export", "--out", "{tmp}/out"),
         ("audit",),
         ("query", "SELECT 1"),
+        ("signage", "remove", "abc", "--at", "2021-03-01T08:00:00Z"),  # changes a record, so needs it there
     ],
 )
-def test_a_command_that_only_reads_creates_no_database(tmp_path: Path, command: tuple[str, ...]) -> None:
+def test_a_command_on_what_is_stored_creates_no_database(tmp_path: Path, command: tuple[str, ...]) -> None:
     mistyped = tmp_path / "unti.duckdb"
     result = run_cli(*(a.format(tmp=tmp_path) for a in command), "--db", str(mistyped))
     assert result.returncode == 2

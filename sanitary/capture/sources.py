@@ -10,6 +10,7 @@ import glob
 import hashlib
 import itertools
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+# FFmpeg and OpenCV log a bad file's faults ("moov atom not found") straight to stderr, before sanitary's own line
+# saying what to do; they read these when OpenCV is loaded, and this module loads it first in every command that
+# decodes. Set either in the environment to see them again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 import cv2
 import numpy as np

@@ -1,5 +1,8 @@
 """What every command shares: the console, the one-line error wrapper, and the options several commands take.
 
+Every line a command prints may hold stored or user text (an id, a path, a sign's words): `echo` and the error
+wrapper show it as `visible` has it, so that no control sequence reaches the terminal.
+
 Only typer and rich are loaded here: each command imports its stages when it runs, so that a command which analyses
 no footage starts without the models, the tracker or onnxruntime (benchmarks/startup_benchmark.py measures it).
 """
@@ -17,6 +20,7 @@ from rich.console import Console
 
 from sanitary.cli.missing import missing_package
 from sanitary.errors import SanitaryError
+from sanitary.reporting.visible import visible
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,13 +42,18 @@ def plain_console(*, stderr: bool = False, width: int | None = None) -> Console:
 console = plain_console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
+def echo(line: str, *, err: bool = False) -> None:
+    """One line on stdout (stderr with `err`), its control and bidi characters shown by their codes."""
+    typer.echo(visible(line), err=err)
+
+
 def friendly(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except SanitaryError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         except ModuleNotFoundError as exc:  # an optional extra not installed, or a broken install
             message = missing_package(exc)

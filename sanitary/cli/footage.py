@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from sanitary.cli.checks import MAX_SECONDS, MAX_WORKERS, positive, within
+from sanitary.cli.checks import MAX_SECONDS, MAX_WORKERS, footage_start, positive, within
 from sanitary.cli.common import CameraOption, FpsOption, SampleFps, console, friendly
-from sanitary.config import MAX_FPS, MIN_FPS
 from sanitary.errors import SanitaryError
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ def run(
     ] = None,
 ) -> None:
     """Analyse footage of one camera into per-window aggregates in a DuckDB file."""
-    from sanitary.config import load_camera, parse_start
+    from sanitary.config import MAX_FPS, MIN_FPS, load_camera
     from sanitary.runtime.batch import RunOptions, plan_batch, run_batch
     from sanitary.runtime.cluster import run_on_ray
     from sanitary.runtime.lifecycle import begin_camera, finish_camera
@@ -71,7 +70,7 @@ def run(
     options = RunOptions(
         sample_fps=sample_fps,
         fps=fps,
-        start=parse_start(start, cam.tz, "--start") if start is not None else None,
+        start=footage_start(start, cam),
         workers=workers,
         signage_override=without_signage,
     )
@@ -167,7 +166,7 @@ def count(
 ) -> None:
     """Count people and faces per frame (every frame unless --sample-fps): the evaluation hook."""
     from sanitary.capture.sources import Source
-    from sanitary.config import default_camera, load_camera
+    from sanitary.config import MAX_FPS, MIN_FPS, default_camera, load_camera
     from sanitary.runtime.analyser import FrameAnalyser, observe
 
     positive(sample_fps, "--sample-fps", MAX_FPS)
@@ -218,7 +217,7 @@ def live(
     ] = None,
 ) -> None:
     """Analyse live sources until stopped (SIGTERM/SIGINT flush the open window, marked partial)."""
-    from sanitary.config import load_camera
+    from sanitary.config import MAX_FPS, MIN_FPS, load_camera
     from sanitary.runtime.live import LiveCamera, LiveOptions, run_live
 
     within(analysis_fps, "--analysis-fps", 0.1, MAX_FPS)

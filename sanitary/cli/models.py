@@ -12,7 +12,6 @@ import typer
 from rich.table import Table
 
 from sanitary.cli.common import console, friendly, plain_console
-from sanitary.config import default_camera, load_camera
 from sanitary.errors import SanitaryError
 from sanitary.perception.models import WEIGHTS_DIR
 
@@ -38,6 +37,7 @@ def eval_mask(
     camera: Annotated[Path | None, typer.Option("--camera", help="Camera config for the thresholds.")] = None,
 ) -> None:
     """Score the mask classifier: per-class precision/recall/F1, confusion, macro-F1, accuracy, coverage."""
+    from sanitary.config import default_camera, load_camera
     from sanitary.evaluation.mask_eval import crops_are_faces, evaluate, evaluate_detected, load_faces
     from sanitary.evaluation.splits import SPLITS, source_name, split_file
     from sanitary.evaluation.voc import read_split

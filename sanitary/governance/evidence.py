@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 
-from sanitary.errors import SanitaryError
 from sanitary.storage.connection import connect
 
 
@@ -23,8 +22,6 @@ class Evidence:
 
 
 def db_evidence(path: Path) -> list[Evidence]:
-    if not path.is_file():
-        raise SanitaryError(f"{path}: no such DuckDB file; pass --db the file sanitary wrote")
     with connect(path, read_only=True) as con:
         tables = con.execute(
             "SELECT table_name, string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position)"

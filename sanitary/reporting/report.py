@@ -4,7 +4,8 @@ Officials open it offline, mail it on and print it, so the page carries its own 
 SVG, with no script and nothing fetched. It reads the officials' views (the numbers `sanitary query` gives) and
 nothing finer. Every number a chart shows is also in a table next to it, for screen readers and for checking by
 text. A period without footage is drawn as missing, never as zero, and a suppressed rate is said to be suppressed
-rather than drawn.
+rather than drawn. A long stretch without footage is one row and one slot ("no footage from ... to ..."), so that
+the page grows with the data, not with the period asked for. Stored text is shown as `visible` has it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from sanitary.config import FR_TRANSPORT
 from sanitary.errors import SanitaryError
+from sanitary.reporting.visible import visible
 from sanitary.storage.query import read_only
 from sanitary.storage.registers import SignRegister
 from sanitary.storage.signage import Sign
@@ -41,6 +44,13 @@ LINE = 14  # height of a line of 11 px text
 BLUE = "#1f5fa8"
 GREY_FILL = "#ececec"
 AMBER_FILL = "#f6e7c8"
+# Stretches without footage at least this long are one row and one slot: shorter ones keep a row per day (a day
+# closed) or per hour (a night).
+GAP_DAYS = 2
+GAP_HOURS = 24
+
+K = TypeVar("K", date, datetime)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -163,12 +173,28 @@ class Override:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Days (dates) or hours (local hour starts) without footage, first and last included: one row, one slot."""
+
+    first: date
+    last: date
+
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def label(self) -> str:
+        if isinstance(self.first, datetime):  # hours: to the start of the next one
+            return f"{self.first:%Y-%m-%d %H:%M} to {self.last + timedelta(hours=1):%Y-%m-%d %H:%M}"
+        return f"{self.first} to {self.last}"
+
+    def text(self) -> str:
+        return f"no footage from {self.label()}"
+
+
+@dataclass(frozen=True)
 class Period:
     start: date
     end: date
-
-    def days(self) -> list[date]:
-        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
     def bounds(self, timezone: str) -> tuple[datetime, datetime]:
         """The period's first and last instant (exclusive) in UTC: local midnights of the site."""
@@ -182,10 +208,10 @@ class Period:
 class SiteReport:
     site: Site
     stored_under: tuple[StoredUnder, ...]
-    days: tuple[DayRate, ...]  # every day of the period
+    days: tuple[DayRate | Gap, ...]  # every day of the period, long stretches without footage as one Gap
     windows: tuple[WindowRate, ...]  # only for a period of one day
-    hours: dict[str, tuple[HourOccupancy, ...]]  # camera -> every hour of the period
-    distancing: tuple[DayDistancing, ...]  # every day of the period; empty when none was measured
+    hours: dict[str, tuple[HourOccupancy | Gap, ...]]  # camera -> every hour of the period, the same way
+    distancing: tuple[DayDistancing | Gap, ...]  # beside `days`; empty when none was measured
     alert_days: tuple[AlertDay, ...]
     alert_events: tuple[AlertEvent, ...]
     signs: tuple[Sign, ...]
@@ -248,13 +274,14 @@ def _data_days(con: duckdb.DuckDBPyConnection, sites: Sequence[Site]) -> str:
 
 def _read_site(con: duckdb.DuckDBPyConnection, signage: SignRegister, site: Site, period: Period) -> SiteReport:
     one_day = period.start == period.end
+    days = _read_days(con, site, period)
     return SiteReport(
         site=site,
         stored_under=_read_stored_under(con, site, period),
-        days=_read_days(con, site, period),
+        days=days,
         windows=_read_windows(con, site, period.start) if one_day else (),
         hours=_read_hours(con, site, period),
-        distancing=_read_distancing(con, site, period),
+        distancing=_read_distancing(con, site, period, days),
         alert_days=_read_alert_days(con, site, period),
         alert_events=_read_alert_events(con, site, period),
         signs=_read_signs(signage, site, period),
@@ -290,7 +317,28 @@ def _read_stored_under(con: duckdb.DuckDBPyConnection, site: Site, period: Perio
     return tuple(StoredUnder(*r) for r in rows)
 
 
-def _read_days(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> tuple[DayRate, ...]:
+def _with_gaps(
+    first: K, last: K, step: timedelta, found: Mapping[K, T], has_footage: Callable[[T], bool],
+    empty: Callable[[K], T], shown: Callable[[K], date], at_least: int,
+) -> tuple[T | Gap, ...]:  # fmt: skip
+    """Every step from `first` to `last`: the rows found, the empty ones made, and each stretch of at least
+    `at_least` steps without footage as one Gap (of the `shown` form of its first and last step). Only the rows
+    with footage are walked, so a century costs what its data does."""
+    out: list[T | Gap] = []
+    at = first
+    for key in [*sorted(k for k, row in found.items() if has_footage(row)), last + step]:
+        missing = round((key - at) / step)
+        if missing >= at_least:
+            out.append(Gap(shown(at), shown(key - step)))
+        else:
+            out.extend(found.get(k) or empty(k) for k in (at + i * step for i in range(missing)))
+        if key <= last:
+            out.append(found[key])
+        at = key + step
+    return tuple(out)
+
+
+def _read_days(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> tuple[DayRate | Gap, ...]:
     rows = con.execute(
         "SELECT day, windows, covered_s, basis, people_or_faces, suppressed, mask_rate, mask_rate_low,"
         " mask_rate_high, windows_suppressed, opt_outs FROM mask_rate_daily WHERE site_id = ? AND day BETWEEN ? AND ?",
@@ -300,7 +348,8 @@ def _read_days(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> tu
     # The view's days run from the site's first to its last day of footage; days of the period beyond are as
     # missing as the view's own empty days, and shown the same way.
     empty = lambda d: DayRate(d, 0, 0.0, None, None, False, None, None, None, 0, None)  # noqa: E731
-    return tuple(found.get(d) or empty(d) for d in period.days())
+    day = timedelta(days=1)
+    return _with_gaps(period.start, period.end, day, found, lambda r: r.windows > 0, empty, lambda d: d, GAP_DAYS)
 
 
 def _read_windows(con: duckdb.DuckDBPyConnection, site: Site, day: date) -> tuple[WindowRate, ...]:
@@ -312,26 +361,30 @@ def _read_windows(con: duckdb.DuckDBPyConnection, site: Site, day: date) -> tupl
     return tuple(WindowRate(*r) for r in rows)
 
 
-def _read_hours(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> dict[str, tuple[HourOccupancy, ...]]:
+def _read_hours(
+    con: duckdb.DuckDBPyConnection, site: Site, period: Period
+) -> dict[str, tuple[HourOccupancy | Gap, ...]]:
     rows = [HourOccupancy(*r) for r in con.execute(
         "SELECT camera_id, hour_start, local_hour, frames_analysed, covered_s, occupancy_mean, occupancy_max"
         " FROM occupancy_hourly WHERE site_id = ? AND local_hour::DATE BETWEEN ? AND ? ORDER BY camera_id, hour_start",
         [site.site_id, period.start, period.end],
     ).fetchall()]  # fmt: skip
-    first, last = period.bounds(site.timezone)
+    first, end = period.bounds(site.timezone)
     zone = ZoneInfo(site.timezone)
-    hours = [first + timedelta(hours=i) for i in range(int((last - first) / timedelta(hours=1)))]
+    hour = timedelta(hours=1)
+    local = lambda h: h.astimezone(zone).replace(tzinfo=None)  # noqa: E731
     filled = {}
     for camera in sorted({r.camera_id for r in rows}):
         found = {r.hour_start: r for r in rows if r.camera_id == camera}
-        filled[camera] = tuple(
-            found.get(h) or HourOccupancy(camera, h, h.astimezone(zone).replace(tzinfo=None), 0, 0.0, None, None)
-            for h in hours
-        )
+        empty = lambda h, c=camera: HourOccupancy(c, h, local(h), 0, 0.0, None, None)  # noqa: E731
+        filled[camera] = _with_gaps(first, end - hour, hour, found, lambda r: r.frames_analysed > 0, empty, local,
+                                    GAP_HOURS)  # fmt: skip
     return filled
 
 
-def _read_distancing(con: duckdb.DuckDBPyConnection, site: Site, period: Period) -> tuple[DayDistancing, ...]:
+def _read_distancing(
+    con: duckdb.DuckDBPyConnection, site: Site, period: Period, days: Sequence[DayRate | Gap]
+) -> tuple[DayDistancing | Gap, ...]:
     rows = con.execute(
         "SELECT day, frames_measured, close_pair_frames, share_frames_close, close_pairs_sum, close_contacts,"
         " nearest_min_m FROM distancing_daily WHERE site_id = ? AND day BETWEEN ? AND ? AND frames_measured > 0",
@@ -340,7 +393,8 @@ def _read_distancing(con: duckdb.DuckDBPyConnection, site: Site, period: Period)
     if not rows:
         return ()
     found = {r[0]: DayDistancing(*r) for r in rows}
-    return tuple(found.get(d) or DayDistancing(d, 0, None, None, None, None, None) for d in period.days())
+    return tuple(d if isinstance(d, Gap) else found.get(d.day) or DayDistancing(d.day, 0, None, None, None, None, None)
+                 for d in days)  # fmt: skip
 
 
 def _read_signs(signage: SignRegister, site: Site, period: Period) -> tuple[Sign, ...]:
@@ -363,7 +417,7 @@ def _read_overrides(con: duckdb.DuckDBPyConnection, site: Site, period: Period) 
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(visible(str(text)), quote=True)
 
 
 def _pct(value: float) -> str:
@@ -385,6 +439,13 @@ def _cell(value: object, text: str | None = None, none: str = "missing") -> str:
 
 def _text_cell(text: object) -> str:
     return f"<td>{_e(text)}</td>" if text is not None else '<td class="missing">none</td>'
+
+
+def _gap_row(gap: Gap, columns: int) -> str:
+    """A stretch without footage in a table: its first day or hour, then what it is across the other columns."""
+    first = gap.first.strftime("%Y-%m-%d %H:%M") if isinstance(gap.first, datetime) else gap.first.isoformat()
+    return (f'<td data-value="{_e(gap.first.isoformat())}">{_e(first)}</td>'
+            f'<td colspan="{columns - 1}" class="missing">{_e(gap.text())}</td>')  # fmt: skip
 
 
 def _table(table_id: str, caption: str, headers: Sequence[str], rows: Sequence[str]) -> str:
@@ -567,23 +628,31 @@ def _shade(plot: Plot, slot: float, states: Sequence[str | None]) -> list[str]:
     return parts
 
 
-def _mask_daily_chart(days: Sequence[DayRate], k_min: int | None) -> str:
+def _gap_lines(gap: Gap) -> list[str]:
+    """A stretch without footage under its slot: from, to."""
+    since, until = gap.label().split(" to ")
+    return [since, f"to {until}"]
+
+
+def _mask_daily_chart(days: Sequence[DayRate | Gap], k_min: int | None) -> str:
     plot = Plot(top=12, height=220, y_max=1.0)
     centers, slot = _slots(len(days))
-    parts = plot.axis(PERCENT_TICKS, _percent) + _shade(plot, slot, [_day_state(d, k_min) for d in days])
+    states = ["no footage" if isinstance(d, Gap) else _day_state(d, k_min) for d in days]
+    parts = plot.axis(PERCENT_TICKS, _percent) + _shade(plot, slot, states)
+    rated = [d if isinstance(d, DayRate) and None not in (d.rate, d.low, d.high) else None for d in days]
     # The band and the line join consecutive days with a rate only: a day without one breaks them.
-    plotted = [d.rate is not None and d.low is not None and d.high is not None for d in days]
-    for first, last, _ in _spans(["rate" if p else None for p in plotted]):
-        run = list(zip(centers[first:last], days[first:last], strict=True))
+    for first, last, _ in _spans(["rate" if d else None for d in rated]):
+        run = [(x, d) for x, d in zip(centers[first:last], rated[first:last], strict=True) if d]
         upper = [f"{x:.1f},{plot.y(d.high or 0):.1f}" for x, d in run]
         lower = [f"{x:.1f},{plot.y(d.low or 0):.1f}" for x, d in reversed(run)]
         parts.append(f'<polygon points="{" ".join(upper + lower)}" class="band"/>')
         parts.append(f'<polyline points="{" ".join(f"{x:.1f},{plot.y(d.rate or 0):.1f}" for x, d in run)}"'
                      ' class="rate"/>')  # fmt: skip
-    for x, d in zip(centers, days, strict=True):
-        if d.rate is not None and d.low is not None and d.high is not None:
+    for x, d in zip(centers, rated, strict=True):
+        if d and d.rate is not None and d.low is not None and d.high is not None:
             parts += _interval_point(plot, x, d.rate, d.low, d.high, label=slot >= 60)
-    lines = [[d.day.isoformat(), _day_denominator(d, k_min)] if d.windows else [d.day.isoformat()] for d in days]
+    lines = [_gap_lines(d) if isinstance(d, Gap) else [d.day.isoformat(), _day_denominator(d, k_min)] if d.windows
+             else [d.day.isoformat()] for d in days]  # fmt: skip
     labels, label_height = _slot_labels(centers, slot, plot.bottom, lines)
     return _svg(plot.bottom + label_height, "Daily mask rate with its 95% interval", parts + labels)
 
@@ -625,53 +694,60 @@ def _mask_windows_chart(windows: Sequence[WindowRate], k_min: int | None) -> str
     return _svg(plot.bottom + 2 * LINE + 8, "Mask rate per window, with its 95% interval", parts)
 
 
-def _hour_labels(hours: Sequence[HourOccupancy], slot: float, y: float) -> list[str]:
-    """Hours (and each day under its midnight) when a day is wide enough for them, else only every few days."""
+def _hour_labels(hours: Sequence[HourOccupancy | Gap], slot: float, y: float) -> list[str]:
+    """Hours (and each day under its midnight) when a day is wide enough for them, else only every few days; a
+    stretch without footage says from when to when, when its slot is wide enough."""
     parts = []
     day_step = next(s for s in (1, 2, 7, 14, 28, 10**6) if s * 24 * slot >= 80)
     hour_step = next((s for s in (1, 2, 3, 6, 12) if s * slot >= 40), None)
+    start = hours[0].first if isinstance(hours[0], Gap) else hours[0].local_hour
     for i, h in enumerate(hours):
         x = LEFT + slot * i
+        if isinstance(h, Gap):
+            if slot >= _text_width(max(_gap_lines(h), key=len)) + 8:
+                parts += [_text(x + slot / 2, y + LINE * (n + 1), t) for n, t in enumerate(_gap_lines(h))]
+            continue
         local = h.local_hour
         if hour_step and local.minute == 0 and local.hour % hour_step == 0:
             parts.append(_line(x, y, x, y + 4, "baseline"))
             parts.append(_text(x, y + LINE, local.strftime("%H:%M"), anchor="start"))
         midnight = local.hour == 0 and local.minute == 0
-        if midnight and (local.date() - hours[0].local_hour.date()).days % day_step == 0:
+        if midnight and (local.date() - start.date()).days % day_step == 0:
             parts.append(_line(x, y, x, y + 2 * LINE, "baseline"))
             parts.append(_text(x + 3, y + 2 * LINE, local.date().isoformat(), anchor="start"))
     return parts
 
 
-def _occupancy_chart(hours: Sequence[HourOccupancy]) -> str:
+def _occupancy_chart(hours: Sequence[HourOccupancy | Gap]) -> str:
     """Mean (bars) and most (ticks) people per hour; hours without footage shaded, never drawn as zero."""
-    y_max, ticks = _count_ticks(max((h.max or 0 for h in hours), default=0) or 1)
+    y_max, ticks = _count_ticks(max((h.max or 0 for h in hours if isinstance(h, HourOccupancy)), default=0) or 1)
     plot = Plot(top=12, height=180, y_max=y_max)
     centers, slot = _slots(len(hours))
     parts = plot.axis(ticks, lambda t: f"{t:.0f}")
-    parts += _shade(plot, slot, ["no footage" if h.mean is None else None for h in hours])
+    parts += _shade(plot, slot, ["no footage" if isinstance(h, Gap) or h.mean is None else None for h in hours])
     for x, h in zip(centers, hours, strict=True):
-        if h.mean is not None:
+        if isinstance(h, HourOccupancy) and h.mean is not None:
             parts.append(_rect(x - slot * 0.35, plot.y(h.mean), slot * 0.7, plot.bottom - plot.y(h.mean), "bar"))
             parts.append(_line(x - slot * 0.4, plot.y(h.max or 0), x + slot * 0.4, plot.y(h.max or 0), "peak"))
     parts += _hour_labels(hours, slot, plot.bottom)
     return _svg(plot.bottom + 2 * LINE + 8, "Occupancy per hour: mean and most people seen", parts)
 
 
-def _distancing_chart(distancing: Sequence[DayDistancing], days: Sequence[DayRate]) -> str:
+def _distancing_chart(distancing: Sequence[DayDistancing | Gap], days: Sequence[DayRate | Gap]) -> str:
     plot = Plot(top=12, height=180, y_max=1.0)
     centers, slot = _slots(len(distancing))
-    states = [None if g.share_frames_close is not None else "not measured" if d.windows else "no footage"
+    states = ["no footage" if isinstance(g, Gap) or isinstance(d, Gap) else None if g.share_frames_close is not None
+              else "not measured" if d.windows else "no footage"
               for g, d in zip(distancing, days, strict=True)]  # fmt: skip
     parts = plot.axis(PERCENT_TICKS, _percent) + _shade(plot, slot, states)
     for x, g in zip(centers, distancing, strict=True):
-        if g.share_frames_close is not None:
+        if isinstance(g, DayDistancing) and g.share_frames_close is not None:
             top = plot.y(g.share_frames_close)
             parts.append(_rect(x - slot * 0.3, top, slot * 0.6, plot.bottom - top, "bar"))
             if slot >= 48:
                 parts.append(_text(x, top - 4, _pct(g.share_frames_close), cls="value"))
-    contacts = [[] if g.close_contacts is None else [f"{g.close_contacts} contacts"] for g in distancing]
-    lines = [[g.day.isoformat(), *c] for g, c in zip(distancing, contacts, strict=True)]
+    lines = [_gap_lines(g) if isinstance(g, Gap) else [g.day.isoformat()] if g.close_contacts is None
+             else [g.day.isoformat(), f"{g.close_contacts} contacts"] for g in distancing]  # fmt: skip
     labels, label_height = _slot_labels(centers, slot, plot.bottom, lines)
     return _svg(plot.bottom + label_height, "Share of analysed frames with a close pair, per day", parts + labels)
 
@@ -701,12 +777,14 @@ def _header(r: SiteReport) -> str:
 
 
 def _summary(r: SiteReport, sid: str) -> str:
-    with_footage = [d for d in r.days if d.windows]
-    opt_outs = sum(d.opt_outs or 0 for d in r.days)
+    days = [d for d in r.days if isinstance(d, DayRate)]
+    with_footage = [d for d in days if d.windows]
+    opt_outs = sum(d.opt_outs or 0 for d in days)
     raised = sum(a.raised for a in r.alert_days)
+    in_period = sum(d.days() if isinstance(d, Gap) else 1 for d in r.days)
     return (
-        f'<p class="summary">Footage on <strong>{len(with_footage)}</strong> of {len(r.days)} day(s),'
-        f" {sum(d.windows for d in r.days)} window(s), {_minutes(sum(d.covered_s for d in r.days))} minutes covered."
+        f'<p class="summary">Footage on <strong>{len(with_footage)}</strong> of {in_period} day(s),'
+        f" {sum(d.windows for d in days)} window(s), {_minutes(sum(d.covered_s for d in days))} minutes covered."
         f' Opt-outs (people who shook their head "no" and were not counted): <strong id="{sid}-opt-outs">{opt_outs}'
         f"</strong>. Alerts raised: {raised}.</p>"
     )
@@ -749,6 +827,9 @@ def _mask_section(r: SiteReport, sid: str) -> str:
     k = r.site.k_min
     rows = []
     for d in r.days:
+        if isinstance(d, Gap):
+            rows.append(_gap_row(d, 12))
+            continue
         hidden = "suppressed" if d.suppressed else "missing"
         rows.append("".join((
             _cell(d.day), _text_cell(_day_state(d, k) or "plotted"), _cell(d.windows), _cell(d.covered_s,
@@ -814,7 +895,7 @@ def _occupancy_section(r: SiteReport, sid: str) -> str:
              '<span class="key peak-key"></span> most people seen at once; '
              '<span class="key missing-key"></span> no footage (missing, not zero).</p>']  # fmt: skip
     for i, (camera, hours) in enumerate(r.hours.items()):
-        rows = ["".join((
+        rows = [_gap_row(h, 6) if isinstance(h, Gap) else "".join((
             _cell(h.local_hour, h.local_hour.strftime("%Y-%m-%d %H:%M")), _cell(h.hour_start), _cell(h.frames_analysed),
             _cell(h.covered_s, _minutes(h.covered_s)), _cell(h.mean, f"{h.mean:.2f}" if h.mean is not None else None),
             _cell(h.max),
@@ -834,7 +915,7 @@ def _distancing_section(r: SiteReport, sid: str) -> str:
             else "no camera of the site was calibrated (see `sanitary calibrate`)"
         )  # fmt: skip
         return f'<h3>Distancing</h3><p id="{sid}-no-distancing">Distancing was not measured in this period: {why}.</p>'
-    rows = ["".join((
+    rows = [_gap_row(g, 7) if isinstance(g, Gap) else "".join((
         _cell(g.day), _cell(g.frames_measured), _cell(g.close_pair_frames),
         _cell(g.share_frames_close, _pct(g.share_frames_close) if g.share_frames_close is not None else None),
         _cell(g.close_pairs_sum), _cell(g.close_contacts),

@@ -38,12 +38,22 @@ class DatabaseLocked(SanitaryError):
 
 
 def connect(path: Path, *, read_only: bool = False, wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """A connection to `path`, waiting up to `wait_s` seconds for another process's lock (DatabaseLocked after)."""
+    """A connection to `path`, waiting up to `wait_s` seconds for another process's lock (DatabaseLocked after).
+    Read-only, `path` must exist: a mistyped --db of a command that only reads must not become an empty database
+    shown as "nothing stored"."""
+    if read_only:
+        must_exist(path)
     if path.is_dir():
         raise SanitaryError(f"{path}: is a folder; pass --db a file path such as sanitary.duckdb")
     if not path.parent.exists():
         raise SanitaryError(f"{path}: folder {path.parent} does not exist; create it or choose another --db")
     return wait_for_lock(path, wait_s, lambda: duckdb.connect(str(path), read_only=read_only))
+
+
+def must_exist(path: Path) -> None:
+    """Refuse a database that is not there, for a command that reads or changes what a file already holds."""
+    if not path.exists():
+        raise SanitaryError(f"{path}: no such DuckDB file; pass --db the file sanitary run wrote")
 
 
 def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *, shown: Path, wait_s: float = 0.0) -> None:

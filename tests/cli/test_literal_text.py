@@ -27,7 +27,7 @@ def test_every_command_prints_user_text_literally(tmp_path: Path) -> None:
 
     added = run_cli(
         "signage", "add", "--db", str(db), "--camera", str(camera), "--text", " ".join(HOSTILE),
-        "--language", "cam[door]", "--where", HOSTILE[3], "--posted", "2021-03-01T09:00",
+        "--language", "en", "--where", HOSTILE[3], "--posted", "2021-03-01T09:00",  # a language is a tag
     )  # fmt: skip
     assert added.returncode == 0 and "for [bold]site[/bold]/door[/]1" in added.stdout, added.stderr
     listed = run_cli("signage", "list", "--db", str(db))

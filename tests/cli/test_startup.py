@@ -63,3 +63,15 @@ def test_an_analysis_command_does_load_them(tmp_path: Path) -> None:
     code, modules = loaded("count", str(tmp_path), "--json")
     assert code in (0, None)
     assert {"onnxruntime", "cv2", "deep_sort_realtime", *STAGES} <= modules
+
+
+def test_query_loads_only_what_answering_needs(tmp_path: Path) -> None:
+    # An official's question should cost the interpreter, the command line, DuckDB and the table: not numpy (the
+    # camera config), the store and its migrations (only for an older file), the report or the audit.
+    db = tmp_path / "unit.duckdb"
+    Store(db).close()
+    code, modules = loaded("query", "SELECT 1", "--db", str(db))
+    assert code in (0, None)
+    unneeded = ("numpy", "sanitary.config", "sanitary.storage.store", "sanitary.reporting.report",
+                "sanitary.governance.audit", "sanitary.storage.shipping", "sanitary.storage.merge")  # fmt: skip
+    assert [m for m in unneeded if m in modules] == []

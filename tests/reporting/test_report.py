@@ -117,7 +117,11 @@ class Tables(HTMLParser):
             self._cell[1].append(data)
 
     def values(self, table_id: str, columns: list[int]) -> list[tuple[str | None, ...]]:
-        return [tuple(row[c][0] for c in columns) for row in self.tables[table_id] if row]
+        """The rows of values: not the header, nor a stretch without footage (its first day or hour, its text)."""
+        return [tuple(row[c][0] for c in columns) for row in self.tables[table_id] if len(row) > 2]
+
+    def gaps(self, table_id: str) -> list[str]:
+        return [row[1][1] for row in self.tables[table_id] if len(row) == 2]
 
 
 def exact(value: object) -> str | None:
@@ -157,7 +161,12 @@ def test_tables_give_the_views_numbers_exactly(db: Path, page: str) -> None:
         db, "SELECT hour_start, frames_analysed, covered_s, occupancy_mean, occupancy_max FROM occupancy_hourly"
         " WHERE site_id = ? AND frames_analysed > 0 ORDER BY hour_start", SITE,
     )  # fmt: skip
-    assert len(tables.tables["s0-occupancy-0"]) == 1 + 4 * 24  # every hour of the period, a header row first
+    # Every hour of the period, a header row first; a day or more without footage is one row.
+    assert tables.gaps("s0-occupancy-0") == [
+        "no footage from 2009-03-01 15:00 to 2009-03-03 09:00",
+        "no footage from 2009-03-03 11:00 to 2009-03-04 11:00",
+    ]
+    assert len(tables.tables["s0-occupancy-0"]) == 1 + 12 + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 12
     assert '<strong id="s0-opt-outs">5</strong>' in page  # one per hand window on this site, none in PETS
 
 
@@ -297,3 +306,32 @@ def test_the_command_writes_the_page_and_refuses_a_bad_date(db: Path, tmp_path: 
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     bad = run_cli("report", "--db", str(db), "--from", "1 March", "--to", "2009-03-04", "--out", str(out))
     assert bad.returncode == 2 and "--from '1 March' is not a date; write it as YYYY-MM-DD" in bad.stderr
+
+
+def test_a_century_costs_what_its_data_does(db: Path, page: str) -> None:
+    # Issue 30 point 15: 1970 to 2100 on a file of five days wrote 325 MB, a row and a slot for every day and hour.
+    century = build_report(db, date(1970, 1, 1), date(2100, 12, 31), SITE)
+    assert len(century) < len(page) + 10_000
+    tables = Tables(century)
+    assert tables.gaps("s0-mask-daily") == [
+        "no footage from 1970-01-01 to 2009-02-28",
+        "no footage from 2009-03-05 to 2100-12-31",
+    ]
+    # A single day without footage keeps its own row, as in the four days' report.
+    assert [r[0] for r in tables.values("s0-mask-daily", [0])] == ["2009-03-01", "2009-03-02", "2009-03-03",
+                                                                  "2009-03-04"]  # fmt: skip
+    assert tables.gaps("s0-occupancy-0")[0] == "no footage from 1970-01-01 00:00 to 2009-03-01 12:00"
+    assert tables.gaps("s0-occupancy-0")[-1] == "no footage from 2009-03-04 12:00 to 2101-01-01 00:00"
+    assert tables.gaps("s0-distancing") == tables.gaps("s0-mask-daily")
+    assert "Footage on <strong>3</strong> of 47847 day(s)" in century
+    chart = century.split('aria-label="Daily mask rate')[1].split("</svg>")[0]
+    assert chart.count("<circle") == 2 and ">to 2100-12-31<" in chart
+
+
+def test_control_and_bidi_characters_are_shown_by_their_codes(tmp_path: Path) -> None:
+    db = two_bases(tmp_path / "two.duckdb")
+    with Store(db) as store:
+        store.signage.add(Sign("x", "s", "c", "hi\x1b]0;PWNED\x07 \u202eoN", "en", "door\u2066", NOON))
+    page = build_report(db, NOON.date(), NOON.date(), "s")
+    assert [c for c in ("\x1b", "\x07", "\u202e", "\u2066") if c in page] == []
+    assert "<td>hi\\x1b]0;PWNED\\x07 &lt;U+202E&gt;oN</td>" in page and "<td>door&lt;U+2066&gt;</td>" in page

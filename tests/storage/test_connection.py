@@ -126,3 +126,11 @@ def test_no_wait_is_one_try_and_other_failures_are_not_waited_on() -> None:
         'x.duckdb: cannot open as a DuckDB database (IO Error: The file "x.duckdb" exists, but it is not a valid '
         "DuckDB database file!)"
     )
+
+
+def test_a_read_only_open_never_creates_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "mistyped.duckdb"
+    with pytest.raises(SanitaryError) as caught:
+        connect(missing, read_only=True)
+    assert str(caught.value) == f"{missing}: no such DuckDB file; pass --db the file sanitary run wrote"
+    assert list(tmp_path.iterdir()) == []

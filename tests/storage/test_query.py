@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -139,3 +143,48 @@ def test_csv_and_table_print_odd_values(db: Path) -> None:
     assert as_csv.returncode == 0 and as_table.returncode == 0, as_csv.stderr + as_table.stderr
     assert list(csv.reader(io.StringIO(as_csv.stdout)))[1][:5] == ["nan", "inf", "-inf", "nan", "[1.5, nan]"]
     assert "│ nan │ inf │ -inf │" in as_table.stdout and "1.50" in as_table.stdout
+
+
+ENDLESS = "SELECT count(*) FROM range(1000000000000)"  # hours of work
+
+
+def test_a_query_is_stopped_at_its_time_limit(db: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(SanitaryError, match=r"^query stopped after 0.5 s without an answer; narrow it"):
+        query.run_query(db, ENDLESS, timeout_s=0.5)
+    assert time.monotonic() - started < 5
+    assert query.run_query(db, "SELECT 42").rows == [(42,)]  # the file is free again at once
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "1e12"])
+def test_a_bad_timeout_is_refused(db: Path, timeout: str) -> None:
+    result = run_cli("query", "SELECT 1", "--db", str(db), "--timeout", timeout)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: --timeout is {float(timeout):g}; it must be")
+
+
+def test_ctrl_c_stops_a_query_in_one_line(db: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sanitary", "query", ENDLESS, "--db", str(db), "--timeout", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    # Started when the CPU shows the query at work, not before: Ctrl-C while Python is still importing is Python's.
+    while time.monotonic() < deadline and _cpu_s(process.pid) < 2.0:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    try:
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert time.monotonic() - stopped < 5
+    assert (process.returncode, out, err) == (
+        2,
+        "",
+        "error: query stopped (Ctrl-C) before it answered; the file is unchanged\n",
+    )
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

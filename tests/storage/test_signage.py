@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from sanitary.storage.signage import Sign, uncovered
+from sanitary.storage.store import Store
 from tests.conftest import NO_HEADS, NO_SIGN, PETS_CAMERA, pets_camera, run_cli
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
@@ -94,6 +95,10 @@ def test_bad_signage_input_is_one_clear_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "is not after --posted" in result.stderr
+    assert not db.exists()
+    result = run_cli("signage", "remove", "nosuch", "--db", str(db), "--at", "2009-03-02T09:00")
+    assert result.returncode == 2 and "no such DuckDB file" in result.stderr and not db.exists()
+    Store(db).close()
     result = run_cli("signage", "remove", "nosuch", "--db", str(db), "--at", "2009-03-02T09:00")
     assert result.returncode == 2 and "no sign 'nosuch'" in result.stderr
     result = run_cli("run", str(tmp_path), "--camera", str(PETS_CAMERA), "--db", str(db), "--without-signage", " ")

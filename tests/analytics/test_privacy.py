@@ -11,7 +11,7 @@ import pytest
 
 from sanitary.analytics.mask_rate import mask_shares
 from sanitary.analytics.observations import MaskCounts
-from sanitary.analytics.privacy import apply_profile
+from sanitary.analytics.privacy import apply_profile, suppress_stored
 from sanitary.analytics.windows import (
     DistancingWindow,
     LineWindow,
@@ -135,6 +135,41 @@ def test_store_keeps_every_measure_of_a_window_of_k_people(tmp_path: Path) -> No
         assert con.execute("SELECT people FROM dwell_windows ORDER BY bin_low_s").fetchall() == [(1,), (2,), (0,)]
         assert con.execute("SELECT people_in, people_out FROM line_windows").fetchall() == [(1, 0)]
         assert con.execute("SELECT people_sum, people_max FROM zone_windows").fetchall() == [(12, 3)]
+
+
+def stored(path: Path, windows: list[WindowAggregate]) -> dict[str, list[tuple]]:
+    """The windows as the store writes them (k 5 recorded beside them), table by table."""
+    with Store(path) as store:
+        run = store.begin_run(RunStart("h", "/f.mp4", "c", "s", "u", "p", {}))
+        store.finish_run(run, windows, status="done", error=None, frames_analysed=10, footage=None,
+                         dwell_bins_s=(10.0, 30.0), privacy=PrivacyConfig(k_min=5))  # fmt: skip
+    return tables(path)
+
+
+def tables(path: Path) -> dict[str, list[tuple]]:
+    names = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows")
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in names}
+    # A run's id is new each time; the aggregates row holds it (7th column).
+    found["window_aggregates"] = [row[:6] + row[7:] for row in found["window_aggregates"]]
+    return found
+
+
+@pytest.mark.parametrize("distinct", [3, None])
+def test_the_stored_form_of_the_rule_suppresses_exactly_what_the_python_one_does(
+    tmp_path: Path, distinct: int | None
+) -> None:
+    """A central store re-suppresses stored rows with `suppress_stored`: the rows it leaves are the ones a unit
+    applying the rule before storing writes, column for column, whether k is judged on distinct people or the most
+    seen at once."""
+    small = window(distinct=distinct)
+    expected = stored(tmp_path / "at-source.duckdb", apply_profile([small], PrivacyConfig(k_min=5)))
+    unsuppressed = stored(tmp_path / "central.duckdb", [small])
+    assert unsuppressed != expected
+    with duckdb.connect(str(tmp_path / "central.duckdb")) as con:
+        for statement in suppress_stored("SELECT site_id, camera_id, source, window_start FROM window_aggregates"):
+            con.execute(statement)
+    assert tables(tmp_path / "central.duckdb") == expected
 
 
 def transport_camera(tmp_path: Path, k_min: int) -> Path:

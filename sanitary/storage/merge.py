@@ -208,13 +208,13 @@ def _decide(con: duckdb.DuckDBPyConnection) -> None:
         FROM ({_owners("src.")}) i LEFT JOIN ({_owners("")}) t USING ({_KEY})""")
 
 
-def _copy_runs(con: duckdb.DuckDBPyConnection) -> int:
+def _copy_runs(con: duckdb.DuckDBPyConnection, src: str) -> int:
     """Runs the target lacks, or holds at an earlier stage (a run merged while it ran, then merged finished)."""
     columns = ", ".join(COLUMNS["runs"])
     return _count(
         con,
         f"""
-        INSERT OR REPLACE INTO runs ({columns}) SELECT {columns} FROM src.runs s
+        INSERT OR REPLACE INTO runs ({columns}) SELECT {columns} FROM {src}runs s
         WHERE NOT EXISTS (SELECT 1 FROM runs t WHERE t.run_id = s.run_id
                           AND {_progress("t")} >= {_progress("s")})""",
     )
@@ -240,7 +240,7 @@ def _mark_replaced(con: duckdb.DuckDBPyConnection) -> None:
           AND runs.status IN ('done', 'failed', 'truncated')""")
 
 
-def _copy_signs(con: duckdb.DuckDBPyConnection) -> int:
+def _copy_signs(con: duckdb.DuckDBPyConnection, src: str) -> int:
     """The more recent record of each sign wins.
 
     Taking a sign down does not change when it was recorded, so between two records of one time the one that says
@@ -250,7 +250,7 @@ def _copy_signs(con: duckdb.DuckDBPyConnection) -> int:
     return _count(
         con,
         f"""
-        INSERT OR REPLACE INTO signage ({columns}) SELECT {columns} FROM src.signage s
+        INSERT OR REPLACE INTO signage ({columns}) SELECT {columns} FROM {src}signage s
         WHERE NOT EXISTS (SELECT 1 FROM signage t WHERE t.sign_id = s.sign_id
                           AND (t.recorded_at > s.recorded_at
                                OR (t.recorded_at = s.recorded_at
@@ -258,15 +258,16 @@ def _copy_signs(con: duckdb.DuckDBPyConnection) -> int:
     )
 
 
-def copy_registers(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """The runs, signs and sites of the attached `src`, by the merge's rules; the runs and signs written."""
-    runs = _copy_runs(con)
-    signs = _copy_signs(con)
-    _copy_sites(con)
+def copy_registers(con: duckdb.DuckDBPyConnection, src: str = "src.") -> tuple[int, int]:
+    """The runs, signs and sites of the attached `src` (a catalog prefix), by the merge's rules; the runs and signs
+    written."""
+    runs = _copy_runs(con, src)
+    signs = _copy_signs(con, src)
+    _copy_sites(con, src)
     return runs, signs
 
 
-def _copy_sites(con: duckdb.DuckDBPyConnection) -> None:
+def _copy_sites(con: duckdb.DuckDBPyConnection, src: str) -> None:
     """A site's clock: the later recorded wins, as the latest run's config does in one store. Its privacy never
     weakens here: k is the larger of the two (of a site new here, of its k and the default's), and the stricter
     profile stays, so a file saying k 1 lowers nothing."""
@@ -281,7 +282,7 @@ def _copy_sites(con: duckdb.DuckDBPyConnection) -> None:
                     ELSE s.privacy_profile END,
                greatest(s.k_min, coalesce(t.k_min, {PrivacyConfig().k_min})),
                greatest(s.updated_at, coalesce(t.updated_at, s.updated_at))
-        FROM src.sites s LEFT JOIN sites t USING (site_id)""")
+        FROM {src}sites s LEFT JOIN sites t USING (site_id)""")
 
 
 def apply_central_privacy(con: duckdb.DuckDBPyConnection, arrived: str) -> None:

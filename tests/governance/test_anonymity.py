@@ -542,3 +542,49 @@ def test_sanitary_own_store_with_its_config_passes(tmp_path: Path) -> None:
     assert json.dumps(config_params(camera)).count("[5.0, 10.0") == 1  # the long list is there, as config
 
     assert audit_paths([db]) == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Per-person data under innocent names: told by its shape
+
+
+def test_a_trajectory_table_under_innocent_names(tmp_path: Path) -> None:
+    """visits(vid, gx, gy, t): three visitors, each seen at four times in different places."""
+    with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
+        con.execute(
+            "CREATE TABLE visits AS SELECT v AS vid, v * 1.5 + s AS gx, 2.0 * s AS gy,"
+            " TIMESTAMP '2024-03-01 08:00' + INTERVAL (s) SECOND AS t FROM range(3) a(v), range(4) b(s)"
+        )
+    assert [(leak.where, leak.what) for leak in audit_paths([tmp_path])] == [
+        ("table visits, column vid", "Rows shaped like trajectories: one id seen again with other values of two or"
+         " more numbers (a position over time), whatever the columns are called.")
+    ]  # fmt: skip
+
+
+def test_a_trajectory_parquet_under_innocent_names(tmp_path: Path) -> None:
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT s AS window_no, 'v' || v AS visitor, 10.0 * v + s AS east_m, 3.0 * s AS north_m"
+            f" FROM range(3) a(v), range(4) b(s)) TO '{tmp_path / 'w.parquet'}' (FORMAT parquet)"
+        )
+    assert [leak.where for leak in audit_paths([tmp_path])] == ["parquet, column visitor"]
+
+
+def test_a_trajectory_in_json_under_innocent_keys(tmp_path: Path) -> None:
+    (tmp_path / "trip.json").write_text(json.dumps([{"t": i, "p": [1.0 + i, 2.5 * i]} for i in range(5)]))
+    (tmp_path / "trips.json").write_text(json.dumps({"a": [{"ts": 1.0, "at": [1, 2]}, {"ts": 2.0, "at": [2, 2]}]}))
+    found = {(leak.path.name, leak.where) for leak in audit_paths([tmp_path])}
+    assert found == {("trip.json", "key (top level)"), ("trips.json", "key a")}
+
+
+def test_the_same_shapes_without_a_trajectory_pass(tmp_path: Path) -> None:
+    """An id seen once, or again in the same place, is not a trajectory; nor is a time series of one number."""
+    with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
+        grid = "FROM range(3) a(v), range(4) b(s)"
+        con.execute("CREATE TABLE once AS SELECT v AS vid, v * 1.5 AS gx, 2.0 AS gy FROM range(5) a(v)")
+        con.execute(f"CREATE TABLE still AS SELECT v AS vid, 1.5 AS gx, 2.0 AS gy, s AS t {grid}")
+        con.execute(
+            "CREATE TABLE temperature AS SELECT 'hall' AS room, range AS minute, 20.0 + range AS c FROM range(9)"
+        )
+    (tmp_path / "one.json").write_text(json.dumps([{"t": 1, "p": [1.0, 2.0]}]))
+    assert audit_paths([tmp_path]) == []

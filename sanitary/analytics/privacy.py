@@ -80,6 +80,24 @@ _SUPPRESSED_COLUMNS = {
 }  # fmt: skip
 
 
+# What `_profile_measures` drops under FR_TRANSPORT, as stored: distancing and contacts NULL, no zone or dwell rows.
+_TRANSPORT_NULLED = (
+    "close_pair_frames", "close_pairs_sum", "people_close_sum", "nearest_min_m", "nearest_median_m", "close_contacts",
+)  # fmt: skip
+_TRANSPORT_DROPPED = ("zone_windows", "dwell_windows")
+
+
+def transport_stored(windows: str) -> list[str]:
+    """Statements applying FR_TRANSPORT, as `_profile_measures` does, to the stored windows whose (site_id,
+    camera_id, source, window_start) the query `windows` yields."""
+    keyed = f"(site_id, camera_id, source, window_start) IN ({windows})"
+    nulled = ", ".join(f"{c} = NULL" for c in _TRANSPORT_NULLED)
+    return [
+        f"UPDATE window_aggregates SET {nulled}, privacy_profile = '{FR_TRANSPORT}' WHERE {keyed}",
+        *(f"DELETE FROM {table} WHERE {keyed}" for table in _TRANSPORT_DROPPED),
+    ]
+
+
 def suppress_stored(small: str) -> list[str]:
     """Statements suppressing, as `_suppress_small` does, the stored windows whose (site_id, camera_id, source,
     window_start) the query `small` yields."""

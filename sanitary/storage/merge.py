@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
-from sanitary.analytics.privacy import STORED_PEOPLE, suppress_stored
+from sanitary.analytics.privacy import STORED_PEOPLE, suppress_stored, transport_stored
 from sanitary.config import FR_TRANSPORT, MAX_INT, YEARS, PrivacyConfig, Profile, SiteKind
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import attach
@@ -286,12 +286,13 @@ def _copy_sites(con: duckdb.DuckDBPyConnection, src: str) -> None:
 
 
 def apply_central_privacy(con: duckdb.DuckDBPyConnection, arrived: str) -> None:
-    """The central store's k on the windows that arrived (the query `arrived` yields their keys): each keeps the
-    larger of the k it was stored under and its site's here (the default's where no site is recorded), and a
-    window of fewer people is suppressed as the source should have done, whatever the file said of itself."""
+    """The central store's privacy on the windows that arrived (the query `arrived` yields their keys), whatever
+    the file said of itself: its site's profile here (a window of a transport site stores what the decree allows),
+    and its k: each window keeps the larger of the k it was stored under and its site's here (the default's where
+    no site is recorded), and a window of fewer people is suppressed as the source should have done."""
     con.execute(f"""
         CREATE TEMP TABLE central_k AS
-        SELECT site_id, camera_id, source, window_start, {STORED_PEOPLE} AS people,
+        SELECT site_id, camera_id, source, window_start, {STORED_PEOPLE} AS people, s.privacy_profile AS profile,
                greatest(coalesce(w.k_min, 0), coalesce(s.k_min, {PrivacyConfig().k_min})) AS k
         FROM window_aggregates w LEFT JOIN sites s USING (site_id)
         WHERE (site_id, camera_id, source, window_start) IN ({arrived})""")
@@ -299,8 +300,11 @@ def apply_central_privacy(con: duckdb.DuckDBPyConnection, arrived: str) -> None:
         UPDATE window_aggregates w SET k_min = c.k FROM central_k c
         WHERE (w.site_id, w.camera_id, w.source, w.window_start) = (c.site_id, c.camera_id, c.source, c.window_start)
           AND w.k_min IS DISTINCT FROM c.k""")
-    small = "SELECT site_id, camera_id, source, window_start FROM central_k WHERE people < k"
-    for statement in suppress_stored(small):
+    keys = "SELECT site_id, camera_id, source, window_start FROM central_k"
+    for statement in (
+        *transport_stored(f"{keys} WHERE profile = '{FR_TRANSPORT}'"),
+        *suppress_stored(f"{keys} WHERE people < k"),
+    ):
         con.execute(statement)
     con.execute("DROP TABLE central_k")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from sanitary.analytics.mask_rate import mask_shares
 from sanitary.analytics.observations import MaskCounts
-from sanitary.analytics.privacy import apply_profile, suppress_stored
+from sanitary.analytics.privacy import apply_profile, suppress_stored, transport_stored
 from sanitary.analytics.windows import (
     DistancingWindow,
     LineWindow,
@@ -137,12 +138,12 @@ def test_store_keeps_every_measure_of_a_window_of_k_people(tmp_path: Path) -> No
         assert con.execute("SELECT people_sum, people_max FROM zone_windows").fetchall() == [(12, 3)]
 
 
-def stored(path: Path, windows: list[WindowAggregate]) -> dict[str, list[tuple]]:
-    """The windows as the store writes them (k 5 recorded beside them), table by table."""
+def stored(path: Path, windows: list[WindowAggregate], privacy: PrivacyConfig) -> dict[str, list[tuple]]:
+    """The windows as the store writes them (the profile and k recorded beside them), table by table."""
     with Store(path) as store:
         run = store.begin_run(RunStart("h", "/f.mp4", "c", "s", "u", "p", {}))
         store.finish_run(run, windows, status="done", error=None, frames_analysed=10, footage=None,
-                         dwell_bins_s=(10.0, 30.0), privacy=PrivacyConfig(k_min=5))  # fmt: skip
+                         dwell_bins_s=(10.0, 30.0), privacy=privacy)  # fmt: skip
     return tables(path)
 
 
@@ -155,19 +156,25 @@ def tables(path: Path) -> dict[str, list[tuple]]:
     return found
 
 
-@pytest.mark.parametrize("distinct", [3, None])
-def test_the_stored_form_of_the_rule_suppresses_exactly_what_the_python_one_does(
-    tmp_path: Path, distinct: int | None
+@pytest.mark.parametrize(
+    ("distinct", "privacy", "rule"),
+    [
+        (3, PrivacyConfig(k_min=5), suppress_stored),
+        (None, PrivacyConfig(k_min=5), suppress_stored),
+        (8, PrivacyConfig(profile=FR_TRANSPORT, k_min=5), transport_stored),
+    ],
+)
+def test_the_stored_form_of_the_rules_does_exactly_what_the_python_one_does(
+    tmp_path: Path, distinct: int | None, privacy: PrivacyConfig, rule: Callable[[str], list[str]]
 ) -> None:
-    """A central store re-suppresses stored rows with `suppress_stored`: the rows it leaves are the ones a unit
-    applying the rule before storing writes, column for column, whether k is judged on distinct people or the most
-    seen at once."""
-    small = window(distinct=distinct)
-    expected = stored(tmp_path / "at-source.duckdb", apply_profile([small], PrivacyConfig(k_min=5)))
-    unsuppressed = stored(tmp_path / "central.duckdb", [small])
-    assert unsuppressed != expected
+    """A central store applies k (judged on distinct people or the most seen at once) and the transport profile to
+    stored rows: the rows it leaves are those a unit applying the rule before storing writes, column for column."""
+    window_ = window(distinct=distinct)
+    expected = stored(tmp_path / "at-source.duckdb", apply_profile([window_], privacy), privacy)
+    unapplied = stored(tmp_path / "central.duckdb", [window_], PrivacyConfig(k_min=5))
+    assert unapplied != expected
     with duckdb.connect(str(tmp_path / "central.duckdb")) as con:
-        for statement in suppress_stored("SELECT site_id, camera_id, source, window_start FROM window_aggregates"):
+        for statement in rule("SELECT site_id, camera_id, source, window_start FROM window_aggregates"):
             con.execute(statement)
     assert tables(tmp_path / "central.duckdb") == expected
 

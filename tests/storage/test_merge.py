@@ -420,3 +420,24 @@ def test_impossible_values_are_refused_in_one_line_and_nothing_is_merged(tmp_pat
         merge_into([good, bad], central)
     assert str(caught.value).startswith(f"{bad}: ") and "\n" not in str(caught.value)
     assert "nothing merged" in str(caught.value) and not central.exists()
+
+
+def test_a_transport_site_stores_only_what_the_decree_allows_whatever_arrives(tmp_path: Path) -> None:
+    """The central store records the site under the transport profile; a file of the same site says "market" and
+    holds zones, dwell times and distancing: what arrives is stored as the decree allows, and the profile stays."""
+    central, unit = tmp_path / "central.duckdb", tmp_path / "unit.duckdb"
+    with Store(central) as store:
+        store.record_site("s1", "bus", "Europe/Paris", PrivacyConfig(profile=FR_TRANSPORT))
+    analyse(unit, "s1", "a1", 6)
+    record_site(unit, "s1", "Europe/Paris")
+    with duckdb.connect(str(unit)) as con:
+        con.execute("UPDATE window_aggregates SET close_pairs_sum = 3, nearest_min_m = 0.4, close_contacts = 2")
+    merge_into([unit], central)
+    assert snapshot_query(central, "SELECT count(*) FROM zone_windows") == [(0,)]
+    assert snapshot_query(central, "SELECT count(*) FROM dwell_windows") == [(0,)]
+    assert snapshot_query(
+        central,
+        "SELECT DISTINCT privacy_profile, close_pairs_sum, nearest_min_m, close_contacts, persons_with_mask"
+        " FROM window_aggregates",
+    ) == [(FR_TRANSPORT, None, None, None, 6)]
+    assert snapshot_query(central, "SELECT privacy_profile, site_kind FROM sites") == [(FR_TRANSPORT, "market")]

@@ -152,6 +152,7 @@ def _merge_attached(con: duckdb.DuckDBPyConnection, path: Path, version: int) ->
         con,
         "SELECT site_id, camera_id, source, window_start FROM window_aggregates"
         f" WHERE ({_KEY}) IN (SELECT {_KEY} FROM merge_decision WHERE outcome <> 'unchanged')",
+        "src.",
     )
     retention = ", ".join(COLUMNS["retention_log"])
     con.execute(
@@ -285,17 +286,20 @@ def _copy_sites(con: duckdb.DuckDBPyConnection, src: str) -> None:
         FROM {src}sites s LEFT JOIN sites t USING (site_id)""")
 
 
-def apply_central_privacy(con: duckdb.DuckDBPyConnection, arrived: str) -> None:
+def apply_central_privacy(con: duckdb.DuckDBPyConnection, arrived: str, src: str) -> None:
     """The central store's privacy on the windows that arrived (the query `arrived` yields their keys), whatever
     the file said of itself: its site's profile here (a window of a transport site stores what the decree allows),
     and its k: each window keeps the larger of the k it was stored under and its site's here (the default's where
-    no site is recorded), and a window of fewer people is suppressed as the source should have done."""
+    no site is recorded), and a window of fewer people is suppressed as the source should have done. The windows
+    held already of each site the file `src` (a catalog prefix) records are judged again: its k may have raised the
+    site's, and the outcome must not depend on which file came first."""
     con.execute(f"""
         CREATE TEMP TABLE central_k AS
         SELECT site_id, camera_id, source, window_start, {STORED_PEOPLE} AS people, s.privacy_profile AS profile,
                greatest(coalesce(w.k_min, 0), coalesce(s.k_min, {PrivacyConfig().k_min})) AS k
         FROM window_aggregates w LEFT JOIN sites s USING (site_id)
-        WHERE (site_id, camera_id, source, window_start) IN ({arrived})""")
+        WHERE (site_id, camera_id, source, window_start) IN ({arrived})
+           OR site_id IN (SELECT site_id FROM {src}sites)""")
     con.execute("""
         UPDATE window_aggregates w SET k_min = c.k FROM central_k c
         WHERE (w.site_id, w.camera_id, w.source, w.window_start) = (c.site_id, c.camera_id, c.source, c.window_start)
@@ -338,10 +342,12 @@ def _rules(table: str, column: str, kind: str) -> tuple[str, str] | None:
     return None
 
 
+_PROFILES = typing.get_args(Profile)
+_PROFILE_RULE = (f"privacy_profile IN {_PROFILES}", "privacy_profile", f"one of {_PROFILES}")
 _EXTRA_RULES = {
-    "window_aggregates": [("window_end > window_start", "window_end", "after the window's start")],
+    "window_aggregates": [("window_end > window_start", "window_end", "after the window's start"), _PROFILE_RULE],
     "sites": [
-        (f"privacy_profile IN {typing.get_args(Profile)}", "privacy_profile", f"one of {typing.get_args(Profile)}"),
+        _PROFILE_RULE,
         (f"site_kind IN {typing.get_args(SiteKind)}", "site_kind", f"one of {typing.get_args(SiteKind)}"),
     ],
 }

@@ -435,7 +435,13 @@ def _verified(manifest: Path, root: Path) -> _Export:
             raise refuse(f"lists {relative}, which links to {path}, outside the export's folder")
         if not path.is_file():
             raise SanitaryError(f"{path}: missing, listed in {manifest.name}; export {export_id} not imported")
-        if _sha256(path) != sha256:
+        try:
+            found = _sha256(path)
+        except OSError as exc:
+            raise SanitaryError(
+                f"{path}: cannot be read ({exc.strerror}); export {export_id} not imported, fix its permissions"
+            ) from None
+        if found != sha256:
             raise SanitaryError(
                 f"{path}: sha256 differs from {manifest.name} (corrupted or truncated in transit); "
                 f"export {export_id} not imported, ship it again"
@@ -536,7 +542,7 @@ def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export, src: str) ->
         " FROM won",
         [export.export_id, export.seq, datetime.now(UTC)],
     )
-    apply_central_privacy(con, f"SELECT {_KEY} FROM won")
+    apply_central_privacy(con, f"SELECT {_KEY} FROM won", src)
     counts = (_scalar(con, "SELECT count(*) FROM won"), _scalar(con, "SELECT count(*) FROM won_alerts"))
     con.execute("DROP TABLE won")
     con.execute("DROP TABLE won_alerts")

@@ -18,6 +18,7 @@ from sanitary.analytics.windows import LineWindow, PersonWindow, WindowAggregate
 from sanitary.config import FR_TRANSPORT, PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.geometry.distancing import FrameDistancing
+from sanitary.governance.evidence import db_evidence
 from sanitary.storage.connection import DatabaseLocked
 from sanitary.storage.merge import merge_into
 from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
@@ -393,6 +394,10 @@ def test_a_merged_file_cannot_lower_k_or_unsuppress_a_window(tmp_path: Path, cen
     assert [snapshot_query(central, sql)[0] for sql in SHOWN] == [(0, 0, k), (0,), (0,), (0,), (0,)]
     profile = "market" if central_k is None else FR_TRANSPORT
     assert snapshot_query(central, "SELECT k_min, privacy_profile FROM sites") == [(k, profile)]
+    # What `audit --db` says the windows were made under: all three under k.
+    made_under = next(e for e in db_evidence(central) if e.heading == "what the aggregates were made under")
+    assert made_under.lines == (f"{profile}, k_min {k}: 3 windows, 3 under k people (only their people counts kept),"
+                                " 0 head-shake opt-outs",)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -408,6 +413,7 @@ def test_a_merged_file_cannot_lower_k_or_unsuppress_a_window(tmp_path: Path, cen
         ("UPDATE window_aggregates SET mask_rate = 1.5", "mask_rate holds 1.5"),
         ("UPDATE sites SET timezone = 'Mars/Olympus'", "sites.timezone holds 'Mars/Olympus'"),
         ("UPDATE sites SET privacy_profile = 'none'", "sites.privacy_profile holds 'none'"),
+        ("UPDATE window_aggregates SET privacy_profile = 'none'", "window_aggregates.privacy_profile holds 'none'"),
         ("UPDATE sites SET k_min = 0", "sites.k_min holds 0"),
         ("UPDATE alerts SET value = 'nan'", "alerts.value holds nan"),
         ("UPDATE runs SET started_at = '0001-01-01'", "runs.started_at holds"),
@@ -441,3 +447,23 @@ def test_a_transport_site_stores_only_what_the_decree_allows_whatever_arrives(tm
         " FROM window_aggregates",
     ) == [(FR_TRANSPORT, None, None, None, 6)]
     assert snapshot_query(central, "SELECT privacy_profile, site_kind FROM sites") == [(FR_TRANSPORT, "market")]
+
+
+def test_a_higher_k_that_arrives_later_applies_to_the_windows_held_already(tmp_path: Path) -> None:
+    """Site s1's first file says k 5 and holds 6 people a window; its second says k 8: in either order the central
+    store ends the same, the 6-people windows suppressed under k 8."""
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    analyse(a, "s1", "a1", 6)
+    record_site(a, "s1", "Europe/Paris")
+    analyse(b, "s1", "b1", 9)
+    with Store(b) as store:
+        store.record_site("s1", "market", "Europe/Paris", PrivacyConfig(k_min=8))
+    merged = []
+    for i, order in enumerate(([a, b], [b, a])):
+        central = tmp_path / f"central-{i}.duckdb"
+        merge_into(order, central)
+        merged.append({t: rows for t, rows in snapshot(central).items() if t not in ("runs", "sites", "meta")})
+        assert snapshot_query(
+            central, "SELECT source, k_min, bool_and(mask_suppressed) FROM window_aggregates GROUP BY ALL ORDER BY 1"
+        ) == [("a1", 8, True), ("b1", 8, False)]
+    assert merged[0] == merged[1]

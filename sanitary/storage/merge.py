@@ -9,8 +9,8 @@ order, and merging a file again changes nothing.
 
 What arrives is not trusted to follow the central store's rules: a file can be edited by anyone, and its hashes
 with it. So every value is checked against the store's rules before anything is written (`check_values`, shared
-with `sanitary import`), a site's k and profile here never weaken (`_copy_sites`), and the windows that arrive are
-suppressed by the central store's own k exactly as at the source (`apply_central_privacy`).
+with `sanitary import`), a site's k and profile here never weaken (`_copy_sites`), and the windows that arrive get
+the central store's own profile and k, suppressed exactly as at the source (`apply_central_privacy`).
 
 An input with an older schema is merged through a migrated temporary copy rather than refused: the files come from
 elsewhere, are often archives or on read-only media, and merging must never write to them.

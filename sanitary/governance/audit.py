@@ -36,7 +36,7 @@ import numpy as np
 from sanitary import config as sanitary_config
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import connect
-from sanitary.storage.schema import COLUMNS
+from sanitary.storage.schema import migrate
 
 # Bytes read per step. Files can be gigabytes (a long-running DuckDB file), so they are streamed; tests shrink
 # it to put signatures across chunk borders.
@@ -822,9 +822,25 @@ _TIME_WORDS = frozenset(
 
 def _sanitary_shape(columns: list[tuple[str, str]], table: str | None) -> bool:
     """Whether a relation is one of the store's own tables (of this schema or an older one, which held fewer
-    columns): `table` named, or any (an export's Parquet file)."""
+    columns), `table` named; or, unnamed (a Parquet file), any of its tables or views, as `export` or a `COPY` of a
+    view writes them."""
     names = {c for c, _ in columns}
-    return any(names <= set(listed) for name, listed in COLUMNS.items() if table in (None, name))
+    own = _own_columns()
+    return names <= own.get(table, frozenset()) if table else any(names <= listed for listed in own.values())
+
+
+@functools.cache
+def _own_columns() -> dict[str, frozenset[str]]:
+    """The columns of each table and view of sanitary's store, as its migrations build it."""
+    with duckdb.connect() as con:
+        migrate(con, Path(":memory:"))
+        rows = con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
+        ).fetchall()
+    own: dict[str, set[str]] = {}
+    for table, column in rows:
+        own.setdefault(table, set()).add(column)
+    return {table: frozenset(columns) for table, columns in own.items()}
 
 
 def _shape_results(

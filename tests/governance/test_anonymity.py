@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ from sanitary.governance.audit import AuditError, Leak, audit_paths
 from sanitary.runtime.batch import config_params
 from sanitary.storage.store import RunStart, Store
 from tests.conftest import PETS_CAMERA
+from tests.storage.test_merge import T0, analyse
 from tests.storage.test_views import two_bases
 
 DATASET = Path(__file__).resolve().parents[3] / "shared/datasets/facemask-andrewmvd"
@@ -587,4 +589,17 @@ def test_the_same_shapes_without_a_trajectory_pass(tmp_path: Path) -> None:
             "CREATE TABLE temperature AS SELECT 'hall' AS room, range AS minute, 20.0 + range AS c FROM range(9)"
         )
     (tmp_path / "one.json").write_text(json.dumps([{"t": 1, "p": [1.0, 2.0]}]))
+    assert audit_paths([tmp_path]) == []
+
+
+def test_sanitary_views_copied_to_parquet_pass(tmp_path: Path) -> None:
+    """A site repeated day after day with several numbers is the shape of a trajectory, but the store's own views
+    (and tables) are aggregates by design: their copies pass."""
+    db = tmp_path / "store" / "sanitary.duckdb"
+    db.parent.mkdir()
+    for day in range(3):
+        analyse(db, "s1", f"day{day}", 6 + day, start=T0 + timedelta(days=day))
+    with duckdb.connect(str(db), read_only=True) as con:
+        for view in ("mask_rate_daily", "camera_windows", "occupancy_hourly", "window_aggregates"):
+            con.execute(f"COPY {view} TO '{tmp_path / view}.parquet' (FORMAT parquet)")
     assert audit_paths([tmp_path]) == []

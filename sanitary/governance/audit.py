@@ -810,8 +810,6 @@ def _value_results(
 # Shapes: per-person data under innocent names (visits(vid, gx, gy, t)) is told by its values, not its names. An id
 # is a whole number or short text; a position is two or more other numbers that are not aggregates by name.
 _ID_TYPES = re.compile(r"(?:TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UUID|VARCHAR)")
-# Ids tried per relation: each is one grouped scan.
-_SHAPE_IDS_MAX = 8
 # A time or an order is neither the id nor part of the position: a person standing still is not a trajectory.
 _TIME_WORDS = frozenset(
     {"t", "ts", "time", "times", "timestamp", "date", "datetime", "at", "when", "epoch", "frame", "frames",
@@ -849,19 +847,20 @@ def _shape_results(
     """A relation where one id is seen again with other values of two or more numbers: a trajectory."""
     timeless = [(c, t.strip()) for c, t in columns if not set(_tokens(c)) & _TIME_WORDS]
     numeric = [c for c, t in timeless if _NUMERIC_SCALAR.fullmatch(t) and not set(_tokens(c)) & _AGGREGATE]
-    ids = [c for c, t in timeless if _ID_TYPES.fullmatch(t)][:_SHAPE_IDS_MAX]
-    for id_column in ids:
-        position = [c for c in numeric if c != id_column]
-        if len(position) < 2:
-            continue
-        point = f"row({', '.join(_q(c) for c in position)})"
-        moved = con.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {relation} WHERE {_q(id_column)} IS NOT NULL"
-            f" GROUP BY {_q(id_column)} HAVING count(DISTINCT {point}) >= 2 LIMIT 1)"
-        ).fetchone()
-        if moved and moved[0]:
-            return [(f"{label}, column {id_column}", _MESSAGES["tracked"])]
-    return []
+    probes = []
+    for id_column in (c for c, t in timeless if _ID_TYPES.fullmatch(t)):
+        position = [_q(c) for c in numeric if c != id_column]
+        if len(position) >= 2:
+            # Some id holds two points exactly when there are more (id, point) pairs than ids: one scan for all. A
+            # column of one value tells no one apart: an id takes two values or more.
+            known = f"FILTER (WHERE {_q(id_column)} IS NOT NULL)"
+            pairs = f"count(DISTINCT row({_q(id_column)}, {', '.join(position)})) {known}"
+            ids = f"count(DISTINCT {_q(id_column)}) {known}"
+            probes.append((id_column, f"{pairs} > {ids} AND {ids} >= 2"))
+    if not probes:
+        return []
+    moved = con.execute(f"SELECT {', '.join(p for _, p in probes)} FROM {relation}").fetchone() or ()
+    return [(f"{label}, column {c}", _MESSAGES["tracked"]) for (c, _), m in zip(probes, moved, strict=True) if m][:1]
 
 
 # Numbers as text: an embedding serialised into a VARCHAR, as JSON or separated by commas, semicolons or spaces.

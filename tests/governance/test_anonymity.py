@@ -580,13 +580,15 @@ def test_a_trajectory_in_json_under_innocent_keys(tmp_path: Path) -> None:
 
 
 def test_the_same_shapes_without_a_trajectory_pass(tmp_path: Path) -> None:
-    """An id seen once, or again in the same place, is not a trajectory; nor is a time series of one number."""
+    """An id seen once, or again in the same place, is not a trajectory; nor is a time series of one place (a column
+    of one value tells no one apart)."""
     with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
         grid = "FROM range(3) a(v), range(4) b(s)"
         con.execute("CREATE TABLE once AS SELECT v AS vid, v * 1.5 AS gx, 2.0 AS gy FROM range(5) a(v)")
         con.execute(f"CREATE TABLE still AS SELECT v AS vid, 1.5 AS gx, 2.0 AS gy, s AS t {grid}")
         con.execute(
-            "CREATE TABLE temperature AS SELECT 'hall' AS room, range AS minute, 20.0 + range AS c FROM range(9)"
+            "CREATE TABLE temperature AS SELECT 'hall' AS room, range AS minute, 2.0 * range AS c,"
+            " 0.5 * range AS humidity FROM range(9)"
         )
     (tmp_path / "one.json").write_text(json.dumps([{"t": 1, "p": [1.0, 2.0]}]))
     assert audit_paths([tmp_path]) == []
@@ -603,3 +605,14 @@ def test_sanitary_views_copied_to_parquet_pass(tmp_path: Path) -> None:
         for view in ("mask_rate_daily", "camera_windows", "occupancy_hourly", "window_aggregates"):
             con.execute(f"COPY {view} TO '{tmp_path / view}.parquet' (FORMAT parquet)")
     assert audit_paths([tmp_path]) == []
+
+
+def test_a_trajectory_behind_many_other_columns(tmp_path: Path) -> None:
+    """Twenty text columns before the id: every id-like column is tried, in one scan."""
+    decoys = ", ".join(f"'same' AS note{i}" for i in range(20))
+    with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
+        con.execute(
+            f"CREATE TABLE log AS SELECT {decoys}, v AS who, 1.0 * s AS a, 2.0 * v AS b"
+            " FROM range(3) x(v), range(4) y(s)"
+        )
+    assert [leak.where for leak in audit_paths([tmp_path])] == ["table log, column who"]

@@ -448,3 +448,12 @@ def test_a_full_disk_during_export_is_one_line_and_leaves_no_export(unit: Path, 
     assert ".parquet" not in done.stdout and "manifest-" not in done.stdout, done.stdout
     # Nothing was recorded as shipped: the next export carries every window.
     assert export_parquet(unit, tmp_path / "roomy", None).windows == 6
+
+
+def test_the_import_command_refuses_a_hostile_export_in_one_line(unit: Path, tmp_path: Path) -> None:
+    exported = export_parquet(unit, tmp_path / "out", None)
+    rewrite(exported.manifest, lambda d: d.update(export_id="x/../../../victim/config"))
+    done = run_cli("import", str(tmp_path / "out"), "--db", str(tmp_path / "central.duckdb"))
+    assert done.returncode != 0 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "export_id 'x/../../../victim/config' is not a name" in done.stderr
+    assert not (tmp_path / "central.duckdb").exists() and not list(tmp_path.rglob("*.json.partial"))

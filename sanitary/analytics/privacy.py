@@ -60,3 +60,50 @@ def _suppress_small(w: WindowAggregate, k_min: int) -> WindowAggregate:
         lines=tuple(LineWindow(x.name, None, None) for x in w.lines),
         opt_outs=None,
     )
+
+
+# The same rule over stored rows, for a central store that takes in windows suppressed elsewhere, or not: it applies
+# its own k to whatever arrives. `window_people` on a window_aggregates row, and the columns `_suppress_small` leaves
+# NULL in each table (the store writes a None as NULL); tests/analytics/test_privacy.py holds the two forms equal.
+STORED_PEOPLE = "coalesce(people_distinct, people_max)"
+_SUPPRESSED_COLUMNS = {
+    "window_aggregates": (
+        "faces_with_mask", "faces_without_mask", "faces_mask_incorrect", "faces_mask_unknown", "mask_rate",
+        "mask_rate_low", "mask_rate_high", "close_pair_frames", "close_pairs_sum", "people_close_sum",
+        "nearest_min_m", "nearest_median_m", "persons_with_mask", "persons_without_mask", "persons_mask_incorrect",
+        "persons_mask_unknown", "person_mask_rate", "person_mask_rate_low", "person_mask_rate_high", "close_contacts",
+        "opt_outs",
+    ),
+    "zone_windows": ("people_sum", "people_max"),
+    "dwell_windows": ("people",),
+    "line_windows": ("people_in", "people_out"),
+}  # fmt: skip
+
+
+# What `_profile_measures` drops under FR_TRANSPORT, as stored: distancing and contacts NULL, no zone or dwell rows.
+_TRANSPORT_NULLED = (
+    "close_pair_frames", "close_pairs_sum", "people_close_sum", "nearest_min_m", "nearest_median_m", "close_contacts",
+)  # fmt: skip
+_TRANSPORT_DROPPED = ("zone_windows", "dwell_windows")
+
+
+def transport_stored(windows: str) -> list[str]:
+    """Statements applying FR_TRANSPORT, as `_profile_measures` does, to the stored windows whose (site_id,
+    camera_id, source, window_start) the query `windows` yields."""
+    keyed = f"(site_id, camera_id, source, window_start) IN ({windows})"
+    nulled = ", ".join(f"{c} = NULL" for c in _TRANSPORT_NULLED)
+    return [
+        f"UPDATE window_aggregates SET {nulled}, privacy_profile = '{FR_TRANSPORT}' WHERE {keyed}",
+        *(f"DELETE FROM {table} WHERE {keyed}" for table in _TRANSPORT_DROPPED),
+    ]
+
+
+def suppress_stored(small: str) -> list[str]:
+    """Statements suppressing, as `_suppress_small` does, the stored windows whose (site_id, camera_id, source,
+    window_start) the query `small` yields."""
+    keyed = f"(site_id, camera_id, source, window_start) IN ({small})"
+    statements = []
+    for table, columns in _SUPPRESSED_COLUMNS.items():
+        flag = ", mask_suppressed = true" if table == "window_aggregates" else ""
+        statements.append(f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in columns)}{flag} WHERE {keyed}")
+    return statements

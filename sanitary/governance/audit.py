@@ -36,6 +36,7 @@ import numpy as np
 from sanitary import config as sanitary_config
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import connect
+from sanitary.storage.schema import migrate
 
 # Bytes read per step. Files can be gigabytes (a long-running DuckDB file), so they are streamed; tests shrink
 # it to put signatures across chunk borders.
@@ -529,6 +530,9 @@ _MESSAGES = {
     "point_keys": "Looks like a person's image position (a head or feet point) stored as coordinate keys.",
     "text_vector": "A long run of numbers stored as text: an embedding or feature vector in disguise.",
     "text_points": "Image positions written in free text (pairs such as (x, y) or x=..., y=...): people's places.",
+    "tracked": "Rows shaped like trajectories: one id seen again with other values of two or more numbers"
+    " (a position over time), whatever the columns are called.",
+    "timed_points": "Looks like a trajectory: records each holding a time and a point (a pair of numbers).",
 }
 # Kinds that describe where someone is in the image; allowed in configs (zones, privacy masks), not in data.
 _GEOMETRY_KINDS = frozenset({"box", "coords", "trajectory"})
@@ -743,6 +747,8 @@ def _audit_catalog(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         if not is_view:
             relation = f"{_q(catalog)}.{_q(schema)}.{_q(table)}"
             results.extend(_value_results(con, relation, label, columns))
+            if schema != "main" or not _sanitary_shape(columns, table):
+                results.extend(_shape_results(con, relation, label, columns))
     return results
 
 
@@ -799,6 +805,62 @@ def _value_results(
                     results.append((f"{label}, column {column}", f"Text values: {what}"))
                     break
     return results
+
+
+# Shapes: per-person data under innocent names (visits(vid, gx, gy, t)) is told by its values, not its names. An id
+# is a whole number or short text; a position is two or more other numbers that are not aggregates by name.
+_ID_TYPES = re.compile(r"(?:TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UUID|VARCHAR)")
+# A time or an order is neither the id nor part of the position: a person standing still is not a trajectory.
+_TIME_WORDS = frozenset(
+    {"t", "ts", "time", "times", "timestamp", "date", "datetime", "at", "when", "epoch", "frame", "frames",
+     "window", "windows", "seq", "step", "tick", "second", "seconds", "sec", "s", "ms", "minute", "minutes",
+     "hour", "hours", "day", "no", "nr", "idx", "index", "order"}
+)  # fmt: skip
+
+
+def _sanitary_shape(columns: list[tuple[str, str]], table: str | None) -> bool:
+    """Whether a relation is one of the store's own tables (of this schema or an older one, which held fewer
+    columns), `table` named; or, unnamed (a Parquet file), any of its tables or views, as `export` or a `COPY` of a
+    view writes them."""
+    names = {c for c, _ in columns}
+    own = _own_columns()
+    return names <= own.get(table, frozenset()) if table else any(names <= listed for listed in own.values())
+
+
+@functools.cache
+def _own_columns() -> dict[str, frozenset[str]]:
+    """The columns of each table and view of sanitary's store, as its migrations build it."""
+    with duckdb.connect() as con:
+        migrate(con, Path(":memory:"))
+        rows = con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
+        ).fetchall()
+    own: dict[str, set[str]] = {}
+    for table, column in rows:
+        own.setdefault(table, set()).add(column)
+    return {table: frozenset(columns) for table, columns in own.items()}
+
+
+def _shape_results(
+    con: duckdb.DuckDBPyConnection, relation: str, label: str, columns: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """A relation where one id is seen again with other values of two or more numbers: a trajectory."""
+    timeless = [(c, t.strip()) for c, t in columns if not set(_tokens(c)) & _TIME_WORDS]
+    numeric = [c for c, t in timeless if _NUMERIC_SCALAR.fullmatch(t) and not set(_tokens(c)) & _AGGREGATE]
+    probes = []
+    for id_column in (c for c, t in timeless if _ID_TYPES.fullmatch(t)):
+        position = [_q(c) for c in numeric if c != id_column]
+        if len(position) >= 2:
+            # Some id holds two points exactly when there are more (id, point) pairs than ids: one scan for all. A
+            # column of one value tells no one apart: an id takes two values or more.
+            known = f"FILTER (WHERE {_q(id_column)} IS NOT NULL)"
+            pairs = f"count(DISTINCT row({_q(id_column)}, {', '.join(position)})) {known}"
+            ids = f"count(DISTINCT {_q(id_column)}) {known}"
+            probes.append((id_column, f"{pairs} > {ids} AND {ids} >= 2"))
+    if not probes:
+        return []
+    moved = con.execute(f"SELECT {', '.join(p for _, p in probes)} FROM {relation}").fetchone() or ()
+    return [(f"{label}, column {c}", _MESSAGES["tracked"]) for (c, _), m in zip(probes, moved, strict=True) if m][:1]
 
 
 # Numbers as text: an embedding serialised into a VARCHAR, as JSON or separated by commas, semicolons or spaces.
@@ -885,7 +947,8 @@ def _audit_parquet(path: Path) -> list[tuple[str, str]]:
         except duckdb.Error as exc:
             raise AuditError(f"{path}: looks like Parquet but cannot be read ({exc})") from exc
         columns = [(str(row[0]), str(row[1])) for row in described]
-        return _relation_results("parquet", columns) + _value_results(con, relation, "parquet", columns)
+        shape = [] if _sanitary_shape(columns, None) else _shape_results(con, relation, "parquet", columns)
+        return _relation_results("parquet", columns) + _value_results(con, relation, "parquet", columns) + shape
     finally:
         con.close()
 
@@ -976,6 +1039,8 @@ def _meaningful(value: Any) -> bool:
 def _walk(node: Any, trail: str, *, geometry_ok: bool) -> Iterator[tuple[str, str]]:
     """(key path, kind) for each per-person key in parsed JSON/TOML; list indices collapse to []."""
     if isinstance(node, list):
+        if not geometry_ok and _timed_points(node):
+            yield (trail or "(top level)", "timed_points")
         for item in node:
             yield from _walk(item, f"{trail}[]", geometry_ok=geometry_ok)
         return
@@ -1012,6 +1077,20 @@ def _walk(node: Any, trail: str, *, geometry_ok: bool) -> Iterator[tuple[str, st
         # Inside a list of people even a config's geometry is about a person.
         child_ok = False if rows else geometry_ok or bool(words & _CONFIG_WORDS)
         yield from _walk(value, path, geometry_ok=child_ok)
+
+
+def _timed_points(value: Any) -> bool:
+    """Records (two or more) each holding a time and a point: [{"t": 1, "p": [3.5, 2.0]}, ...]."""
+    return (
+        isinstance(value, list)
+        and len(value) >= 2
+        and all(
+            isinstance(record, dict)
+            and any(str(k).lower() in _FRAME_KEYS and _is_number(v) for k, v in record.items())
+            and any(_is_vector(v) and len(v) in (2, 3) for v in record.values())
+            for record in value
+        )
+    )
 
 
 def _walk_all(node: Any, *, geometry_ok: bool) -> list[tuple[str, str]] | None:

@@ -12,7 +12,11 @@ at or before the alert). `sanitary merge` replaces whole sources, which would ma
 the windows the previous ones brought; here the central site keeps, per window, the version from the unit's latest
 export instead (the unit's store has already resolved reruns), so importing twice, out of order, or exports that
 overlap never counts a window twice. Runs, sites and signage travel whole with every export and go through
-`merge_into`, so their rules are the same as for merged files.
+the merge's own rules, and so do the central store's checks: every value is checked before anything is written,
+and the central k-min applies to every window that arrives, whatever the unit's file says.
+
+A manifest is read as an attacker may have written it: every name in it is a name, never a path (the
+acknowledgement's file is named after the export), and every file it lists must lie inside the export's folder.
 
 The unit's `outbox` records which windows each export carried, with a digest of their rows: a window is pending
 until an acknowledgement names it with the content it has now, so a window rewritten after it was shipped (a
@@ -21,23 +25,25 @@ partial window completed, a source analysed again) ships again, and is never pur
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 import duckdb
 
 from sanitary.errors import SanitaryError
 from sanitary.storage.connection import WAIT_S
-from sanitary.storage.merge import merge_into
+from sanitary.storage.merge import apply_central_privacy, check_values, copy_registers
 from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
 from sanitary.storage.store import Store
 
@@ -109,12 +115,26 @@ def export_parquet(db: Path, out: Path, since: datetime | None) -> ExportSummary
         try:
             with store.transaction():
                 summary = _export(con, db, out, since, written)
-        except BaseException:
+        except BaseException as exc:
             # Files without their manifest are never imported, but would litter the outbound folder.
             for path in written:
                 path.unlink(missing_ok=True)
+            if isinstance(exc, OSError | duckdb.IOException):
+                raise _write_failed(exc, db, out) from None
             raise
     return summary
+
+
+def _write_failed(exc: OSError | duckdb.IOException, db: Path, out: Path) -> SanitaryError:
+    """One line for an export the disk refused: which disk (the export's folder or the unit's database)."""
+    text = str(exc).splitlines()[0] if isinstance(exc, duckdb.Error) else f"{exc.strerror} ({exc.filename})"
+    where = out if (str(out) in text or isinstance(exc, OSError)) else db
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or os.strerror(errno.ENOSPC) in text:
+        return SanitaryError(
+            f"{where}: the disk is full; nothing was exported (no manifest written), free some space or pass "
+            "another --out, and export again"
+        )
+    return SanitaryError(f"{where}: cannot write the export ({text}); nothing was exported")
 
 
 def _export(
@@ -323,51 +343,105 @@ def import_parquet(dirs: Sequence[Path], db: Path, ack_dir: Path | None = None) 
     """Import every export whose manifest lies in `dirs` (searched recursively) into `db`, and write an
     acknowledgement `ack-<export_id>.json` per export, next to its manifest or in `ack_dir`.
 
-    Every file of every export is checked against its manifest and loaded into a scratch database before `db` is
-    touched: one bad file and nothing is imported."""
-    exports = [_verified(m) for m in _manifests(dirs)]
+    Every file of every export is checked against its manifest, loaded into a scratch database and its values
+    checked against the store's rules before `db` is touched, and all exports go in in one transaction: one bad file
+    and nothing is imported."""
+    exports = [_verified(m, root) for m, root in _manifests(dirs)]
     with tempfile.TemporaryDirectory(prefix="sanitary-import-") as scratch:
-        loaded = [(export, _load(export, Path(scratch) / f"{i}.duckdb")) for i, export in enumerate(exports)]
-        imported = tuple(_import_one(export, copy, db, ack_dir) for export, copy in loaded)
-    return ImportSummary(db, imported)
+        copies = [_load(export, Path(scratch) / f"{i}.duckdb") for i, export in enumerate(exports)]
+        with Store(db) as store:
+            # Attached before the transaction and detached after it: DuckDB detaches nothing a transaction read.
+            for i, copy in enumerate(copies):
+                store.con.execute(f"ATTACH ? AS src{i} (READ_ONLY)", [str(copy)])
+            try:
+                with store.transaction():
+                    merged = [_import_one(store.con, export, f"src{i}.") for i, export in enumerate(exports)]
+            finally:
+                for i in range(len(copies)):
+                    store.con.execute(f"DETACH src{i}")
+    acks = (_acknowledged(export, *m, db, ack_dir) for export, m in zip(exports, merged, strict=True))
+    return ImportSummary(db, tuple(acks))
 
 
-def _manifests(dirs: Sequence[Path]) -> list[Path]:
+def _manifests(dirs: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Each manifest found, with the folder it was found in: neither it nor its files may lie outside."""
     if not dirs:
         raise SanitaryError("nothing to import; pass one or more folders that sanitary export wrote")
-    found: dict[Path, None] = {}
+    found: dict[Path, Path] = {}
     for folder in dirs:
         if not folder.is_dir():
             raise SanitaryError(f"{folder}: no such folder; pass folders that sanitary export wrote")
         matches = sorted(folder.rglob("manifest-*.json"))
         if not matches:
             raise SanitaryError(f"{folder}: holds no manifest-*.json; pass the folder sanitary export wrote to")
-        found.update(dict.fromkeys(m.resolve() for m in matches))
-    return list(found)
+        root = folder.resolve()
+        for manifest in matches:
+            real = manifest.resolve()
+            if not real.is_relative_to(root):
+                raise SanitaryError(
+                    f"{manifest}: links to {real}, outside {folder}; nothing imported, import the export's own folder"
+                )
+            found.setdefault(real, real.parent)
+    return list(found.items())
 
 
-def _verified(manifest: Path) -> _Export:
+# Names a manifest may hold: the export's id (the acknowledgement is named after it) and each part of a file's path
+# (a table, `date=...`, `unit=<quoted id>`, a part file). Never a separator, `..`, a control character or NUL.
+_NAME = re.compile(r"[A-Za-z0-9_~=%+-][A-Za-z0-9._~=%+-]*")
+_ID_MAX = 100
+_PART_MAX = 255  # bytes: what a file system takes as one name
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SEQ_MAX = 2**53
+
+
+def _verified(manifest: Path, root: Path) -> _Export:
     document = _read_json(manifest, "export manifest")
-    try:
-        if document["format"] != MANIFEST_FORMAT:
-            raise SanitaryError(f"{manifest}: not a sanitary export manifest (format {document['format']!r})")
-        if int(document["schema_version"]) > SCHEMA_VERSION:
-            raise SanitaryError(
-                f"{manifest}: exported at schema v{document['schema_version']}, newer than this sanitary "
-                f"(v{SCHEMA_VERSION}); upgrade sanitary to import it"
-            )
-        export_id, seq = str(document["export_id"]), int(document["seq"])
-        listed = [(str(f["path"]), str(f["table"]), int(f["rows"]), str(f["sha256"])) for f in document["files"]]
-    except (KeyError, TypeError, ValueError):
-        raise SanitaryError(f"{manifest}: not a sanitary export manifest (fields missing or malformed)") from None
+
+    def refuse(what: str) -> SanitaryError:
+        return SanitaryError(f"{manifest}: {what}; not a manifest sanitary export wrote, nothing imported")
+
+    match document.get("format"):
+        case str(found) if found == MANIFEST_FORMAT:
+            pass
+        case found:
+            raise refuse(f"format {found!r}, not {MANIFEST_FORMAT!r}")
+    version, export_id, seq, listed = (document.get(k) for k in ("schema_version", "export_id", "seq", "files"))
+    if not _whole(version, 1, _SEQ_MAX):
+        raise refuse(f"schema_version {version!r} is not a whole number from 1")
+    if version > SCHEMA_VERSION:
+        raise SanitaryError(
+            f"{manifest}: exported at schema v{version}, newer than this sanitary (v{SCHEMA_VERSION}); upgrade "
+            "sanitary to import it"
+        )
+    if not (isinstance(export_id, str) and _NAME.fullmatch(export_id) and len(export_id) <= _ID_MAX):
+        raise refuse(f"export_id {str(export_id)[:_ID_MAX]!r} is not a name of letters, digits and ._-")
+    if not _whole(seq, 1, _SEQ_MAX):
+        raise refuse(f"seq {str(seq)[:40]!r} is not a whole number from 1 to {_SEQ_MAX}")
+    if not isinstance(listed, list):
+        raise refuse("files is not a list")
     files = []
-    for relative, table, rows, sha256 in listed:
-        path = manifest.parent / relative
+    for entry in listed:
+        if not isinstance(entry, dict):
+            raise refuse(f"files holds {str(entry)[:60]!r}, not a file's path, table, rows and sha256")
+        relative, table, rows, sha256 = (entry.get(k) for k in ("path", "table", "rows", "sha256"))
+        if not (isinstance(relative, str) and relative and all(_part(p) for p in relative.split("/"))):
+            raise refuse(f"lists {str(relative)[:120]!r}, not a path inside the export's folder")
         if table not in PER_SOURCE_TABLES and table not in _WHOLE_TABLES:
-            raise SanitaryError(f"{manifest}: lists {relative} for unknown table {table!r}; export {export_id} refused")
+            raise refuse(f"lists {relative} for unknown table {str(table)[:40]!r}")
+        if not _whole(rows, 0, _SEQ_MAX) or not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+            raise refuse(f"lists {relative} without a whole number of rows and a sha256")
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise refuse(f"lists {relative}, which links to {path}, outside the export's folder")
         if not path.is_file():
             raise SanitaryError(f"{path}: missing, listed in {manifest.name}; export {export_id} not imported")
-        if _sha256(path) != sha256:
+        try:
+            found = _sha256(path)
+        except OSError as exc:
+            raise SanitaryError(
+                f"{path}: cannot be read ({exc.strerror}); export {export_id} not imported, fix its permissions"
+            ) from None
+        if found != sha256:
             raise SanitaryError(
                 f"{path}: sha256 differs from {manifest.name} (corrupted or truncated in transit); "
                 f"export {export_id} not imported, ship it again"
@@ -376,8 +450,18 @@ def _verified(manifest: Path) -> _Export:
     return _Export(manifest, export_id, seq, tuple(files))
 
 
+def _whole(value: object, low: int, high: int) -> TypeGuard[int]:
+    """A JSON whole number in [low, high]: not a bool, a float (1e23) or a string."""
+    return type(value) is int and low <= value <= high
+
+
+def _part(name: str) -> bool:
+    return bool(_NAME.fullmatch(name)) and len(name.encode()) <= _PART_MAX
+
+
 def _load(export: _Export, copy: Path) -> Path:
-    """The export's rows in a scratch database of the current schema: its keys and types checked by the store's."""
+    """The export's rows in a scratch database of the current schema: its keys and types checked by the store's,
+    its values by the store's rules."""
     with Store(copy) as store:
         for shipped in export.files:
             try:
@@ -389,33 +473,31 @@ def _load(export: _Export, copy: Path) -> Path:
             except duckdb.Error as exc:
                 raise SanitaryError(
                     f"{shipped.path}: cannot be loaded ({str(exc).splitlines()[0]}); export {export.export_id} "
-                    "not imported"
+                    "not imported, nor any other"
                 ) from None
         for table in {f.table for f in export.files}:
             expected = sum(f.rows for f in export.files if f.table == table)
             if _scalar(store.con, f"SELECT count(*) FROM {table}") != expected:
                 raise SanitaryError(
                     f"{export.manifest}: {table} holds other rows than the manifest lists; "
-                    f"export {export.export_id} not imported"
+                    f"export {export.export_id} not imported, nor any other"
                 )
+        check_values(store.con, "", export.manifest, f"export {export.export_id} not imported, nor any other")
     return copy
 
 
-def _import_one(export: _Export, copy: Path, db: Path, ack_dir: Path | None) -> ExportImport:
-    with Store(db) as store:
-        con = store.con
-        con.execute("ATTACH ? AS src (READ_ONLY)", [str(copy)])
-        try:
-            with store.transaction():
-                written, alerts = _merge_windows(con, export)
-            keys = con.execute(f"SELECT {_KEY} FROM ({_window_keys('src.')}) ORDER BY ALL").fetchall()
-        finally:
-            con.execute("DETACH src")
-    # Runs, sites and signs by the merge's own rules; the windows are in already, so the copy lends it none.
-    with Store(copy) as scratch:
-        for table in PER_SOURCE_TABLES:
-            scratch.con.execute(f"DELETE FROM {table}")
-    merge_into([copy], db)
+def _import_one(con: duckdb.DuckDBPyConnection, export: _Export, src: str) -> tuple[list[tuple], int, int]:
+    """The export's rows, attached as `src` (a catalog prefix), into the central database: the windows it carried,
+    and how many windows and alerts were written."""
+    # Runs, sites and signs by the merge's own rules; sites first, as the central k applied to the windows reads them.
+    copy_registers(con, src)
+    written, alerts = _merge_windows(con, export, src)
+    return con.execute(f"SELECT {_KEY} FROM ({_window_keys(src)}) ORDER BY ALL").fetchall(), written, alerts
+
+
+def _acknowledged(
+    export: _Export, keys: list[tuple], written: int, alerts: int, db: Path, ack_dir: Path | None
+) -> ExportImport:
     ack = (ack_dir or export.manifest.parent) / f"ack-{export.export_id}.json"
     try:
         ack.parent.mkdir(parents=True, exist_ok=True)
@@ -434,11 +516,11 @@ def _import_one(export: _Export, copy: Path, db: Path, ack_dir: Path | None) -> 
     return ExportImport(export.export_id, export.manifest, len(keys), written, len(keys) - written, alerts, ack)
 
 
-def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export) -> tuple[int, int]:
+def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export, src: str) -> tuple[int, int]:
     """Each window the export carries replaces the central rows of that window, unless those came from this export
     or a later one of the unit; the windows and alerts written."""
     con.execute(
-        f"""CREATE TEMP TABLE won AS SELECT {_KEY} FROM ({_window_keys("src.")}) k
+        f"""CREATE TEMP TABLE won AS SELECT {_KEY} FROM ({_window_keys(src)}) k
         LEFT JOIN shipped_windows p USING ({_KEY})
         WHERE p.export_id IS NULL OR p.export_seq < ? OR (p.export_seq = ? AND p.export_id < ?)""",
         [export.seq, export.seq, export.export_id],
@@ -447,10 +529,10 @@ def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export) -> tuple[int
     for table in _WINDOW_TABLES:
         columns = ", ".join(COLUMNS[table])
         con.execute(f"DELETE FROM {table} WHERE {taken}")
-        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM src.{table} WHERE {taken}")
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {src}{table} WHERE {taken}")
     columns = ", ".join(COLUMNS["alerts"])
     con.execute(
-        f"CREATE TEMP TABLE won_alerts AS SELECT {columns} FROM ({_alerts_sql('src.')})"
+        f"CREATE TEMP TABLE won_alerts AS SELECT {columns} FROM ({_alerts_sql(src)})"
         f" WHERE (site_id, camera_id, source, shipped_window_start) IN (SELECT {_KEY} FROM won)"
     )
     con.execute(f"DELETE FROM alerts WHERE ({_ALERT_KEY}) IN (SELECT {_ALERT_KEY} FROM won_alerts)")
@@ -460,6 +542,7 @@ def _merge_windows(con: duckdb.DuckDBPyConnection, export: _Export) -> tuple[int
         " FROM won",
         [export.export_id, export.seq, datetime.now(UTC)],
     )
+    apply_central_privacy(con, f"SELECT {_KEY} FROM won", src)
     counts = (_scalar(con, "SELECT count(*) FROM won"), _scalar(con, "SELECT count(*) FROM won_alerts"))
     con.execute("DROP TABLE won")
     con.execute("DROP TABLE won_alerts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from sanitary.analytics.mask_rate import mask_shares
 from sanitary.analytics.observations import MaskCounts
-from sanitary.analytics.privacy import apply_profile
+from sanitary.analytics.privacy import apply_profile, suppress_stored, transport_stored
 from sanitary.analytics.windows import (
     DistancingWindow,
     LineWindow,
@@ -135,6 +136,47 @@ def test_store_keeps_every_measure_of_a_window_of_k_people(tmp_path: Path) -> No
         assert con.execute("SELECT people FROM dwell_windows ORDER BY bin_low_s").fetchall() == [(1,), (2,), (0,)]
         assert con.execute("SELECT people_in, people_out FROM line_windows").fetchall() == [(1, 0)]
         assert con.execute("SELECT people_sum, people_max FROM zone_windows").fetchall() == [(12, 3)]
+
+
+def stored(path: Path, windows: list[WindowAggregate], privacy: PrivacyConfig) -> dict[str, list[tuple]]:
+    """The windows as the store writes them (the profile and k recorded beside them), table by table."""
+    with Store(path) as store:
+        run = store.begin_run(RunStart("h", "/f.mp4", "c", "s", "u", "p", {}))
+        store.finish_run(run, windows, status="done", error=None, frames_analysed=10, footage=None,
+                         dwell_bins_s=(10.0, 30.0), privacy=privacy)  # fmt: skip
+    return tables(path)
+
+
+def tables(path: Path) -> dict[str, list[tuple]]:
+    names = ("window_aggregates", "zone_windows", "dwell_windows", "line_windows")
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in names}
+    # A run's id is new each time; the aggregates row holds it (7th column).
+    found["window_aggregates"] = [row[:6] + row[7:] for row in found["window_aggregates"]]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("distinct", "privacy", "rule"),
+    [
+        (3, PrivacyConfig(k_min=5), suppress_stored),
+        (None, PrivacyConfig(k_min=5), suppress_stored),
+        (8, PrivacyConfig(profile=FR_TRANSPORT, k_min=5), transport_stored),
+    ],
+)
+def test_the_stored_form_of_the_rules_does_exactly_what_the_python_one_does(
+    tmp_path: Path, distinct: int | None, privacy: PrivacyConfig, rule: Callable[[str], list[str]]
+) -> None:
+    """A central store applies k (judged on distinct people or the most seen at once) and the transport profile to
+    stored rows: the rows it leaves are those a unit applying the rule before storing writes, column for column."""
+    window_ = window(distinct=distinct)
+    expected = stored(tmp_path / "at-source.duckdb", apply_profile([window_], privacy), privacy)
+    unapplied = stored(tmp_path / "central.duckdb", [window_], PrivacyConfig(k_min=5))
+    assert unapplied != expected
+    with duckdb.connect(str(tmp_path / "central.duckdb")) as con:
+        for statement in rule("SELECT site_id, camera_id, source, window_start FROM window_aggregates"):
+            con.execute(statement)
+    assert tables(tmp_path / "central.duckdb") == expected
 
 
 def transport_camera(tmp_path: Path, k_min: int) -> Path:

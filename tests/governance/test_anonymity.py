@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ from sanitary.governance.audit import AuditError, Leak, audit_paths
 from sanitary.runtime.batch import config_params
 from sanitary.storage.store import RunStart, Store
 from tests.conftest import PETS_CAMERA
+from tests.storage.test_merge import T0, analyse
 from tests.storage.test_views import two_bases
 
 DATASET = Path(__file__).resolve().parents[3] / "shared/datasets/facemask-andrewmvd"
@@ -542,3 +544,75 @@ def test_sanitary_own_store_with_its_config_passes(tmp_path: Path) -> None:
     assert json.dumps(config_params(camera)).count("[5.0, 10.0") == 1  # the long list is there, as config
 
     assert audit_paths([db]) == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Per-person data under innocent names: told by its shape
+
+
+def test_a_trajectory_table_under_innocent_names(tmp_path: Path) -> None:
+    """visits(vid, gx, gy, t): three visitors, each seen at four times in different places."""
+    with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
+        con.execute(
+            "CREATE TABLE visits AS SELECT v AS vid, v * 1.5 + s AS gx, 2.0 * s AS gy,"
+            " TIMESTAMP '2024-03-01 08:00' + INTERVAL (s) SECOND AS t FROM range(3) a(v), range(4) b(s)"
+        )
+    assert [(leak.where, leak.what) for leak in audit_paths([tmp_path])] == [
+        ("table visits, column vid", "Rows shaped like trajectories: one id seen again with other values of two or"
+         " more numbers (a position over time), whatever the columns are called.")
+    ]  # fmt: skip
+
+
+def test_a_trajectory_parquet_under_innocent_names(tmp_path: Path) -> None:
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT s AS window_no, 'v' || v AS visitor, 10.0 * v + s AS east_m, 3.0 * s AS north_m"
+            f" FROM range(3) a(v), range(4) b(s)) TO '{tmp_path / 'w.parquet'}' (FORMAT parquet)"
+        )
+    assert [leak.where for leak in audit_paths([tmp_path])] == ["parquet, column visitor"]
+
+
+def test_a_trajectory_in_json_under_innocent_keys(tmp_path: Path) -> None:
+    (tmp_path / "trip.json").write_text(json.dumps([{"t": i, "p": [1.0 + i, 2.5 * i]} for i in range(5)]))
+    (tmp_path / "trips.json").write_text(json.dumps({"a": [{"ts": 1.0, "at": [1, 2]}, {"ts": 2.0, "at": [2, 2]}]}))
+    found = {(leak.path.name, leak.where) for leak in audit_paths([tmp_path])}
+    assert found == {("trip.json", "key (top level)"), ("trips.json", "key a")}
+
+
+def test_the_same_shapes_without_a_trajectory_pass(tmp_path: Path) -> None:
+    """An id seen once, or again in the same place, is not a trajectory; nor is a time series of one place (a column
+    of one value tells no one apart)."""
+    with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
+        grid = "FROM range(3) a(v), range(4) b(s)"
+        con.execute("CREATE TABLE once AS SELECT v AS vid, v * 1.5 AS gx, 2.0 AS gy FROM range(5) a(v)")
+        con.execute(f"CREATE TABLE still AS SELECT v AS vid, 1.5 AS gx, 2.0 AS gy, s AS t {grid}")
+        con.execute(
+            "CREATE TABLE temperature AS SELECT 'hall' AS room, range AS minute, 2.0 * range AS c,"
+            " 0.5 * range AS humidity FROM range(9)"
+        )
+    (tmp_path / "one.json").write_text(json.dumps([{"t": 1, "p": [1.0, 2.0]}]))
+    assert audit_paths([tmp_path]) == []
+
+
+def test_sanitary_views_copied_to_parquet_pass(tmp_path: Path) -> None:
+    """A site repeated day after day with several numbers is the shape of a trajectory, but the store's own views
+    (and tables) are aggregates by design: their copies pass."""
+    db = tmp_path / "store" / "sanitary.duckdb"
+    db.parent.mkdir()
+    for day in range(3):
+        analyse(db, "s1", f"day{day}", 6 + day, start=T0 + timedelta(days=day))
+    with duckdb.connect(str(db), read_only=True) as con:
+        for view in ("mask_rate_daily", "camera_windows", "occupancy_hourly", "window_aggregates"):
+            con.execute(f"COPY {view} TO '{tmp_path / view}.parquet' (FORMAT parquet)")
+    assert audit_paths([tmp_path]) == []
+
+
+def test_a_trajectory_behind_many_other_columns(tmp_path: Path) -> None:
+    """Twenty text columns before the id: every id-like column is tried, in one scan."""
+    decoys = ", ".join(f"'same' AS note{i}" for i in range(20))
+    with duckdb.connect(str(tmp_path / "notes.duckdb")) as con:
+        con.execute(
+            f"CREATE TABLE log AS SELECT {decoys}, v AS who, 1.0 * s AS a, 2.0 * v AS b"
+            " FROM range(3) x(v), range(4) y(s)"
+        )
+    assert [leak.where for leak in audit_paths([tmp_path])] == ["table log, column who"]

@@ -1,6 +1,7 @@
 """Merging site databases: every source counted once, the newest analysis kept, whatever the order or repetition."""
 
 import dataclasses
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,10 +13,12 @@ import pytest
 from sanitary.alerts.rules import Alert
 from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.observations import MaskCounts, Observation
+from sanitary.analytics.privacy import apply_profile
 from sanitary.analytics.windows import LineWindow, PersonWindow, WindowAggregate, aggregate
-from sanitary.config import PrivacyConfig
+from sanitary.config import FR_TRANSPORT, PrivacyConfig
 from sanitary.errors import SanitaryError
 from sanitary.geometry.distancing import FrameDistancing
+from sanitary.governance.evidence import db_evidence
 from sanitary.storage.connection import DatabaseLocked
 from sanitary.storage.merge import merge_into
 from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
@@ -29,7 +32,8 @@ SIGN = Sign("sign-1", "s1", "c", "Counting in progress", "fr", "market entrance"
 
 
 def windows(site: str, camera: str, source: str, people: int, start: datetime = T0) -> list[WindowAggregate]:
-    """150 one-second frames: windows of 60, 60 and 30 frames, people_sum = 150 * people, with every kind of row."""
+    """150 one-second frames: windows of 60, 60 and 30 frames, people_sum = 150 * people, with every kind of row,
+    as a session stores them (k 5: under 5 people, suppressed)."""
     ground = FrameDistancing(close_pairs=0, people_close=0, nearest_m=(), zone_people=(people,), measured=False)
     obs = [
         Observation(frame=i, t=float(i), people=people, masks=MaskCounts(with_mask=1), ground=ground)
@@ -38,7 +42,8 @@ def windows(site: str, camera: str, source: str, people: int, start: datetime = 
     found = aggregate(obs, site_id=site, camera_id=camera, source=source, start=start, duration_s=150.0, window_s=60,
                       confusion=np.diag([50, 50, 50]), zones=(("stall", None),))  # fmt: skip
     persons = PersonWindow(people, MaskCounts(with_mask=people), None, (people, 1), None)
-    return [dataclasses.replace(w, persons=persons, lines=(LineWindow("door", people, 1),)) for w in found]
+    found = [dataclasses.replace(w, persons=persons, lines=(LineWindow("door", people, 1),)) for w in found]
+    return apply_profile(found, PrivacyConfig())
 
 
 def analyse(db: Path, site: str, source: str, people: int, camera: str = "c", start: datetime = T0) -> str:
@@ -338,3 +343,127 @@ def test_a_live_run_merged_twice_gains_the_windows_added_in_between(tmp_path: Pa
         assert snapshot_query(central, "SELECT * FROM window_aggregates") == snapshot_query(
             site, "SELECT * FROM window_aggregates"
         )
+
+
+# A site's file edited to hold one person's mask: not suppressed, k 1 for the window and the site.
+UNSUPPRESS = (
+    "UPDATE window_aggregates SET people_distinct = 1, mask_suppressed = false, k_min = 1, persons_with_mask = 1,"
+    " persons_without_mask = 0, persons_mask_incorrect = 0, persons_mask_unknown = 0, person_mask_rate = 1.0,"
+    " person_mask_rate_low = 0.2, person_mask_rate_high = 1.0, faces_with_mask = 60, faces_without_mask = 0,"
+    " faces_mask_incorrect = 0, faces_mask_unknown = 0, mask_rate = 1.0, mask_rate_low = 0.9, mask_rate_high = 1.0,"
+    " opt_outs = 0, close_contacts = 0",
+    "UPDATE line_windows SET people_in = 1, people_out = 0",
+    "UPDATE dwell_windows SET people = 1",
+    "UPDATE zone_windows SET people_sum = 60, people_max = 1",
+    "UPDATE sites SET k_min = 1, privacy_profile = 'market', updated_at = now()",
+)
+
+
+def tampered(tmp_path: Path, name: str, *statements: str) -> Path:
+    """Site s1's file (one person, 3 windows, suppressed as stored), edited by `statements`."""
+    path = tmp_path / name
+    analyse(path, "s1", "a1", 1)
+    record_site(path, "s1", "Europe/Paris")
+    with duckdb.connect(str(path)) as con:
+        for statement in statements:
+            con.execute(statement)
+    return path
+
+
+SHOWN = (
+    "SELECT count(*) FILTER (WHERE NOT mask_suppressed), count(rate), max(k_min) FROM mask_rate_windows",
+    "SELECT count(people_in) FROM line_windows",
+    "SELECT count(people) FROM dwell_windows",
+    "SELECT count(people_sum) FROM zone_windows",
+    "SELECT count(opt_outs) + count(close_contacts) + count(faces_with_mask) FROM window_aggregates",
+)
+
+
+@pytest.mark.parametrize("central_k", [None, 5, 8])
+def test_a_merged_file_cannot_lower_k_or_unsuppress_a_window(tmp_path: Path, central_k: int | None) -> None:
+    """Whatever k the file says, the central store applies its own (its site's, or the default's for a site it does
+    not know) and suppresses what falls under it as the source does: no one person's mask comes out."""
+    edited = tampered(tmp_path, "edited.duckdb", *UNSUPPRESS)
+    assert snapshot_query(edited, SHOWN[0]) == [(3, 3, 1)]  # what merging it used to show
+    central = tmp_path / "central.duckdb"
+    if central_k is not None:
+        with Store(central) as store:
+            store.record_site("s1", "bus", "Europe/Paris", PrivacyConfig(profile=FR_TRANSPORT, k_min=central_k))
+    merge_into([edited], central)
+    k = central_k or PrivacyConfig().k_min
+    assert [snapshot_query(central, sql)[0] for sql in SHOWN] == [(0, 0, k), (0,), (0,), (0,), (0,)]
+    profile = "market" if central_k is None else FR_TRANSPORT
+    assert snapshot_query(central, "SELECT k_min, privacy_profile FROM sites") == [(k, profile)]
+    # What `audit --db` says the windows were made under: all three under k.
+    made_under = next(e for e in db_evidence(central) if e.heading == "what the aggregates were made under")
+    assert made_under.lines == (f"{profile}, k_min {k}: 3 windows, 3 under k people (only their people counts kept),"
+                                " 0 head-shake opt-outs",)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ("UPDATE window_aggregates SET people_sum = -5", "window_aggregates.people_sum holds -5"),
+        ("UPDATE window_aggregates SET covered_s = 'nan'", "window_aggregates.covered_s holds nan"),
+        ("UPDATE window_aggregates SET nearest_min_m = 'inf'", "window_aggregates.nearest_min_m holds inf"),
+        ("UPDATE window_aggregates SET people_max = 9223372036854775807", "people_max holds 9223372036854775807"),
+        ("UPDATE window_aggregates SET window_start = window_start + INTERVAL 6988 YEAR,"
+         " window_end = window_end + INTERVAL 6988 YEAR", "window_start holds datetime.datetime(9009"),
+        ("UPDATE window_aggregates SET window_end = window_start", "window_end holds"),
+        ("UPDATE window_aggregates SET mask_rate = 1.5", "mask_rate holds 1.5"),
+        ("UPDATE sites SET timezone = 'Mars/Olympus'", "sites.timezone holds 'Mars/Olympus'"),
+        ("UPDATE sites SET privacy_profile = 'none'", "sites.privacy_profile holds 'none'"),
+        ("UPDATE window_aggregates SET privacy_profile = 'none'", "window_aggregates.privacy_profile holds 'none'"),
+        ("UPDATE sites SET k_min = 0", "sites.k_min holds 0"),
+        ("UPDATE alerts SET value = 'nan'", "alerts.value holds nan"),
+        ("UPDATE runs SET started_at = '0001-01-01'", "runs.started_at holds"),
+    ],
+)  # fmt: skip
+def test_impossible_values_are_refused_in_one_line_and_nothing_is_merged(tmp_path: Path, edit: str, named: str) -> None:
+    good, bad = tampered(tmp_path, "good.duckdb"), tampered(tmp_path, "bad.duckdb", edit)
+    central = tmp_path / "central.duckdb"
+    with pytest.raises(SanitaryError, match=re.escape(named)) as caught:
+        merge_into([good, bad], central)
+    assert str(caught.value).startswith(f"{bad}: ") and "\n" not in str(caught.value)
+    assert "nothing merged" in str(caught.value) and not central.exists()
+
+
+def test_a_transport_site_stores_only_what_the_decree_allows_whatever_arrives(tmp_path: Path) -> None:
+    """The central store records the site under the transport profile; a file of the same site says "market" and
+    holds zones, dwell times and distancing: what arrives is stored as the decree allows, and the profile stays."""
+    central, unit = tmp_path / "central.duckdb", tmp_path / "unit.duckdb"
+    with Store(central) as store:
+        store.record_site("s1", "bus", "Europe/Paris", PrivacyConfig(profile=FR_TRANSPORT))
+    analyse(unit, "s1", "a1", 6)
+    record_site(unit, "s1", "Europe/Paris")
+    with duckdb.connect(str(unit)) as con:
+        con.execute("UPDATE window_aggregates SET close_pairs_sum = 3, nearest_min_m = 0.4, close_contacts = 2")
+    merge_into([unit], central)
+    assert snapshot_query(central, "SELECT count(*) FROM zone_windows") == [(0,)]
+    assert snapshot_query(central, "SELECT count(*) FROM dwell_windows") == [(0,)]
+    assert snapshot_query(
+        central,
+        "SELECT DISTINCT privacy_profile, close_pairs_sum, nearest_min_m, close_contacts, persons_with_mask"
+        " FROM window_aggregates",
+    ) == [(FR_TRANSPORT, None, None, None, 6)]
+    assert snapshot_query(central, "SELECT privacy_profile, site_kind FROM sites") == [(FR_TRANSPORT, "market")]
+
+
+def test_a_higher_k_that_arrives_later_applies_to_the_windows_held_already(tmp_path: Path) -> None:
+    """Site s1's first file says k 5 and holds 6 people a window; its second says k 8: in either order the central
+    store ends the same, the 6-people windows suppressed under k 8."""
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    analyse(a, "s1", "a1", 6)
+    record_site(a, "s1", "Europe/Paris")
+    analyse(b, "s1", "b1", 9)
+    with Store(b) as store:
+        store.record_site("s1", "market", "Europe/Paris", PrivacyConfig(k_min=8))
+    merged = []
+    for i, order in enumerate(([a, b], [b, a])):
+        central = tmp_path / f"central-{i}.duckdb"
+        merge_into(order, central)
+        merged.append({t: rows for t, rows in snapshot(central).items() if t not in ("runs", "sites", "meta")})
+        assert snapshot_query(
+            central, "SELECT source, k_min, bool_and(mask_suppressed) FROM window_aggregates GROUP BY ALL ORDER BY 1"
+        ) == [("a1", 8, True), ("b1", 8, False)]
+    assert merged[0] == merged[1]

@@ -1,6 +1,10 @@
 """Shipping a unit's windows home: every window counted once however often, late or overlapping it arrives."""
 
+import hashlib
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,7 +16,7 @@ from sanitary.errors import SanitaryError
 from sanitary.storage.schema import COLUMNS, HEALTH_COLUMNS, PER_SOURCE_TABLES
 from sanitary.storage.shipping import ExportSummary, acknowledge, export_parquet, import_parquet, purge_shipped
 from tests.conftest import NO_SIGN, PETS_CAMERA, run_cli
-from tests.storage.test_merge import T0, analyse, record_site
+from tests.storage.test_merge import SHOWN, T0, UNSUPPRESS, analyse, record_site, scalar, snapshot_query
 
 TABLES = (*PER_SOURCE_TABLES, "runs", "sites")
 
@@ -283,3 +287,173 @@ def test_the_commands_ship_a_live_unit_home(pets: Path, tmp_path: Path) -> None:
     purged = int(again.stdout.split("purged ")[1].split()[0])
     with duckdb.connect(str(unit), read_only=True) as a:
         assert a.execute("SELECT count(*) FROM window_aggregates").fetchone() == (held - purged,) and purged >= 1
+
+
+def rewrite(manifest: Path, change: Callable[[dict], object]) -> None:
+    document = json.loads(manifest.read_text())
+    change(document)
+    manifest.write_text(json.dumps(document))
+
+
+def edit_table(exported: ExportSummary, name: str, *statements: str) -> None:
+    """Rewrite the export's Parquet files of table `name` through `statements` on a table `t`, and recompute the
+    manifest's rows and hashes, as anyone holding the export can."""
+    for shipped in (f for f in exported.files if f.table == name):
+        with duckdb.connect() as con:
+            shipped_rows = "SELECT * FROM read_parquet(?, hive_partitioning = false)"
+            con.execute(f"CREATE TABLE t AS {shipped_rows}", [str(shipped.path)])
+            for statement in statements:
+                con.execute(statement)
+            con.execute(f"COPY t TO '{shipped.path}' (FORMAT parquet)")
+            rows = con.execute("SELECT count(*) FROM t").fetchone()
+        relative = shipped.path.relative_to(exported.manifest.parent).as_posix()
+        digest = hashlib.sha256(shipped.path.read_bytes()).hexdigest()
+
+        def fix(document: dict, relative: str = relative, digest: str = digest, rows: tuple | None = rows) -> None:
+            for listed in document["files"]:
+                if listed["path"] == relative:
+                    listed.update(sha256=digest, rows=rows[0] if rows else 0)
+
+        rewrite(exported.manifest, fix)
+
+
+def refused(dirs: list[Path], central: Path, message: str) -> str:
+    """The import refused in one line holding `message`, the central file as it was."""
+    before = central.read_bytes() if central.exists() else None
+    with pytest.raises(SanitaryError, match=message) as caught:
+        import_parquet(dirs, central)
+    assert "\n" not in str(caught.value)
+    assert (central.read_bytes() if central.exists() else None) == before
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "export_id", ["x/../../../victim/config", "..", "/tmp/victim", "a\x00b", "x" * 300, "a\\..\\b", "", 7]
+)
+def test_an_export_id_is_a_name_never_a_path(unit: Path, tmp_path: Path, export_id: object) -> None:
+    exported = export_parquet(unit, tmp_path / "a" / "b" / "c" / "out", None)
+    (tmp_path / "victim").mkdir()
+    config = tmp_path / "victim" / "config.json"
+    config.write_text("{}")
+    rewrite(exported.manifest, lambda d: d.update(export_id=export_id))
+    assert "export_id" in refused([tmp_path / "a"], tmp_path / "central.duckdb", "not a name")
+    assert config.read_text() == "{}" and not list(tmp_path.rglob("ack-*"))
+
+
+def test_a_listed_file_must_lie_inside_the_export_folder(unit: Path, tmp_path: Path) -> None:
+    out, central = tmp_path / "out", tmp_path / "central.duckdb"
+    exported = export_parquet(unit, out, None)
+    listed = next(f for f in exported.files if f.table == "window_aggregates")
+    other = tmp_path / "other" / "aggregates.parquet"
+    other.parent.mkdir()
+    other.write_bytes(listed.path.read_bytes())
+    inside = listed.path.relative_to(out).as_posix()
+    for outside in ("../other/aggregates.parquet", str(other), f"{inside}/../../../../../other/aggregates.parquet",
+                    "window_aggregates//x.parquet", "./" + inside):  # fmt: skip
+        rewrite(exported.manifest, lambda d, p=outside: [f.update(path=p) for f in d["files"] if f["path"] == inside])
+        refused([out], central, "not a path inside the export's folder")
+        rewrite(exported.manifest, lambda d, p=outside: [f.update(path=inside) for f in d["files"] if f["path"] == p])
+    # A link inside the folder to a file outside it, and a manifest linking out, are outside too.
+    listed.path.unlink()
+    listed.path.symlink_to(other)
+    refused([out], central, "outside the export's folder")
+    listed.path.unlink()
+    listed.path.write_bytes(other.read_bytes())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / exported.manifest.name).symlink_to(exported.manifest)
+    refused([elsewhere], central, f"outside {elsewhere}")
+    assert import_parquet([out], central).exports[0].windows == exported.windows
+
+
+def test_an_edited_export_cannot_show_one_persons_mask(unit: Path, tmp_path: Path) -> None:
+    """k 1 for the window and the site, the mask counts put back, the hashes recomputed: the central store still
+    applies its own k, so no window under k shows a rate, a count or a zone's figure."""
+    central = tmp_path / "central.duckdb"
+    record_site(central, "line-12", "Europe/Paris")  # the central k: 5
+    exported = export_parquet(unit, tmp_path / "out", None)
+    edit_table(exported, "window_aggregates", *(u.replace("UPDATE window_aggregates", "UPDATE t") for u in UNSUPPRESS
+                                                 if u.startswith("UPDATE window_aggregates")))  # fmt: skip
+    edit_table(exported, "sites", "UPDATE t SET k_min = 1, updated_at = now()")
+    edit_table(exported, "zone_windows", "UPDATE t SET people_sum = 60, people_max = 1")
+    edit_table(exported, "line_windows", "UPDATE t SET people_in = 1, people_out = 0")
+    edit_table(exported, "dwell_windows", "UPDATE t SET people = 1")
+    assert import_parquet([tmp_path / "out"], central).exports[0].windows == 6
+    shown = [scalar(central, sql) for sql in SHOWN]
+    assert shown == [0, 0, 0, 0, 0]
+    assert snapshot_query(central, "SELECT DISTINCT k_min FROM mask_rate_windows") == [(5,)]
+    assert snapshot_query(central, "SELECT k_min FROM sites") == [(5,)]
+
+
+@pytest.mark.parametrize(
+    ("table_name", "edit", "message"),
+    [
+        ("window_aggregates", "UPDATE t SET people_sum = -1", "people_sum holds -1"),
+        ("window_aggregates", "UPDATE t SET covered_s = 'nan'", "covered_s holds nan"),
+        ("window_aggregates", "UPDATE t SET covered_s = 'inf'", "covered_s holds inf"),
+        ("window_aggregates", "UPDATE t SET window_start = window_start + INTERVAL 6988 YEAR,"
+         " window_end = window_end + INTERVAL 6988 YEAR", "window_start holds datetime.datetime(9009"),
+        ("window_aggregates", "UPDATE t SET people_max = 9223372036854775807", "people_max holds 9223372036854775807"),
+        ("sites", "UPDATE t SET timezone = 'Europe/Atlantis'", "timezone holds 'Europe/Atlantis'"),
+        ("health", "UPDATE t SET frames_read = -3", "health.frames_read holds -3"),
+        ("zone_windows", "UPDATE t SET area_m2 = -2", "zone_windows.area_m2 holds -2"),
+    ],
+)  # fmt: skip
+def test_impossible_values_are_refused_before_anything_is_written(
+    unit: Path, tmp_path: Path, table_name: str, edit: str, message: str
+) -> None:
+    good = export_parquet(unit, tmp_path / "good", None)
+    add_windows(unit, timedelta(minutes=3))
+    bad = export_parquet(unit, tmp_path / "bad", None)
+    edit_table(bad, table_name, edit)
+    central = tmp_path / "central.duckdb"
+    import_parquet([tmp_path / "good"], central)
+    before = central.read_bytes()
+    assert bad.export_id in refused([tmp_path / "bad"], central, re.escape(message))
+    assert central.read_bytes() == before
+    assert good.export_id
+
+
+def test_one_bad_manifest_and_nothing_of_the_call_is_imported(unit: Path, tmp_path: Path) -> None:
+    """The first export is good; the second says seq 1e23: neither goes in, and no acknowledgement is written."""
+    export_parquet(unit, tmp_path / "a" / "1", None)
+    add_windows(unit, timedelta(minutes=3))
+    second = export_parquet(unit, tmp_path / "a" / "2", None)
+    central = tmp_path / "central.duckdb"
+    for seq in (1e23, "2", True, 2**63, -1):
+        rewrite(second.manifest, lambda d, s=seq: d.update(seq=s))
+        refused([tmp_path / "a"], central, "seq .* is not a whole number")
+        assert not central.exists() and not list(tmp_path.rglob("ack-*"))
+    rewrite(second.manifest, lambda d: d.update(seq=2, files="x"))
+    refused([tmp_path / "a"], central, "files is not a list")
+    rewrite(second.manifest, lambda d: d.update(files=[{"path": 1}]))
+    refused([tmp_path / "a"], central, "not a path inside")
+    assert not central.exists()
+
+
+def test_a_full_disk_during_export_is_one_line_and_leaves_no_export(unit: Path, tmp_path: Path) -> None:
+    """On a real file system with 8 KB free: the disk is named full, nothing half written is left behind."""
+    small = tmp_path / "small"
+    small.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=8k tmpfs {small} && {sys.executable} -m sanitary export --db {unit} --out {small}/out;"
+        f" echo rc=$?; ls -R {small}"
+    )
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    if "rc=" not in done.stdout:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
+    assert "rc=0" not in done.stdout, done.stdout
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"error: {small}/out: the disk is full"), done.stderr
+    assert ".parquet" not in done.stdout and "manifest-" not in done.stdout, done.stdout
+    # Nothing was recorded as shipped: the next export carries every window.
+    assert export_parquet(unit, tmp_path / "roomy", None).windows == 6
+
+
+def test_the_import_command_refuses_a_hostile_export_in_one_line(unit: Path, tmp_path: Path) -> None:
+    exported = export_parquet(unit, tmp_path / "out", None)
+    rewrite(exported.manifest, lambda d: d.update(export_id="x/../../../victim/config"))
+    done = run_cli("import", str(tmp_path / "out"), "--db", str(tmp_path / "central.duckdb"))
+    assert done.returncode != 0 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "export_id 'x/../../../victim/config' is not a name" in done.stderr
+    assert not (tmp_path / "central.duckdb").exists() and not list(tmp_path.rglob("*.json.partial"))

@@ -32,10 +32,10 @@ from sanitary.capture.sources import Frame
 from sanitary.capture.stream import LiveFrame, LiveSource, SourceStats, is_file_spec
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.runtime.batch import failure, params_hash
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
+from sanitary.runtime.runs import begin_live_run, failure
 from sanitary.runtime.session import AnalysisSession
-from sanitary.storage.store import RunStart, Store, WindowHealth
+from sanitary.storage.store import Store, WindowHealth
 
 # How long a commit waits for another process (a query, an export) to release the file before the window is
 # counted as lost; the next window tries again.
@@ -188,19 +188,7 @@ def run_live(
             cam = c.camera
             begin_camera(store, cam, now=wall0, override=options.signage_override)
             key = f"live:{cam.resolved_unit_id()}:{unit_session}"
-            params = {"live": c.spec, "analysis_fps": options.analysis_fps, "camera": str(cam.path)}
-            run_id = store.begin_run(
-                RunStart(
-                    key,
-                    c.spec,
-                    cam.camera_id,
-                    cam.site_id,
-                    cam.resolved_unit_id(),
-                    params_hash(params),
-                    params,
-                    options.signage_override,
-                )
-            )
+            run_id = begin_live_run(store, cam, c.spec, key, options.analysis_fps, options.signage_override)
             sessions.append(CameraSession(c, options, wall0, key, run_id))
     totals = LiveTotals()
     for s in sessions:

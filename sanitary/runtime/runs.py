@@ -9,6 +9,7 @@ A file that cannot be read fails alone; the others go on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -24,12 +25,26 @@ from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Continuity, Source, continuity, start_from_filename
 from sanitary.config import CameraConfig, check_year, parse_start
 from sanitary.errors import SanitaryError
+from sanitary.perception import models
+from sanitary.perception.heads import MODEL_FILE as HEADS
 from sanitary.perception.mask_card import load_card
+from sanitary.perception.people import MODELS as PEOPLE
 from sanitary.runtime.lifecycle import begin_camera, finish_camera, unsigned
 from sanitary.storage.store import RunStart, Store
 
 # The person model is a parameter through the config (detection.model).
 MODELS = ("centerface.onnx", "mask_classifier.onnx")
+# Every model file a run reads is a parameter by its content (issue 28): a new or retrained model of any stage
+# analyses the files again. Files were done before their models were hashed, with the models shipped then; a model
+# file whose content is still the one shipped then adds nothing to the parameters, so that those files are still
+# found done (as LEGACY_PLACES does for settings), and any other content is in the parameters.
+MODELS_BEFORE_HASHING = {
+    "bytetrack_nano.dynamic.onnx": "48b80c2b7b7cc0c54b534efc38985971ca215f5fc1f064040b8a965c80cd8a21",
+    "yolox_nano.dynamic.onnx": "704950cd8993a1b244a2db12a2777573adc7e7cc63d68535021059641f69c897",
+    "head_points.onnx": "bce7296caa87f2a8b068a6e708a0d8ab1e2387223dca180f2f13b818edb12532",
+    "centerface.onnx": "a55914d0f3472fa07baa66f09b4056301e5f771ffa6717faf2322707965fefc1",
+    "mask_classifier.onnx": "d34e0ee72348516cca329e53cf2670b3d55f3974f2e40555305bfc33d121c6b2",
+}
 # Camera settings that change no stored number, left out of a run's parameters so that editing them analyses no
 # file again. Everything else in the camera config is in, a section or field added later too: a setting that
 # changes results cannot be forgotten here.
@@ -195,7 +210,7 @@ def run_params(job: FileJob) -> dict[str, Any]:
 
 def batch_params(camera: CameraConfig, sample_fps: float | None, fps: float | None) -> dict[str, Any]:
     """The parameters a file's own start time is added to (all that a file set aside at planning has)."""
-    return {
+    params = {
         **config_params(camera),
         "sample_fps": sample_fps,
         "fps": fps,
@@ -203,6 +218,38 @@ def batch_params(camera: CameraConfig, sample_fps: float | None, fps: float | No
         # A retrained mask model changes the rates: files done with the old one are analysed again.
         "mask_model_sha256": load_card().sha256,
     }
+    changed = {
+        name: digest
+        for name in model_files(camera)
+        if (digest := model_sha256(models.WEIGHTS_DIR, name)) != MODELS_BEFORE_HASHING.get(name)
+    }
+    if changed:
+        params["model_sha256"] = changed
+    return params
+
+
+def model_files(camera: CameraConfig) -> tuple[str, ...]:
+    """The model files an analysis with this camera's config reads."""
+    heads = (HEADS,) if camera.heads.enabled else ()
+    return (PEOPLE[camera.detection.model].file, *heads, *MODELS)
+
+
+@functools.cache
+def model_sha256(weights: Path, name: str) -> str:
+    """The model file's sha256, read once a process (the files are tens of megabytes, a run's parameters are
+    computed for every file of a batch)."""
+    path = weights / name
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    except OSError as exc:
+        raise SanitaryError(
+            f"{path}: model file unreadable ({exc.strerror}); reinstall sanitary or set SANITARY_WEIGHTS to a folder "
+            f"holding {name}"
+        ) from None
+    return digest.hexdigest()
 
 
 def config_params(camera: CameraConfig) -> dict[str, Any]:

@@ -139,6 +139,9 @@ def _print_summary(outcomes: list[FileOutcome], db: Path) -> None:
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
     for o in outcomes:
         rate = f"{o.mask.mask_rate:.2f} ({o.mask.low[0]:.2f}-{o.mask.high[0]:.2f}) of {o.mask.n}" if o.mask else "-"
+        if o.windows_under_k:
+            # As the store keeps it: windows of fewer than k_min people show no rate (it could tell who wore one).
+            rate += f", {o.windows_under_k} window(s) under k"
         table.add_row(
             Path(o.path).name,
             o.status,

@@ -128,7 +128,7 @@ def analyse_batch(
                 result.unreadable,
             )
         except Exception as exc:  # whatever it was, the run says so and the batch goes on
-            error = failure(planned.job.spec, exc)
+            error = failure(planned.job.spec, exc, store.path)
             store.fail_run(run_id, error)
             outcome = FileOutcome(planned.job.spec, "failed", error=error)
         open_runs.discard(run_id)

@@ -352,7 +352,7 @@ def _analyse_on_ray(
                     try:
                         outcomes.append(_store(store, file_run, notes.get(str(Path(file_run.planned.job.spec)))))
                     except Exception as exc:  # the run says why, and the batch goes on
-                        error = failure(file_run.planned.job.spec, exc)
+                        error = failure(file_run.planned.job.spec, exc, store.path)
                         store.fail_run(file_run.run_id, error)
                         outcomes.append(FileOutcome(file_run.planned.job.spec, "failed", error=error))
                 file_run.remove_parts()

@@ -214,7 +214,7 @@ def run_live(
             if not active:
                 break
     except Exception as exc:  # the runs say why they ended, then the error goes on up
-        error = failure(" ".join(c.spec for c in cameras), exc)
+        error = failure(" ".join(c.spec for c in cameras), exc, db)
         raise
     finally:
         # Alerts on their way get one grace for all cameras; what it does not settle is recorded undelivered.

@@ -9,7 +9,9 @@ A file that cannot be read fails alone; the others go on.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
+import glob
 import hashlib
 import json
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.mask_rate import MaskShares, mask_shares
@@ -77,6 +81,9 @@ class FileJob:
     start: datetime
     fps: float | None
     sample_fps: float | None
+    # The footage's files as planned (names, sizes, modification times): a file that differs at the end of the
+    # analysis was still being written.
+    stamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,9 +116,10 @@ class FileOutcome:
     occupancy_mean: float = 0.0
     occupancy_max: int = 0
     faces: int = 0
-    mask: MaskShares | None = None
+    mask: MaskShares | None = None  # over the windows of k people or more only, as the store keeps them
     error: str | None = None
     unreadable: tuple[str, ...] = ()
+    windows_under_k: int = 0  # windows whose mask rate the store suppressed (fewer than privacy.k_min people)
 
 
 @dataclass(frozen=True)
@@ -141,15 +149,18 @@ class BatchReport:
 
 def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> BatchPlan:
     """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside, and so
-    is a copy of a file before it (the same content under another name is analysed once, and takes no time)."""
+    is a copy of a file before it (the same content under another name is analysed once, and takes no time), and so
+    is a file still being written."""
     fps = options.fps or camera.time.fps
-    probed: list[tuple[str, Source, str]] = []  # with the content's hash, read once: it is the whole file
+    probed: list[tuple[str, Source, str, str]] = []  # with the content's hash, read once: it is the whole file
     set_aside: list[SetAside] = []
     first_of: dict[str, str] = {}
     for spec in specs:
         try:
+            stamp = footage_stamp(spec)
             source = Source(spec, fps)
             digest = source.content_hash()
+            check_unchanged(spec, stamp)
         except SanitaryError as exc:
             set_aside.append(SetAside(spec, "failed", str(exc)))
             continue
@@ -160,14 +171,14 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
             set_aside.append(SetAside(spec, "duplicate", error, digest))
             continue
         first_of[digest] = spec
-        probed.append((spec, source, digest))
+        probed.append((spec, source, digest, stamp))
     files: list[PlannedFile] = []
     # With one start time for several files (--start, or the config's without a file-name pattern), the files
     # are taken as consecutive recordings.
     running_start = options.start
     if running_start is None and camera.time.start and not camera.time.filename_pattern:
         running_start = parse_start(camera.time.start, camera.tz, str(camera.path))
-    for spec, source, digest in probed:
+    for spec, source, digest, stamp in probed:
         try:
             start = _start_time(spec, camera, running_start)
         except SanitaryError as exc:
@@ -175,7 +186,7 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
             continue
         if running_start is not None:
             running_start = start + timedelta(seconds=source.info.duration_s)
-        job = FileJob(spec, camera, digest, start, fps, options.sample_fps)
+        job = FileJob(spec, camera, digest, start, fps, options.sample_fps, stamp)
         frames = source.info.frame_count
         if options.sample_fps and options.sample_fps < source.info.fps:
             frames = int(frames * options.sample_fps / source.info.fps) + 1
@@ -183,6 +194,34 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
     spans = [(Path(f.job.spec), f.job.start, f.duration_s) for f in files]
     tolerance = 1.0 / (fps or 25.0) * 1.5
     return BatchPlan(files, set_aside, continuity(spans, tolerance), camera)
+
+
+def footage_stamp(spec: str) -> str:
+    """The footage's files by name, size and modification time (what a recorder still writing them changes)."""
+    path = Path(spec)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec))
+    digest = hashlib.blake2b(digest_size=16)
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue  # gone since it was listed: the source says so when it reads it
+        digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def check_unchanged(spec: str, stamp: str) -> None:
+    """Raise when the footage is not as it was when `stamp` was taken: a file still being written is never done."""
+    if footage_stamp(spec) != stamp:
+        raise SanitaryError(
+            f"{spec}: still being written (its size or time changed while it was read); run again when the "
+            "recorder has closed it"
+        )
 
 
 def _start_time(spec: str, camera: CameraConfig, given: datetime | None) -> datetime:
@@ -284,20 +323,44 @@ def stored_batch(
     plan: BatchPlan, db: Path, drive: Callable[[Store], list[FileOutcome]], log: Callable[[str], None]
 ) -> BatchReport:
     """A batch's session with the store at `db`: the camera begun, the files driven (`drive` analyses and stores
-    them), the camera's retention applied."""
-    with Store(db) as store:
-        if store.interrupted:
-            log(f"{db}: {store.interrupted} run(s) left running by a process that ended marked interrupted")
-        begin_camera(store, plan.camera)
-        outcomes = drive(store)
-        expired = finish_camera(store, plan.camera)
+    them), the camera's retention applied; a full disk is one line naming the file."""
+    try:
+        with Store(db) as store:
+            if store.interrupted:
+                log(f"{db}: {store.interrupted} run(s) left running by a process that ended marked interrupted")
+            begin_camera(store, plan.camera)
+            outcomes = drive(store)
+            expired = finish_camera(store, plan.camera)
+    except (duckdb.Error, OSError) as exc:
+        full = disk_full(db, exc)
+        if full is None:
+            raise
+        raise SanitaryError(full) from None
     return BatchReport(outcomes, store.interrupted, expired)
 
 
-def failure(spec: str, exc: BaseException) -> str:
-    """One line saying why a file failed: bad input says it itself; anything else is a fault of sanitary's."""
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+DISK_FULL_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def disk_full(db: Path, exc: BaseException) -> str | None:
+    """One line saying the disk holding `db` is full, when `exc` says so (DuckDB says it in its message only)."""
+    said = getattr(exc, "errno", None) in DISK_FULL_ERRNOS or any(t in str(exc) for t in DISK_FULL_TEXTS)
+    if not said:
+        return None
+    return (
+        f"{db}: the disk is full (writing in {db.resolve().parent} failed: {str(exc).strip().splitlines()[0]}); "
+        "free space there or pass --db a file on another disk, then run again (nothing stored is lost)"
+    )
+
+
+def failure(spec: str, exc: BaseException, db: Path | None = None) -> str:
+    """One line saying why a file failed: bad input says it itself, a full disk says so; anything else is a fault of
+    sanitary's."""
     if isinstance(exc, SanitaryError):
         return str(exc)
+    if db is not None and (full := disk_full(db, exc)):
+        return full
     text = str(exc).strip().splitlines()
     detail = f" ({text[0]})" if text else ""
     return f"{spec}: analysis failed with {type(exc).__name__}{detail}; a fault of sanitary's, please report it"
@@ -414,7 +477,10 @@ def store_file(
     notes: str | None,
     unreadable: tuple[str, ...] = (),
 ) -> FileOutcome:
-    """A file's windows stored in one transaction (a cut-short file keeps what came before the cut)."""
+    """A file's windows stored in one transaction (a cut-short file keeps what came before the cut); a file that
+    changed since it was planned was still being written, and is refused."""
+    if job.stamp:
+        check_unchanged(job.spec, job.stamp)
     status = "truncated" if error else "done"
     frames = sum(w.frames_analysed for w in windows)
     store.finish_run(
@@ -436,9 +502,11 @@ def store_file(
 def outcome_of(
     spec: str, status: str, windows: list[WindowAggregate], error: str | None, unreadable: tuple[str, ...]
 ) -> FileOutcome:
-    """What the summary shows of a stored file."""
+    """What the summary shows of a stored file: its mask rate over the windows the store keeps it in only, those of
+    at least `privacy.k_min` people (over fewer, it could tell who wore a mask)."""
     frames = sum(w.frames_analysed for w in windows)
-    masks = sum((w.masks for w in windows), MaskCounts())
+    kept = [w for w in windows if not w.mask_suppressed]
+    masks = sum((w.masks for w in kept), MaskCounts())
     return FileOutcome(
         spec,
         status,
@@ -447,7 +515,8 @@ def outcome_of(
         sum(w.people_sum for w in windows) / max(frames, 1),
         max((w.people_max for w in windows), default=0),
         sum(w.faces_sum for w in windows),
-        mask_shares(masks.classified, load_card().confusion),
+        mask_shares(masks.classified, load_card().confusion) if kept else None,
         error,
         unreadable,
+        len(windows) - len(kept),
     )

@@ -176,7 +176,11 @@ class Store:
         alerts: Sequence[SentAlert] = (),
         frames_unreadable: int = 0,
     ) -> None:
-        """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
+        """Replace this source's rows for the camera with `windows` and close the run, all in one transaction.
+
+        Footage cut short (a `truncated` run) of the same camera starting at the same time and ending within
+        `footage` is the same recording exported again whole or longer, as its error told the operator to do: its
+        rows are replaced too, so that the recording is never counted twice."""
         run = self.con.execute(
             "SELECT source, camera_id, site_id, unit_id FROM runs WHERE run_id = ?", [run_id]
         ).fetchone()
@@ -184,15 +188,28 @@ class Store:
             raise SanitaryError(f"{self.path}: run {run_id} is not in the runs table")
         source, camera_id, site_id, unit_id = run
         with self.transaction():
+            cut = (
+                [
+                    r[0]
+                    for r in self.con.execute(
+                        "SELECT DISTINCT source FROM runs WHERE camera_id = ? AND site_id = ? AND source <> ?"
+                        " AND status = 'truncated' AND footage_start = ? AND footage_end <= ?",
+                        [camera_id, site_id, source, *footage],
+                    ).fetchall()
+                ]
+                if footage
+                else []
+            )
+            replaced = [source, *cut]
             for table in PER_SOURCE_TABLES:
                 self.con.execute(
-                    f"DELETE FROM {table} WHERE source = ? AND camera_id = ? AND site_id = ?",
-                    [source, camera_id, site_id],
+                    f"DELETE FROM {table} WHERE source IN (SELECT unnest(?)) AND camera_id = ? AND site_id = ?",
+                    [replaced, camera_id, site_id],
                 )
             self.con.execute(
-                "UPDATE runs SET status = 'replaced' WHERE source = ? AND camera_id = ? AND run_id <> ?"
-                " AND status IN ('done', 'failed', 'truncated')",
-                [source, camera_id, run_id],
+                "UPDATE runs SET status = 'replaced' WHERE source IN (SELECT unnest(?)) AND camera_id = ?"
+                " AND run_id <> ? AND status IN ('done', 'failed', 'truncated')",
+                [replaced, camera_id, run_id],
             )
             self._insert_windows(windows, unit_id, run_id, privacy, dwell_bins_s)
             self._insert(

@@ -174,6 +174,8 @@ def run_live(
     log: Callable[[str], None] = print,
 ) -> LiveTotals:
     """Analyse the cameras until `stop` is set, every file has ended or `options.max_seconds` have passed."""
+    for c in cameras:
+        c.camera.resolved_unit_id()  # checked before the store is touched: export names files after it
     unit_session = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
     sessions: list[CameraSession] = []

@@ -151,6 +151,7 @@ def plan_batch(specs: list[str], camera: CameraConfig, options: RunOptions) -> B
     """Probe every file, give it a start time and a content hash; a file that cannot be read is set aside, and so
     is a copy of a file before it (the same content under another name is analysed once, and takes no time), and so
     is a file still being written."""
+    camera.resolved_unit_id()  # checked before any file is read: export names files after it
     fps = options.fps or camera.time.fps
     probed: list[tuple[str, Source, str, str]] = []  # with the content's hash, read once: it is the whole file
     set_aside: list[SetAside] = []

@@ -3,6 +3,7 @@ summary shows no mask rate the store suppresses."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from sanitary.runtime import batch
 from sanitary.runtime.batch import FileResult, run_batch
 from sanitary.runtime.runs import FileJob, RunOptions, outcome_of, plan_batch
 from sanitary.storage.store import Store
-from tests.conftest import NO_SIGN, ROOT
+from tests.conftest import NO_SIGN, ROOT, run_cli
 from tests.runtime.test_batch import camera, video
 
 T0 = datetime(2021, 3, 1, 7, tzinfo=UTC)
@@ -131,3 +132,22 @@ def test_the_run_summary_shows_no_mask_rate_the_store_suppresses() -> None:
     both = outcome_of("a.avi", "done", apply_profile([few, many], privacy), None, ())
     assert both.mask is not None and both.mask.n == 5 and both.windows_under_k == 1
     assert both.faces == 6  # faces are counted, not read: the count stays
+
+
+def test_a_unit_id_too_long_for_a_file_name_is_refused_before_any_frame(tmp_path: Path) -> None:
+    """Export names files after the unit id: one of 300 characters was accepted by `run`, then export failed."""
+    clip = video(tmp_path / "a.avi", 20)
+    long = "u" * 300
+    config = camera(tmp_path, 'start = "2021-03-01T08:00:00"\n')
+    db = tmp_path / "runs.duckdb"
+    in_config = tmp_path / "unit.toml"
+    in_config.write_text(f'unit_id = "{long}"\n' + config.read_text())
+    rule = "a unit id is printable text of 1 to 64 bytes in UTF-8 (it names export files), e.g. 'bus-12'"
+    result = run_cli("run", *NO_SIGN, clip, "--camera", str(in_config), "--db", str(db))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"error: {in_config}: unit_id: {rule}"]
+    env = {**os.environ, "SANITARY_UNIT_ID": long}
+    args = ["run", *NO_SIGN, clip, "--camera", str(config), "--db", str(db)]
+    result = subprocess.run([sys.executable, "-m", "sanitary", *args], capture_output=True, text=True, cwd=ROOT,
+                            env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: SANITARY_UNIT_ID: {rule}"
+    assert runs(db) == []  # nothing begun

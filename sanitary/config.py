@@ -287,6 +287,27 @@ UNIT_ID_RULE = (
 )
 
 
+# Live tags (`live --tags`) label windows with where the vehicle was: declared keys only, short values, and not as
+# many digits as a card, phone or staff number has, so that no driver's name or passenger's card ends up stored.
+TAG_KEYS = ("route", "line", "stop", "direction", "vehicle", "trip")
+MAX_TAG_CHARS = 32
+MAX_TAG_DIGITS = 6
+
+
+def tag_problem(key: str, value: object) -> str | None:
+    """Why a live tag may not be stored (None: it may)."""
+    if key not in TAG_KEYS:
+        return f"not one of the tag keys {', '.join(TAG_KEYS)}"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return "a tag's value is a string or a number"
+    text = str(value)
+    if not 0 < len(text) <= MAX_TAG_CHARS or not text.isprintable():
+        return f"a tag's value is printable text of 1 to {MAX_TAG_CHARS} characters"
+    if sum(c.isdigit() for c in text) > MAX_TAG_DIGITS:
+        return f"more than {MAX_TAG_DIGITS} digits (a card or phone number is not a label)"
+    return None
+
+
 def unit_id_fits(unit: str) -> bool:
     return 0 < len(unit.encode()) <= MAX_UNIT_ID and unit.isprintable() and unit.strip() == unit
 

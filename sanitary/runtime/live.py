@@ -235,11 +235,13 @@ def run_live(
     finally:
         # Alerts on their way get one grace for all cameras; what it does not settle is recorded undelivered.
         deadline = time.monotonic() + STOP_GRACE_S
+        # Where each camera's footage ends: when its source stopped, not after the alerts' grace.
+        ends = []
         for s in sessions:
             s.source.stop()
-        for s in sessions:
+            ends.append(s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds))
+        for s, end_t in zip(sessions, ends, strict=True):
             s.session.stop_alerts(deadline)
-            end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
             # After a fault the open window is not stored: what the analysis held then cannot be trusted. The
             # footage starts at 0, inside the first window: before it nothing was seen, nothing to close.
             if error is None:

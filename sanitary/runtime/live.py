@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,8 +95,9 @@ class CameraRun:
     lost: int = 0
     # Alerts stored as pending whose outcome came since, for the next commit to record.
     settled: list[SentAlert] = field(default_factory=list)
-    # Closed windows the file could not take yet, oldest first (at most MAX_DELAYED).
+    # Closed windows not committed yet, oldest first (at most MAX_DELAYED); `held`: the file refused the last try.
     delayed: deque[ClosedWindow] = field(default_factory=deque)
+    held: bool = False
 
 
 class CameraSession:
@@ -245,11 +246,11 @@ def run_live(
             # After a fault the open window is not stored: what the analysis held then cannot be trusted. The
             # footage starts at 0, inside the first window: before it nothing was seen, nothing to close.
             if error is None:
-                # Windows that ended before the stop are whole: the stop came before their commit was due.
-                _commit_due(s, end_t, db, options, totals, wall_mono, log, tags)
-            if error is None and (end_t > max(0.0, s.session.open_start_t) or s.session.pending):
-                closed = s.close(end_t, True, _clock_jump(wall_mono), tags.read())
-                commit(closed, db, options, totals, log, datetime.now(UTC))
+                # Windows that ended before the stop are whole (it came before their commit was due); all that is
+                # left is committed at once.
+                s.run.delayed.extend(_close_due(s, end_t, wall_mono, tags))
+                if end_t > max(0.0, s.session.open_start_t) or s.session.pending:
+                    s.run.delayed.append(s.close(end_t, True, _clock_jump(wall_mono), tags.read()))
             _flush_or_lose(s.run, db, options, totals, log)
             totals.frames_dropped += s.source.stats().frames_dropped
         _end_runs(db, sessions, "failed" if error else "stopped" if stop.is_set() else "done", error)
@@ -266,9 +267,16 @@ def _commit_due(
     log: Callable[[str], None],
     tags: TagReader,
 ) -> None:
-    while (end_t := s.session.open_end_t) <= t:
-        closed = s.close(end_t, False, _clock_jump(wall_mono), tags.read())
+    for closed in _close_due(s, t, wall_mono, tags):
         commit(closed, db, options, totals, log, datetime.now(UTC))
+
+
+def _close_due(
+    s: CameraSession, t: float, wall_mono: tuple[datetime, float], tags: TagReader
+) -> Iterator[ClosedWindow]:
+    """The camera's windows that ended by session time `t`, closed whole, oldest first."""
+    while (end_t := s.session.open_end_t) <= t:
+        yield s.close(end_t, False, _clock_jump(wall_mono), tags.read())
 
 
 def commit(
@@ -316,11 +324,13 @@ def _flush(
             expired = _retention(run, store, now, log)
     except (SanitaryError, duckdb.Error, OSError) as exc:
         # A file held by another process or a full disk: the windows wait, and the next close tries again.
-        if waiting == 1:  # said once, when commits start to wait
+        if not run.held:  # said once, when commits start to wait
             log(f"{cam.camera_id}: commits delayed, windows kept until {db} takes them ({str(exc).splitlines()[0]})")
+        run.held = True
         return
-    if waiting > 1:
+    if run.held:
         log(f"{cam.camera_id}: {waiting} delayed window(s) committed")
+        run.held = False
     if expired:
         log(f"{cam.camera_id}: retention deleted {expired} windows older than {cam.privacy.retention_days:g} days"
             " (logged)")  # fmt: skip
@@ -340,7 +350,7 @@ def _store(store: Store, closed: ClosedWindow) -> None:
 def _flush_or_lose(
     run: CameraRun, db: Path, options: LiveOptions, totals: LiveTotals, log: Callable[[str], None]
 ) -> None:
-    """At a stop: the windows still waiting get LOCK_WAIT_S to be committed; what is left then is lost."""
+    """At a stop: the windows waiting get LOCK_WAIT_S to be committed; what is left then is lost."""
     if run.delayed:
         _flush(run, db, options, totals, log, datetime.now(UTC), LOCK_WAIT_S)
     while run.delayed:

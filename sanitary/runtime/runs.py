@@ -478,10 +478,17 @@ def store_file(
     notes: str | None,
     unreadable: tuple[str, ...] = (),
 ) -> FileOutcome:
-    """A file's windows stored in one transaction (a cut-short file keeps what came before the cut); a file that
-    changed since it was planned was still being written, and is refused."""
+    """A file's windows stored in one transaction (a cut-short file keeps what came before the cut, and replaces an
+    earlier cut of the recording, see `Store.finish_run`); a file that changed since it was planned was still being
+    written, and a cut-short copy of a longer recording already stored would count it twice: both are refused."""
     if job.stamp:
         check_unchanged(job.spec, job.stamp)
+    cam = job.camera
+    if error and (longer := store.longer_recording(cam.camera_id, cam.site_id, job.source_hash, *footage)):
+        raise SanitaryError(
+            f"{job.spec}: cut short, and {longer}, the same camera's recording from the same start and longer, is "
+            "stored already; nothing of this copy is stored (it would count the footage twice)"
+        )
     status = "truncated" if error else "done"
     frames = sum(w.frames_analysed for w in windows)
     store.finish_run(

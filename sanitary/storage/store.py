@@ -139,6 +139,16 @@ class Store:
         ).fetchone()
         return bool(row and row[0])
 
+    def longer_recording(self, camera_id: str, site_id: str, source: str, start: datetime, end: datetime) -> str | None:
+        """Where another recording of the camera from `start` to `end` or later is stored from (its path), if one is:
+        a file cut short is then a shorter copy of it."""
+        row = self.con.execute(
+            "SELECT source_path FROM runs WHERE camera_id = ? AND site_id = ? AND source <> ?"
+            " AND status IN ('done', 'truncated') AND footage_start = ? AND footage_end >= ? LIMIT 1",
+            [camera_id, site_id, source, start, end],
+        ).fetchone()
+        return row[0] if row else None
+
     def begin_run(self, run: RunStart) -> str:
         """Record that a run started; it reads 'running' until finished, so a crash leaves a visible trace."""
         run_id = uuid.uuid4().hex

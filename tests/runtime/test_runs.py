@@ -151,3 +151,35 @@ def test_a_unit_id_too_long_for_a_file_name_is_refused_before_any_frame(tmp_path
                             env=env, timeout=300)  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: SANITARY_UNIT_ID: {rule}"
     assert runs(db) == []  # nothing begun
+
+
+def test_a_recording_is_counted_once_whichever_of_its_cut_and_whole_exports_comes_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cut export then the whole one: the whole replaces the cut. The whole then a cut: the cut stores nothing."""
+    cam = load_camera(camera(tmp_path, 'start = "2021-03-01T08:00:00"\n'))
+    whole, cut = video(tmp_path / "whole.avi", 40), video(tmp_path / "cut.avi", 17)
+
+    def analyse(job: FileJob, on_frames: Any = None) -> FileResult:
+        if job.spec == cut:
+            return FileResult(job, [], 0, 17, 1.7, error=f"{cut}: cut short at frame 17; re-export the file")
+        return FileResult(job, [], 0, 40, 4.0)
+
+    monkeypatch.setattr(batch, "analyse_file", analyse)
+
+    def run(spec: str, db: Path) -> tuple[str, str | None]:
+        (outcome,) = run_batch(plan_batch([spec], cam, OPTIONS), db, OPTIONS).outcomes
+        return outcome.status, outcome.error
+
+    first_cut = tmp_path / "cut-first.duckdb"
+    assert run(cut, first_cut)[0] == "truncated"
+    assert run(whole, first_cut) == ("done", None)
+    assert [status for status, _ in runs(first_cut)] == ["replaced", "done"]
+    first_whole = tmp_path / "whole-first.duckdb"
+    assert run(whole, first_whole) == ("done", None)
+    refused = (
+        f"{cut}: cut short, and {whole}, the same camera's recording from the same start and longer, is stored "
+        "already; nothing of this copy is stored (it would count the footage twice)"
+    )
+    assert run(cut, first_whole) == ("failed", refused)
+    assert runs(first_whole) == [("done", None), ("failed", refused)]

@@ -37,7 +37,7 @@ from sanitary.capture.stream import LiveFrame, LiveSource, SourceStats, is_file_
 from sanitary.config import CameraConfig, tag_problem
 from sanitary.errors import SanitaryError
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
-from sanitary.runtime.runs import begin_live_run, failure
+from sanitary.runtime.runs import begin_live_run, disk_full, failure
 from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import Store, WindowHealth
 
@@ -306,6 +306,9 @@ def _flush(
     now: datetime,
     wait_s: float,
 ) -> None:
+    """The camera's waiting windows committed in order, as far as the file takes them. Once the file is open (no
+    other process holds it), a window whose commit fails for another reason than a full disk is lost alone: it
+    would fail again, and hold up every window behind it."""
     cam = run.camera
     waiting = len(run.delayed)
     try:
@@ -318,7 +321,13 @@ def _flush(
                     log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} not stored: no opt-out sign "
                         "covered it; record one with `sanitary signage add`")  # fmt: skip
                     continue
-                _store(store, run.delayed[0])
+                try:
+                    _store(store, run.delayed[0])
+                except duckdb.Error as exc:
+                    if disk_full(db, exc):
+                        raise
+                    _lose(run.delayed.popleft(), totals, log, str(exc).splitlines()[0])
+                    continue
                 run.delayed.popleft()
                 totals.windows_committed += 1
             expired = _retention(run, store, now, log)

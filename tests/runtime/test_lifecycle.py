@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sanitary.analytics.observations import MaskCounts, Observation
-from sanitary.analytics.windows import WindowAggregate, aggregate
+from sanitary.analytics.windows import WindowAggregate, ZoneWindow, aggregate
 from sanitary.config import PrivacyConfig, TimeConfig, default_camera
 from sanitary.errors import SanitaryError
 from sanitary.runtime import live
@@ -152,3 +152,20 @@ def test_windows_wait_in_order_while_the_file_is_held_and_only_past_the_bound_ar
     assert log[-1] == "door: 4 delayed window(s) committed"  # the three kept and the new one
     assert stored(db) == [i * minute for i in (0, 3, 4, 5, 6)]
     assert (totals.windows_committed, totals.windows_lost) == (5, 2)
+
+
+def test_a_window_the_open_file_refuses_is_lost_alone_and_holds_up_none_behind_it(tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    with Store(db) as store:
+        begin_camera(store, CAMERA, now=T0, override="test")
+        run_id = store.begin_run(RunStart("live:unit:s1", "0", "door", "bus-12", "unit", "h", {}, "test"))
+    run = CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+    options, totals, log = LiveOptions(signage_override="test"), LiveTotals(), []
+    minute = timedelta(minutes=1)
+    twice = ZoneWindow("till", None, 1, 1)
+    broken = dataclasses.replace(window(T0), zones=(twice, twice))  # a fault: the same zone twice in one window
+    commit(ClosedWindow(run, broken, health(), [], False, None), db, options, totals, log.append, T0 + minute)
+    commit(ClosedWindow(run, window(T0 + minute), health(), [], False, None), db, options, totals, log.append, T0)
+    assert stored(db) == [minute]
+    assert (totals.windows_committed, totals.windows_lost) == (1, 1)
+    assert log[0].startswith("door: window 2021-03-01T08:00:00+00:00 lost (Constraint Error") and len(log) == 1

@@ -143,7 +143,6 @@ class BatchPlan:
 @dataclass(frozen=True)
 class BatchReport:
     outcomes: list[FileOutcome]
-    interrupted: int  # runs left running by a process that had ended, closed as interrupted when the store opened
     expired: int  # windows deleted by the camera's retention
 
 
@@ -337,7 +336,7 @@ def stored_batch(
         if full is None:
             raise
         raise SanitaryError(full) from None
-    return BatchReport(outcomes, store.interrupted, expired)
+    return BatchReport(outcomes, expired)
 
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)

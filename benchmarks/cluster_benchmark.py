@@ -32,9 +32,8 @@ def arm(workers: int, specs: list[str], camera_path: Path, args: argparse.Namesp
     import ray
 
     from sanitary.config import load_camera
-    from sanitary.runtime.batch import RunOptions, plan_batch
     from sanitary.runtime.cluster import WORKER_ENV, run_on_ray
-    from sanitary.storage.store import Store
+    from sanitary.runtime.runs import RunOptions, plan_batch
 
     camera = load_camera(camera_path)
     camera = dataclasses.replace(camera, time=dataclasses.replace(camera.time, window_seconds=args.window_s))
@@ -46,8 +45,8 @@ def arm(workers: int, specs: list[str], camera_path: Path, args: argparse.Namesp
         # Workers are started once before the clock, as a long batch amortises them.
         ray.get([ray.remote(lambda: None).options(num_cpus=1).remote() for _ in range(workers)])
         t0 = time.perf_counter()
-        with Store(tmp / f"w{workers}.duckdb") as store:
-            outcomes = run_on_ray(plan, store, options, None, frames.append, tmp / "parts", args.segment_s)
+        db = tmp / f"w{workers}.duckdb"
+        outcomes = run_on_ray(plan, db, options, None, frames.append, tmp / "parts", args.segment_s).outcomes
         wall = time.perf_counter() - t0
         load = os.getloadavg()[0]
     finally:
@@ -69,8 +68,8 @@ def segment_cpu(specs: list[str], camera_path: Path, args: argparse.Namespace, t
     """CPU seconds of each segment task, run one after the other in this process: what the arms share out,
     free of other processes on the machine."""
     from sanitary.config import load_camera
-    from sanitary.runtime.batch import RunOptions, plan_batch
     from sanitary.runtime.cluster import analyse_segment, segment_file
+    from sanitary.runtime.runs import RunOptions, plan_batch
 
     camera = load_camera(camera_path)
     camera = dataclasses.replace(
@@ -100,8 +99,8 @@ def schedule_speedup(seconds: list[float], workers: int) -> float:
 def overlap_share(specs: list[str], camera_path: Path, args: argparse.Namespace) -> float:
     """Frames analysed by the segments (lead-in and tail included) over the frames a local run analyses."""
     from sanitary.config import load_camera
-    from sanitary.runtime.batch import RunOptions, plan_batch
     from sanitary.runtime.cluster import segment_file
+    from sanitary.runtime.runs import RunOptions, plan_batch
 
     camera = load_camera(camera_path)
     camera = dataclasses.replace(camera, time=dataclasses.replace(camera.time, window_seconds=args.window_s))

@@ -272,7 +272,44 @@ class CameraConfig:
 
     def resolved_unit_id(self) -> str:
         """The machine that ran: the config's setting, else SANITARY_UNIT_ID, else the host name."""
-        return self.unit_id or os.environ.get("SANITARY_UNIT_ID") or socket.gethostname()
+        if self.unit_id:
+            return self.unit_id
+        unit = os.environ.get("SANITARY_UNIT_ID")
+        if unit and not unit_id_fits(unit):
+            raise SanitaryError(f"SANITARY_UNIT_ID: {UNIT_ID_RULE}")
+        return unit or socket.gethostname()
+
+
+# A unit id names the unit's export files (a folder `unit=<id>`, URL-quoted): it must fit in a file name anywhere.
+MAX_UNIT_ID = 64
+UNIT_ID_RULE = (
+    f"a unit id is printable text of 1 to {MAX_UNIT_ID} bytes in UTF-8 (it names export files), e.g. 'bus-12'"
+)
+
+
+# Live tags (`live --tags`) label windows with where the vehicle was: declared keys only, short values, and not as
+# many digits as a card, phone or staff number has, so that no driver's name or passenger's card ends up stored.
+TAG_KEYS = ("route", "line", "stop", "direction", "vehicle", "trip")
+MAX_TAG_CHARS = 32
+MAX_TAG_DIGITS = 6
+
+
+def tag_problem(key: str, value: object) -> str | None:
+    """Why a live tag may not be stored (None: it may)."""
+    if key not in TAG_KEYS:
+        return f"not one of the tag keys {', '.join(TAG_KEYS)}"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return "a tag's value is a string or a number"
+    text = str(value)
+    if not 0 < len(text) <= MAX_TAG_CHARS or not text.isprintable():
+        return f"a tag's value is printable text of 1 to {MAX_TAG_CHARS} characters"
+    if sum(c.isdigit() for c in text) > MAX_TAG_DIGITS:
+        return f"more than {MAX_TAG_DIGITS} digits (a card or phone number is not a label)"
+    return None
+
+
+def unit_id_fits(unit: str) -> bool:
+    return 0 < len(unit.encode()) <= MAX_UNIT_ID and unit.isprintable() and unit.strip() == unit
 
 
 def load_camera(path: Path) -> CameraConfig:
@@ -302,6 +339,7 @@ def _check(config: CameraConfig, path: Path) -> None:
     checks: list[tuple[bool, str]] = [
         (config.camera_id.strip() != "", "camera_id is empty; name the camera, e.g. camera_id = 'entrance-1'"),
         (config.site_id.strip() != "", "site_id is empty; name the site, e.g. site_id = 'market-square'"),
+        (config.unit_id is None or unit_id_fits(config.unit_id), f"unit_id: {UNIT_ID_RULE}"),
         (
             0 < config.time.window_seconds <= DAY_S,
             f"time.window_seconds must be between 1 and {DAY_S} seconds (a day)",

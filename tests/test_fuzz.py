@@ -31,8 +31,8 @@ from sanitary.analytics.windows import window_start
 from sanitary.cli.app import app
 from sanitary.config import CameraConfig, load_camera, parse_start
 from sanitary.errors import SanitaryError
-from sanitary.runtime.batch import config_params, params_hash
 from sanitary.runtime.frame_fit import fit_to_frame
+from sanitary.runtime.runs import config_params, params_hash
 from sanitary.runtime.session import zone_areas
 
 SEED = 16

@@ -3,7 +3,8 @@
 A stored window tells what happened after the fact; an alert tells staff now, while the crowd is still there.
 Measures are taken over a trailing span, and a rule fires once per episode (hysteresis, then a cooldown), so a
 crowded minute evaluated every second sends one alert, not sixty. An alert carries the measure and the rule only,
-never anything about a person.
+never anything about a person, and no measure the store would suppress: over fewer than `privacy.k_min` people only
+occupancy is judged (people counts are all a window of so few people keeps), every other rule keeps its state.
 """
 
 from __future__ import annotations
@@ -174,8 +175,9 @@ class AlertEngine:
     """Each rule's state across samples: raised once when its measure passes the threshold, cleared once it is back
     past the threshold by the hysteresis margin, and never raised again within cooldown_s of its last raise."""
 
-    def __init__(self, rules: Sequence[AlertRule], site_id: str, camera_id: str) -> None:
+    def __init__(self, rules: Sequence[AlertRule], site_id: str, camera_id: str, k_min: int) -> None:
         self.rules = tuple(rules)
+        self.k_min = k_min
         self.thresholds = tuple(_threshold(r) for r in self.rules)
         self.site_id = site_id
         self.camera_id = camera_id
@@ -199,8 +201,11 @@ class AlertEngine:
                 raise ValueError(f"no sample over {rule.span_s} s for alert '{rule.name}'; pass one per engine.spans")
             sample = by_span[rule.span_s]
             value = sample.value(rule.measure, rule.zone)
-            # Unknown, or a mask rate over too few people to mean anything: the rule keeps its state.
-            if value is None or (rule.measure == "mask_rate" and sample.people < rule.min_people):
+            # Unknown, or a mask rate over too few people to mean anything: the rule keeps its state. Over fewer than
+            # k people (the most seen at once: never more than the distinct people the store judges a window by, so
+            # never more lenient) only their count is told, as the store keeps only people counts of such a window.
+            few = sample.people < (rule.min_people if rule.measure == "mask_rate" else self.k_min)
+            if value is None or (few and rule.measure != "occupancy"):
                 continue
             if state.raised:
                 h = rule.hysteresis

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from sanitary.geometry.calibration import PointPairs
     from sanitary.geometry.homography import HomographyFit
-    from sanitary.runtime.batch import FileOutcome
+    from sanitary.runtime.runs import FileOutcome
 
 
 @friendly
@@ -55,10 +55,9 @@ def run(
 ) -> None:
     """Analyse footage of one camera into per-window aggregates in a DuckDB file."""
     from sanitary.config import MAX_FPS, MIN_FPS, load_camera
-    from sanitary.runtime.batch import RunOptions, plan_batch, run_batch
+    from sanitary.runtime.batch import run_batch
     from sanitary.runtime.cluster import run_on_ray
-    from sanitary.runtime.lifecycle import begin_camera, finish_camera
-    from sanitary.storage.store import Store
+    from sanitary.runtime.runs import RunOptions, plan_batch
 
     positive(sample_fps, "--sample-fps", MAX_FPS)
     within(fps, "--fps", MIN_FPS, MAX_FPS)
@@ -75,23 +74,19 @@ def run(
         signage_override=without_signage,
     )
     plan = plan_batch(footage, cam, options)
-    with (
-        Store(db) as store,
-        _progress() as progress,
-    ):
-        if store.interrupted:
-            typer.echo(f"{db}: {store.interrupted} run(s) left running by a process that ended marked interrupted")
-        begin_camera(store, cam)
+    with _progress() as progress:
         task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
         advance = functools.partial(progress.advance, task)
         if ray or ray_address:
             parts = parts_dir or db.with_name(db.name + ".parts")
-            outcomes = run_on_ray(plan, store, options, ray_address, advance, parts, segment_s)
+            done = run_on_ray(plan, db, options, ray_address, advance, parts, segment_s, typer.echo)
         else:
-            outcomes = run_batch(plan, store, options, advance)
-        expired = finish_camera(store, cam)
-    if expired:
-        console.print(f"retention: deleted {expired} windows older than {cam.privacy.retention_days:g} days (logged)")
+            done = run_batch(plan, db, options, advance, typer.echo)
+    if done.expired:
+        console.print(
+            f"retention: deleted {done.expired} windows older than {cam.privacy.retention_days:g} days (logged)"
+        )
+    outcomes = done.outcomes
     _print_summary(outcomes, db)
     for o in outcomes:
         if o.unreadable:
@@ -143,6 +138,9 @@ def _print_summary(outcomes: list[FileOutcome], db: Path) -> None:
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
     for o in outcomes:
         rate = f"{o.mask.mask_rate:.2f} ({o.mask.low[0]:.2f}-{o.mask.high[0]:.2f}) of {o.mask.n}" if o.mask else "-"
+        if o.windows_under_k:
+            # As the store keeps it: windows of fewer than k_min people show no rate (it could tell who wore one).
+            rate += f", {o.windows_under_k} window(s) under k"
         table.add_row(
             Path(o.path).name,
             o.status,

@@ -30,6 +30,7 @@ Alert rules are evaluated within each segment (over its own windows, with the le
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -49,8 +50,9 @@ from sanitary.analytics.windows import WindowAggregate, window_start
 from sanitary.capture.sources import Source, TruncatedSourceError
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
-from sanitary.runtime.batch import (
+from sanitary.runtime.runs import (
     BatchPlan,
+    BatchReport,
     FileJob,
     FileOutcome,
     PlannedFile,
@@ -60,6 +62,7 @@ from sanitary.runtime.batch import (
     in_plan_order,
     start_runs,
     store_file,
+    stored_batch,
 )
 from sanitary.runtime.session import AnalysisSession
 from sanitary.storage.store import Store
@@ -280,19 +283,36 @@ class _FileRun:
 
 def run_on_ray(
     plan: BatchPlan,
-    store: Store,
+    db: Path,
     options: RunOptions,
     address: str | None,
     on_frames: Callable[[int], None],
     parts_dir: Path,
     segment_s: float = SEGMENT_S,
-) -> list[FileOutcome]:
+    log: Callable[[str], None] = print,
+) -> BatchReport:
     """`run_batch` on a Ray cluster: the same skipping, refusals, stored rows and outcomes.
 
     `parts_dir` must be reachable under the same path by the driver and every worker (a shared folder on a
     multi-node cluster). Each file's parts are removed once the file is stored or has failed.
     """
-    ray = _ray()
+    ray = _ray()  # before the store is opened: without Ray, nothing is recorded
+    drive = functools.partial(_analyse_on_ray, ray, plan, options=options, address=address, on_frames=on_frames,
+                              parts_dir=parts_dir, segment_s=segment_s)  # fmt: skip
+    return stored_batch(plan, db, drive, log)
+
+
+def _analyse_on_ray(
+    ray: types.ModuleType,
+    plan: BatchPlan,
+    store: Store,
+    *,
+    options: RunOptions,
+    address: str | None,
+    on_frames: Callable[[int], None],
+    parts_dir: Path,
+    segment_s: float,
+) -> list[FileOutcome]:
     outcomes: list[FileOutcome] = []
     todo = start_runs(plan, store, options, on_frames, outcomes)
     opened = _connect(ray, address)
@@ -332,7 +352,7 @@ def run_on_ray(
                     try:
                         outcomes.append(_store(store, file_run, notes.get(str(Path(file_run.planned.job.spec)))))
                     except Exception as exc:  # the run says why, and the batch goes on
-                        error = failure(file_run.planned.job.spec, exc)
+                        error = failure(file_run.planned.job.spec, exc, store.path)
                         store.fail_run(file_run.run_id, error)
                         outcomes.append(FileOutcome(file_run.planned.job.spec, "failed", error=error))
                 file_run.remove_parts()

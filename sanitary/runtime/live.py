@@ -6,7 +6,10 @@ query, audit and signage can use it in between. After a kill or a power cut the 
 and the open one is simply missing; each session writes under its own source key, so a restart in the middle of a
 window adds to it in the views (sums combine) and never duplicates it. Windows follow the monotonic clock from a
 start that is never before the last committed window, so a wall clock that jumps (no RTC after a power cut)
-cannot make window keys go backwards; the jump is recorded in the health table.
+cannot make window keys go backwards; the jump is recorded in the health table. A file held by another process (a
+long query, an export) or a full disk delays commits and loses nothing: closed windows (their aggregates, never
+anything about a person) wait in memory, in order, and are committed once the file takes them again; only past
+MAX_DELAYED windows a camera is the oldest lost, and counted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import resource
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,16 +34,20 @@ from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.windows import WindowAggregate
 from sanitary.capture.sources import Frame
 from sanitary.capture.stream import LiveFrame, LiveSource, SourceStats, is_file_spec
-from sanitary.config import CameraConfig
+from sanitary.config import CameraConfig, tag_problem
 from sanitary.errors import SanitaryError
-from sanitary.runtime.batch import failure, params_hash
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
+from sanitary.runtime.runs import begin_live_run, disk_full, failure
 from sanitary.runtime.session import AnalysisSession
-from sanitary.storage.store import RunStart, Store, WindowHealth
+from sanitary.storage.store import Store, WindowHealth
 
-# How long a commit waits for another process (a query, an export) to release the file before the window is
-# counted as lost; the next window tries again.
+# How long a commit waits for another process (a query, an export) to release the file before its window is kept
+# for later: short, as the analysis waits meanwhile and nothing is lost. At a stop, what is still kept is given
+# LOCK_WAIT_S, then counted as lost.
+COMMIT_WAIT_S = 1.0
 LOCK_WAIT_S = 10.0
+# Closed windows a camera keeps while the file cannot take them: an hour of 10-second windows, a few kilobytes each.
+MAX_DELAYED = 360
 POLL_S = 0.02
 
 
@@ -87,6 +95,9 @@ class CameraRun:
     lost: int = 0
     # Alerts stored as pending whose outcome came since, for the next commit to record.
     settled: list[SentAlert] = field(default_factory=list)
+    # Closed windows not committed yet, oldest first (at most MAX_DELAYED); `held`: the file refused the last try.
+    delayed: deque[ClosedWindow] = field(default_factory=deque)
+    held: bool = False
 
 
 class CameraSession:
@@ -125,7 +136,9 @@ class CameraSession:
         return self.now_t() - 2.0 / self.options.analysis_fps
 
     def close(self, end_t: float, partial: bool, clock_jump_s: float, tags: str | None) -> ClosedWindow:
-        """The open window's aggregate and health, and the session moved on to the next window."""
+        """The open window's aggregate and health (its footage up to `end_t`, never past the window's end), and the
+        session moved on to the next window."""
+        end_t = min(end_t, self.session.open_end_t)
         start_t = self.session.open_start_t
         window, sent = self.session.close_window(end_t)
         self.run.settled += self.session.watch.settled()
@@ -174,6 +187,8 @@ def run_live(
     log: Callable[[str], None] = print,
 ) -> LiveTotals:
     """Analyse the cameras until `stop` is set, every file has ended or `options.max_seconds` have passed."""
+    for c in cameras:
+        c.camera.resolved_unit_id()  # checked before the store is touched: export names files after it
     unit_session = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
     sessions: list[CameraSession] = []
@@ -188,21 +203,11 @@ def run_live(
             cam = c.camera
             begin_camera(store, cam, now=wall0, override=options.signage_override)
             key = f"live:{cam.resolved_unit_id()}:{unit_session}"
-            params = {"live": c.spec, "analysis_fps": options.analysis_fps, "camera": str(cam.path)}
-            run_id = store.begin_run(
-                RunStart(
-                    key,
-                    c.spec,
-                    cam.camera_id,
-                    cam.site_id,
-                    cam.resolved_unit_id(),
-                    params_hash(params),
-                    params,
-                    options.signage_override,
-                )
-            )
+            run_id = begin_live_run(store, cam, c.spec, key, options.analysis_fps, options.signage_override)
             sessions.append(CameraSession(c, options, wall0, key, run_id))
     totals = LiveTotals()
+    tags = TagReader(options.tags, log)
+    tags.read()  # what is wrong with them is said before the first frame
     for s in sessions:
         s.source.start()
     wall_mono = (wall0, time.monotonic())
@@ -215,32 +220,38 @@ def run_live(
                 # A file read faster than real time can pass the end before the clock does: its frames say so.
                 past_end = frame is not None and options.max_seconds is not None and frame.t > options.max_seconds
                 if frame is not None and not past_end:
-                    _commit_due(s, frame.t, db, options, totals, wall_mono, log)
+                    _commit_due(s, frame.t, db, options, totals, wall_mono, log, tags)
                     s.analyse(frame)
                     totals.frames_analysed += 1
                 else:
-                    _commit_due(s, s.settled_t(), db, options, totals, wall_mono, log)
+                    _commit_due(s, s.settled_t(), db, options, totals, wall_mono, log, tags)
                 finished = s.source.finished.is_set() and frame is None
                 over = past_end or (options.max_seconds is not None and s.now_t() >= options.max_seconds)
                 active |= not (finished or over)
             if not active:
                 break
     except Exception as exc:  # the runs say why they ended, then the error goes on up
-        error = failure(" ".join(c.spec for c in cameras), exc)
+        error = failure(" ".join(c.spec for c in cameras), exc, db)
         raise
     finally:
         # Alerts on their way get one grace for all cameras; what it does not settle is recorded undelivered.
         deadline = time.monotonic() + STOP_GRACE_S
+        # Where each camera's footage ends: when its source stopped, not after the alerts' grace.
+        ends = []
         for s in sessions:
             s.source.stop()
-        for s in sessions:
+            ends.append(s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds))
+        for s, end_t in zip(sessions, ends, strict=True):
             s.session.stop_alerts(deadline)
-            end_t = s.now_t() if options.max_seconds is None else min(s.now_t(), options.max_seconds)
             # After a fault the open window is not stored: what the analysis held then cannot be trusted. The
             # footage starts at 0, inside the first window: before it nothing was seen, nothing to close.
-            if error is None and (end_t > max(0.0, s.session.open_start_t) or s.session.pending):
-                closed = s.close(end_t, True, _clock_jump(wall_mono), _tags(options.tags, log))
-                commit(closed, db, options, totals, log, datetime.now(UTC))
+            if error is None:
+                # Windows that ended before the stop are whole (it came before their commit was due); all that is
+                # left is committed at once.
+                s.run.delayed.extend(_close_due(s, end_t, wall_mono, tags))
+                if end_t > max(0.0, s.session.open_start_t) or s.session.pending:
+                    s.run.delayed.append(s.close(end_t, True, _clock_jump(wall_mono), tags.read()))
+            _flush_or_lose(s.run, db, options, totals, log)
             totals.frames_dropped += s.source.stats().frames_dropped
         _end_runs(db, sessions, "failed" if error else "stopped" if stop.is_set() else "done", error)
     return totals
@@ -254,10 +265,18 @@ def _commit_due(
     totals: LiveTotals,
     wall_mono: tuple[datetime, float],
     log: Callable[[str], None],
+    tags: TagReader,
 ) -> None:
-    while (end_t := s.session.open_end_t) <= t:
-        closed = s.close(end_t, False, _clock_jump(wall_mono), _tags(options.tags, log))
+    for closed in _close_due(s, t, wall_mono, tags):
         commit(closed, db, options, totals, log, datetime.now(UTC))
+
+
+def _close_due(
+    s: CameraSession, t: float, wall_mono: tuple[datetime, float], tags: TagReader
+) -> Iterator[ClosedWindow]:
+    """The camera's windows that ended by session time `t`, closed whole, oldest first."""
+    while (end_t := s.session.open_end_t) <= t:
+        yield s.close(end_t, False, _clock_jump(wall_mono), tags.read())
 
 
 def commit(
@@ -267,35 +286,90 @@ def commit(
     totals: LiveTotals,
     log: Callable[[str], None],
     now: datetime,
+    wait_s: float = COMMIT_WAIT_S,
 ) -> None:
-    """Store a closed window in one transaction (unless no sign covered it), then apply retention if due `now`."""
+    """Store a closed window, after those of its camera still waiting, each in one transaction (unless no sign
+    covered it), then apply retention if due `now`. A file that cannot take them keeps them waiting, in order."""
     run = closed.run
+    run.delayed.append(closed)
+    _flush(run, db, options, totals, log, now, wait_s)
+    if len(run.delayed) > MAX_DELAYED:
+        _lose(run.delayed.popleft(), totals, log, f"more than {MAX_DELAYED} windows waiting")
+
+
+def _flush(
+    run: CameraRun,
+    db: Path,
+    options: LiveOptions,
+    totals: LiveTotals,
+    log: Callable[[str], None],
+    now: datetime,
+    wait_s: float,
+) -> None:
+    """The camera's waiting windows committed in order, as far as the file takes them. Once the file is open (no
+    other process holds it), a window whose commit fails for another reason than a full disk is lost alone: it
+    would fail again, and hold up every window behind it."""
     cam = run.camera
-    w = closed.window
+    waiting = len(run.delayed)
     try:
-        with Store(db, wait_s=LOCK_WAIT_S) as store:
-            if unsigned(store, cam, w.key.window_start, w.window_end) and not options.signage_override:
-                totals.windows_refused += 1
-                log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} not stored: no opt-out sign covered "
-                    "it; record one with `sanitary signage add`")  # fmt: skip
-                return
-            store.commit_window(
-                run.run_id, w, closed.health, privacy=cam.privacy, dwell_bins_s=tuple(cam.tracking.dwell_bins_s),
-                alerts=closed.alerts, settled=run.settled, partial=closed.partial, tags=closed.tags,
-            )  # fmt: skip
-            totals.windows_committed += 1
-            run.lost = 0
-            run.settled = []
+        with Store(db, wait_s=wait_s) as store:
+            while run.delayed:
+                w = run.delayed[0].window
+                if unsigned(store, cam, w.key.window_start, w.window_end) and not options.signage_override:
+                    run.delayed.popleft()
+                    totals.windows_refused += 1
+                    log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} not stored: no opt-out sign "
+                        "covered it; record one with `sanitary signage add`")  # fmt: skip
+                    continue
+                try:
+                    _store(store, run.delayed[0])
+                except duckdb.Error as exc:
+                    if disk_full(db, exc):
+                        raise
+                    _lose(run.delayed.popleft(), totals, log, str(exc).splitlines()[0])
+                    continue
+                run.delayed.popleft()
+                totals.windows_committed += 1
             expired = _retention(run, store, now, log)
     except (SanitaryError, duckdb.Error, OSError) as exc:
-        # A full disk or a file held too long: this window is lost and counted; the next one tries again.
-        run.lost += 1
-        totals.windows_lost += 1
-        log(f"{cam.camera_id}: window {w.key.window_start.isoformat()} lost ({str(exc).splitlines()[0]})")
+        # A file held by another process or a full disk: the windows wait, and the next close tries again.
+        if not run.held:  # said once, when commits start to wait
+            log(f"{cam.camera_id}: commits delayed, windows kept until {db} takes them ({str(exc).splitlines()[0]})")
+        run.held = True
         return
+    if run.held:
+        log(f"{cam.camera_id}: {waiting} delayed window(s) committed")
+        run.held = False
     if expired:
         log(f"{cam.camera_id}: retention deleted {expired} windows older than {cam.privacy.retention_days:g} days"
             " (logged)")  # fmt: skip
+
+
+def _store(store: Store, closed: ClosedWindow) -> None:
+    run = closed.run
+    cam = run.camera
+    store.commit_window(
+        run.run_id, closed.window, closed.health, privacy=cam.privacy, dwell_bins_s=tuple(cam.tracking.dwell_bins_s),
+        alerts=closed.alerts, settled=run.settled, partial=closed.partial, tags=closed.tags,
+    )  # fmt: skip
+    run.lost = 0
+    run.settled = []
+
+
+def _flush_or_lose(
+    run: CameraRun, db: Path, options: LiveOptions, totals: LiveTotals, log: Callable[[str], None]
+) -> None:
+    """At a stop: the windows waiting get LOCK_WAIT_S to be committed; what is left then is lost."""
+    if run.delayed:
+        _flush(run, db, options, totals, log, datetime.now(UTC), LOCK_WAIT_S)
+    while run.delayed:
+        _lose(run.delayed.popleft(), totals, log, "the unit stopped before the file took it")
+
+
+def _lose(closed: ClosedWindow, totals: LiveTotals, log: Callable[[str], None], why: str) -> None:
+    closed.run.lost += 1
+    totals.windows_lost += 1
+    log(f"{closed.run.camera.camera_id}: window {closed.window.key.window_start.isoformat()} lost ({why})")
 
 
 def _retention(run: CameraRun, store: Store, now: datetime, log: Callable[[str], None]) -> int:
@@ -324,19 +398,42 @@ def _clock_jump(wall_mono: tuple[datetime, float]) -> float:
     return round(jump, 1) if abs(jump) >= 1.0 else 0.0
 
 
-def _tags(path: Path | None, log: Callable[[str], None]) -> str | None:
-    """The labels the unit's other software wrote (a JSON object of strings), read when a window closes."""
-    if path is None:
-        return None
-    try:
-        tags = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log(f"{path}: tags not read ({exc}); the window is stored without them")
-        return None
-    if not isinstance(tags, dict) or not all(isinstance(v, str | int | float) for v in tags.values()):
-        log(f"{path}: tags must be a JSON object of strings or numbers; the window is stored without them")
-        return None
-    return json.dumps(tags, sort_keys=True)
+class TagReader:
+    """The labels the unit's other software writes (a JSON object), read when a window closes. Only declared keys
+    with short values are kept (config.tag_problem); a tag that is not is dropped and said once on stderr, the
+    window stored with the others."""
+
+    def __init__(self, path: Path | None, log: Callable[[str], None]) -> None:
+        self.path = path
+        self.log = log
+        self.said: set[str] = set()
+
+    def read(self) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            tags = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self._say(f"{self.path}: tags not read ({exc}); the window is stored without them")
+            return None
+        if not isinstance(tags, dict):
+            self._say(
+                f"{self.path}: tags must be a JSON object of strings or numbers; the window is stored without them"
+            )
+            return None
+        kept = {}
+        for key, value in tags.items():
+            problem = tag_problem(key, value)
+            if problem is None:
+                kept[key] = value
+            else:
+                self._say(f"{self.path}: tag {key[:32]!r} dropped: {problem}")
+        return json.dumps(kept, sort_keys=True) if kept else None
+
+    def _say(self, line: str) -> None:
+        if line not in self.said:
+            self.said.add(line)
+            self.log(line)
 
 
 def _cpu_seconds() -> float:

@@ -52,7 +52,7 @@ class AlertWatch:
     (staff act now, not when the file is done; the analysis never waits on a sink) and kept for the store."""
 
     def __init__(self, camera: CameraConfig, start: datetime, sinks: Sequence[AlertSink]) -> None:
-        self.engine = AlertEngine(camera.alerts, camera.site_id, camera.camera_id)
+        self.engine = AlertEngine(camera.alerts, camera.site_id, camera.camera_id, camera.privacy.k_min)
         self.start = start
         self.sender = AlertSender(sinks)
         self.zone_names = tuple(z.name for z in camera.zones)

@@ -139,6 +139,16 @@ class Store:
         ).fetchone()
         return bool(row and row[0])
 
+    def longer_recording(self, camera_id: str, site_id: str, source: str, start: datetime, end: datetime) -> str | None:
+        """Where another recording of the camera from `start` to `end` or later is stored from (its path), if one is:
+        a file cut short is then a shorter copy of it."""
+        row = self.con.execute(
+            "SELECT source_path FROM runs WHERE camera_id = ? AND site_id = ? AND source <> ?"
+            " AND status IN ('done', 'truncated') AND footage_start = ? AND footage_end >= ? LIMIT 1",
+            [camera_id, site_id, source, start, end],
+        ).fetchone()
+        return row[0] if row else None
+
     def begin_run(self, run: RunStart) -> str:
         """Record that a run started; it reads 'running' until finished, so a crash leaves a visible trace."""
         run_id = uuid.uuid4().hex
@@ -176,7 +186,11 @@ class Store:
         alerts: Sequence[SentAlert] = (),
         frames_unreadable: int = 0,
     ) -> None:
-        """Replace this source's rows for the camera with `windows` and close the run, all in one transaction."""
+        """Replace this source's rows for the camera with `windows` and close the run, all in one transaction.
+
+        Footage cut short (a `truncated` run) of the same camera starting at the same time and ending within
+        `footage` is the same recording exported again whole or longer, as its error told the operator to do: its
+        rows are replaced too, so that the recording is never counted twice."""
         run = self.con.execute(
             "SELECT source, camera_id, site_id, unit_id FROM runs WHERE run_id = ?", [run_id]
         ).fetchone()
@@ -184,15 +198,28 @@ class Store:
             raise SanitaryError(f"{self.path}: run {run_id} is not in the runs table")
         source, camera_id, site_id, unit_id = run
         with self.transaction():
+            cut = (
+                [
+                    r[0]
+                    for r in self.con.execute(
+                        "SELECT DISTINCT source FROM runs WHERE camera_id = ? AND site_id = ? AND source <> ?"
+                        " AND status = 'truncated' AND footage_start = ? AND footage_end <= ?",
+                        [camera_id, site_id, source, *footage],
+                    ).fetchall()
+                ]
+                if footage
+                else []
+            )
+            replaced = [source, *cut]
             for table in PER_SOURCE_TABLES:
                 self.con.execute(
-                    f"DELETE FROM {table} WHERE source = ? AND camera_id = ? AND site_id = ?",
-                    [source, camera_id, site_id],
+                    f"DELETE FROM {table} WHERE source IN (SELECT unnest(?)) AND camera_id = ? AND site_id = ?",
+                    [replaced, camera_id, site_id],
                 )
             self.con.execute(
-                "UPDATE runs SET status = 'replaced' WHERE source = ? AND camera_id = ? AND run_id <> ?"
-                " AND status IN ('done', 'failed', 'truncated')",
-                [source, camera_id, run_id],
+                "UPDATE runs SET status = 'replaced' WHERE source IN (SELECT unnest(?)) AND camera_id = ?"
+                " AND run_id <> ? AND status IN ('done', 'failed', 'truncated')",
+                [replaced, camera_id, run_id],
             )
             self._insert_windows(windows, unit_id, run_id, privacy, dwell_bins_s)
             self._insert(

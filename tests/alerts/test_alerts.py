@@ -10,6 +10,7 @@ from sanitary.geometry.distancing import FrameDistancing
 from sanitary.tracking.ledger import Contact
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+K_MIN = 5  # privacy.k_min by default
 
 
 def frame(
@@ -99,7 +100,7 @@ def test_unknowns_are_none_not_zero() -> None:
 
 def test_hysteresis_oscillation_raises_once_then_clears_once() -> None:
     rule = AlertRule("crowd", "occupancy", above=10.0, hysteresis=0.1, cooldown_s=0.0)
-    engine = AlertEngine([rule], "market-1", "cam-2")
+    engine = AlertEngine([rule], "market-1", "cam-2", K_MIN)
     # Clears only at 9.0 or less: the wobble around 10 stays one episode.
     values = [9.5, 10.5, 9.5, 10.2, 9.1, 10.8, 9.0, 9.5, 10.1]
     states = []
@@ -110,7 +111,7 @@ def test_hysteresis_oscillation_raises_once_then_clears_once() -> None:
 
 
 def test_exactly_at_the_threshold_does_not_raise() -> None:
-    engine = AlertEngine([AlertRule("crowd", "occupancy", above=10.0)], "s", "c")
+    engine = AlertEngine([AlertRule("crowd", "occupancy", above=10.0)], "s", "c", K_MIN)
     assert engine.update(T0, [sample(10.0)]) == []
     (alert,) = engine.update(T0, [sample(10.01)])
     assert alert == Alert("crowd", "occupancy", None, 10.01, 10.0, "above", "raised", T0, "s", "c")
@@ -118,7 +119,7 @@ def test_exactly_at_the_threshold_does_not_raise() -> None:
 
 def test_cooldown_holds_a_new_raise_until_it_ends() -> None:
     rule = AlertRule("crowd", "occupancy", above=10.0, hysteresis=0.1, cooldown_s=600.0)
-    engine = AlertEngine([rule], "s", "c")
+    engine = AlertEngine([rule], "s", "c", K_MIN)
 
     def at(s: float, v: float) -> list[tuple[str, float]]:
         return [(a.state, (a.at - T0).total_seconds()) for a in engine.update(T0 + timedelta(seconds=s), [sample(v)])]
@@ -133,7 +134,7 @@ def test_cooldown_holds_a_new_raise_until_it_ends() -> None:
 
 def test_mask_rate_below_is_judged_only_with_enough_people() -> None:
     rule = AlertRule("masks", "mask_rate", below=0.8, min_people=5, hysteresis=0.1, cooldown_s=0.0)
-    engine = AlertEngine([rule], "s", "c")
+    engine = AlertEngine([rule], "s", "c", K_MIN)
     assert engine.update(T0, [sample(mask_rate=0.2, people=4)]) == []  # 4 people: not judged
     assert engine.update(T0, [sample(mask_rate=None, people=9)]) == []  # no classified face
     (raised,) = engine.update(T0, [sample(mask_rate=0.5, people=5)])
@@ -147,11 +148,11 @@ def test_mask_rate_below_is_judged_only_with_enough_people() -> None:
 
 def test_zone_occupancy_rule_reads_its_zone() -> None:
     rule = AlertRule("till queue", "zone_occupancy", above=3.0, zone="till")
-    engine = AlertEngine([rule], "s", "c")
+    engine = AlertEngine([rule], "s", "c", K_MIN)
     quiet = (ZoneOccupancy("door", 7.0), ZoneOccupancy("till", 2.0))
     busy = (ZoneOccupancy("door", 1.0), ZoneOccupancy("till", 3.5))
-    assert engine.update(T0, [sample(occupancy=9.0, zones=quiet)]) == []
-    (alert,) = engine.update(T0, [sample(occupancy=4.5, zones=busy)])
+    assert engine.update(T0, [sample(occupancy=9.0, people=9, zones=quiet)]) == []
+    (alert,) = engine.update(T0, [sample(occupancy=4.5, people=6, zones=busy)])
     assert (alert.rule, alert.zone, alert.value) == ("till queue", "till", 3.5)
     with pytest.raises(ValueError, match="zone 'till'"):
         engine.update(T0, [sample(occupancy=1.0)])
@@ -159,8 +160,8 @@ def test_zone_occupancy_rule_reads_its_zone() -> None:
 
 def test_contacts_per_minute_rule_from_trailing_samples() -> None:
     rule = AlertRule("contacts", "close_contacts_per_min", above=2.0, span_s=60.0, hysteresis=0.5, cooldown_s=0.0)
-    engine = AlertEngine([rule], "s", "c")
-    obs = [frame(float(t), 4) for t in range(0, 301)]
+    engine = AlertEngine([rule], "s", "c", K_MIN)
+    obs = [frame(float(t), K_MIN) for t in range(0, 301)]
     contacts = [Contact(100.0, 110.0), Contact(105.0, 120.0), Contact(115.0, 130.0), Contact(150.0, 170.0)]
     events = []
     for now in range(60, 301):
@@ -174,7 +175,7 @@ def test_contacts_per_minute_rule_from_trailing_samples() -> None:
 def test_each_rule_is_judged_over_its_own_span() -> None:
     short = AlertRule("short", "occupancy", above=5.0, span_s=10.0)
     long = AlertRule("long", "occupancy", above=5.0, span_s=300.0)
-    engine = AlertEngine([short, long], "s", "c")
+    engine = AlertEngine([short, long], "s", "c", K_MIN)
     assert engine.spans == (10.0, 300.0)
     alerts = engine.update(T0, [sample(8.0, span_s=10.0), sample(3.0, span_s=300.0)])
     assert [a.rule for a in alerts] == ["short"]
@@ -183,7 +184,7 @@ def test_each_rule_is_judged_over_its_own_span() -> None:
 
 
 def test_alert_json_is_one_object_in_utc() -> None:
-    engine = AlertEngine([AlertRule("crowd", "occupancy", above=1.0)], "market-1", "cam-2")
+    engine = AlertEngine([AlertRule("crowd", "occupancy", above=1.0)], "market-1", "cam-2", K_MIN)
     paris = timezone(timedelta(hours=1))
     (alert,) = engine.update(datetime(2021, 3, 1, 9, 0, tzinfo=paris), [sample(2.5)])
     text = alert.to_json()
@@ -202,3 +203,17 @@ def test_alert_json_is_one_object_in_utc() -> None:
     }
     with pytest.raises(ValueError, match="time zone aware"):
         engine.update(datetime(2021, 3, 1, 9, 0), [sample(2.5)])
+
+
+def test_over_fewer_than_k_people_only_occupancy_is_told() -> None:
+    """k_min 5 and 4 people in view: the store keeps only their count, so a zone's count or close pairs raise
+    nothing (nor clear a raised rule with their value); occupancy, a people count, is judged as the store keeps it."""
+    zone = AlertRule("till queue", "zone_occupancy", above=0.5, zone="till", cooldown_s=0.0)
+    crowd = AlertRule("crowd", "occupancy", above=3.0, cooldown_s=0.0)
+    engine = AlertEngine([zone, crowd], "s", "c", K_MIN)
+    till = (ZoneOccupancy("till", 1.0),)
+    assert [(a.rule, a.value) for a in engine.update(T0, [sample(4.0, people=4, zones=till)])] == [("crowd", 4.0)]
+    assert [a.rule for a in engine.update(T0, [sample(4.0, people=5, zones=till)])] == ["till queue"]
+    empty = (ZoneOccupancy("till", 0.0),)
+    assert engine.update(T0, [sample(4.0, people=4, zones=empty)]) == []  # no value of 4 people, even to clear
+    assert [(a.state, a.value) for a in engine.update(T0, [sample(4.0, people=6, zones=empty)])] == [("cleared", 0.0)]

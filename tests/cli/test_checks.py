@@ -104,7 +104,7 @@ def test_frames_that_do_not_fit_the_config_fail_their_file_with_the_reason(tmp_p
 
 def test_a_file_name_time_outside_the_span_fails_that_file_at_planning(tmp_path: Path) -> None:
     from sanitary.config import load_camera
-    from sanitary.runtime.batch import RunOptions, plan_batch
+    from sanitary.runtime.runs import RunOptions, plan_batch
 
     camera = tmp_path / "cam.toml"
     camera.write_text(CAMERA + 'filename_pattern = "%Y%m%d_%H%M%S"\n')

@@ -20,7 +20,7 @@ import pytest
 from sanitary.config import load_camera
 from sanitary.governance import audit
 from sanitary.governance.audit import AuditError, Leak, audit_paths
-from sanitary.runtime.batch import config_params
+from sanitary.runtime.runs import config_params
 from sanitary.storage.store import RunStart, Store
 from tests.conftest import PETS_CAMERA
 from tests.storage.test_merge import T0, analyse

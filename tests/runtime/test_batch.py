@@ -25,16 +25,8 @@ from sanitary.config import (
     load_camera,
 )
 from sanitary.runtime import batch
-from sanitary.runtime.batch import (
-    FileJob,
-    FileResult,
-    RunOptions,
-    SetAside,
-    params_hash,
-    plan_batch,
-    run_batch,
-    run_params,
-)
+from sanitary.runtime.batch import FileResult, run_batch
+from sanitary.runtime.runs import FileJob, RunOptions, SetAside, params_hash, plan_batch, run_params
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, PETS_CAMERA, ROOT
 
@@ -171,8 +163,7 @@ def test_every_file_of_a_batch_ends_with_a_run_row_in_a_known_state(
     options = RunOptions(signage_override="test footage")
     plan = plan_batch([good, str(copy), str(missing), bad], cam, options)
     db = tmp_path / "runs.duckdb"
-    with Store(db) as store:
-        outcomes = run_batch(plan, store, options)
+    outcomes = run_batch(plan, db, options).outcomes
     unexpected = (
         f"{bad}: analysis failed with RuntimeError (cannot broadcast shapes (3,) and (4,)); a fault of sanitary's,"
         " please report it"
@@ -204,8 +195,8 @@ def test_a_stopped_batch_closes_its_open_runs_as_interrupted(tmp_path: Path, mon
     monkeypatch.setattr(batch, "analyse_file", analyse)
     options = RunOptions(signage_override="test footage")
     db = tmp_path / "runs.duckdb"
-    with Store(db) as store, pytest.raises(KeyboardInterrupt):
-        run_batch(plan_batch([a, b], cam, options), store, options)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(plan_batch([a, b], cam, options), db, options)
     assert stored_runs(db) == [
         (a, "done", None),
         (b, "interrupted", "interrupted: the batch was stopped (KeyboardInterrupt)"),

@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from sanitary.config import CameraConfig, load_camera
-from sanitary.runtime.batch import BatchPlan, FileOutcome, RunOptions, analyse_file, plan_batch, run_batch
-from sanitary.storage.store import Store
+from sanitary.runtime.batch import analyse_file, run_batch
+from sanitary.runtime.runs import BatchPlan, FileOutcome, RunOptions, plan_batch
 from tests.conftest import NO_SIGN, SPARSE_HEADS, pets_camera
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sanitary[cluster]')")
@@ -59,8 +59,7 @@ def video(pets: Path) -> str:
 @pytest.fixture(scope="module")
 def local_db(camera: CameraConfig, video: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("local") / "local.duckdb"
-    with Store(db) as store:
-        outcomes = run_batch(plan_batch([video], camera, OPTIONS), store, OPTIONS)
+    outcomes = run_batch(plan_batch([video], camera, OPTIONS), db, OPTIONS).outcomes
     assert [o.status for o in outcomes] == ["done"]
     return db
 
@@ -105,8 +104,7 @@ def ray_run(
                 killed.append(pid)
 
     plan = plan_batch([video], camera, OPTIONS)
-    with Store(tmp / "ray.duckdb") as store:
-        outcomes = run_on_ray(plan, store, OPTIONS, None, on_frames, tmp / "parts", SEGMENT_S)
+    outcomes = run_on_ray(plan, tmp / "ray.duckdb", OPTIONS, None, on_frames, tmp / "parts", SEGMENT_S).outcomes
     segments = segment_file(plan.files[0].job, plan.files[0].duration_s, SEGMENT_S)
     assert not list((tmp / "parts").glob("*")), "parts are removed once their file is stored"
     return RayRun(tmp / "ray.duckdb", outcomes, killed, sum(frames), segments)
@@ -167,9 +165,8 @@ def test_a_file_run_locally_is_skipped_on_ray(
     db = tmp_path / "again.duckdb"
     shutil.copy(local_db, db)
     frames: list[int] = []
-    with Store(db) as store:
-        plan = plan_batch([video], camera, OPTIONS)
-        outcomes = run_on_ray(plan, store, OPTIONS, None, frames.append, tmp_path / "parts")
+    plan = plan_batch([video], camera, OPTIONS)
+    outcomes = run_on_ray(plan, db, OPTIONS, None, frames.append, tmp_path / "parts").outcomes
     assert [o.status for o in outcomes] == ["skipped"]
     assert frames == [plan.files[0].frames]
     assert _rows(db, "frames_analysed") == _rows(local_db, "frames_analysed")
@@ -193,8 +190,7 @@ def test_a_poisoned_file_fails_alone(cluster: None, camera: CameraConfig, pets: 
     plan: BatchPlan = plan_batch([good, poisoned, later], camera, OPTIONS)
     assert len(plan.files) == 3
     shutil.rmtree(poisoned)  # gone between planning and analysis
-    with Store(tmp_path / "p.duckdb") as store:
-        outcomes = run_on_ray(plan, store, OPTIONS, None, lambda n: None, tmp_path / "parts")
+    outcomes = run_on_ray(plan, tmp_path / "p.duckdb", OPTIONS, None, lambda n: None, tmp_path / "parts").outcomes
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
     assert "poisoned: no such file or folder" in (outcomes[1].error or "")
     assert [Path(p).name for p in outcomes[0].unreadable] == ["0004.jpg"]

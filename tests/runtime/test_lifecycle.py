@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 
 from sanitary.analytics.observations import MaskCounts, Observation
-from sanitary.analytics.windows import WindowAggregate, aggregate
+from sanitary.analytics.windows import WindowAggregate, ZoneWindow, aggregate
 from sanitary.config import PrivacyConfig, TimeConfig, default_camera
 from sanitary.errors import SanitaryError
+from sanitary.runtime import live
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, finish_camera
 from sanitary.runtime.live import CameraRun, ClosedWindow, LiveOptions, LiveTotals, commit
 from sanitary.storage.signage import Sign
 from sanitary.storage.store import RunStart, Store, WindowHealth
+from tests.conftest import hold_lock
 
 T0 = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -113,3 +115,57 @@ def test_finishing_a_camera_applies_its_retention(tmp_path: Path) -> None:
         assert finish_camera(store, dataclasses.replace(CAMERA, privacy=PrivacyConfig()), T0 + 2 * DAY) == 0
         assert finish_camera(store, CAMERA, T0 + DAY + timedelta(minutes=1)) == 1
     assert stored(db) == [DAY]
+
+
+def test_windows_wait_in_order_while_the_file_is_held_and_only_past_the_bound_are_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query holding the file used to cost the live unit its window; now the window waits (stderr says commits are
+    delayed) and is committed, in order, at the next commit the file takes. Past MAX_DELAYED the oldest is lost."""
+    monkeypatch.setattr(live, "MAX_DELAYED", 3)
+    db = tmp_path / "unit.duckdb"
+    with Store(db) as store:
+        begin_camera(store, CAMERA, now=T0, override="test")
+        run_id = store.begin_run(RunStart("live:unit:s1", "0", "door", "bus-12", "unit", "h", {}, "test"))
+    run = CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+    options, totals, log = LiveOptions(signage_override="test"), LiveTotals(), []
+    minute = timedelta(minutes=1)
+
+    def commit_at(i: int) -> None:
+        closed = ClosedWindow(run, window(T0 + i * minute), health(), [], False, None)
+        commit(closed, db, options, totals, log.append, T0 + (i + 1) * minute, wait_s=0.0)
+
+    commit_at(0)
+    holder = hold_lock(db, 30.0)
+    try:
+        for i in range(1, 6):
+            commit_at(i)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [line.split(" (")[0] for line in log] == [
+        "door: commits delayed, windows kept until " + str(db) + " takes them",
+        "door: window 2021-03-01T08:01:00+00:00 lost",
+        "door: window 2021-03-01T08:02:00+00:00 lost",
+    ]
+    commit_at(6)
+    assert log[-1] == "door: 4 delayed window(s) committed"  # the three kept and the new one
+    assert stored(db) == [i * minute for i in (0, 3, 4, 5, 6)]
+    assert (totals.windows_committed, totals.windows_lost) == (5, 2)
+
+
+def test_a_window_the_open_file_refuses_is_lost_alone_and_holds_up_none_behind_it(tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    with Store(db) as store:
+        begin_camera(store, CAMERA, now=T0, override="test")
+        run_id = store.begin_run(RunStart("live:unit:s1", "0", "door", "bus-12", "unit", "h", {}, "test"))
+    run = CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+    options, totals, log = LiveOptions(signage_override="test"), LiveTotals(), []
+    minute = timedelta(minutes=1)
+    twice = ZoneWindow("till", None, 1, 1)
+    broken = dataclasses.replace(window(T0), zones=(twice, twice))  # a fault: the same zone twice in one window
+    commit(ClosedWindow(run, broken, health(), [], False, None), db, options, totals, log.append, T0 + minute)
+    commit(ClosedWindow(run, window(T0 + minute), health(), [], False, None), db, options, totals, log.append, T0)
+    assert stored(db) == [minute]
+    assert (totals.windows_committed, totals.windows_lost) == (1, 1)
+    assert log[0].startswith("door: window 2021-03-01T08:00:00+00:00 lost (Constraint Error") and len(log) == 1

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -235,3 +235,23 @@ def test_retention_deletes_old_windows_with_their_rows_and_logs_it(tmp_path: Pat
         logged = log.fetchall()
     assert left == [2] and lines == (0,)
     assert logged == [("s", "c", datetime(2021, 3, 1, 8, 2, 30, tzinfo=UTC), 2, 3)]
+
+
+def test_the_whole_file_replaces_its_cut_export_of_the_same_camera_and_time(tmp_path: Path) -> None:
+    """A cut file is stored `truncated` with "re-export the file and run again"; the whole file, which has another
+    content hash, then replaces it: the footage is counted once. A cut file of another time stays."""
+    minute = timedelta(seconds=60)
+    with Store(tmp_path / "a.duckdb") as store:
+        cut = store.begin_run(run_start("cut"))
+        store.finish_run(cut, windows("cut", 2)[:2], status="truncated", error="cut short", frames_analysed=120,
+                         footage=(T0, T0 + 2 * minute))  # fmt: skip
+        later = store.begin_run(run_start("later"))
+        store.finish_run(later, windows("later", 1)[:1], status="truncated", error="cut short", frames_analysed=60,
+                         footage=(T0 + minute, T0 + 2 * minute))  # fmt: skip
+        whole = store.begin_run(run_start("whole"))
+        store.finish_run(whole, windows("whole", 3), status="done", error=None, frames_analysed=150,
+                         footage=(T0, T0 + 150 * minute / 60))  # fmt: skip
+        statuses = dict(store.con.execute("SELECT source, status FROM runs").fetchall())
+        stored = store.con.execute("SELECT source, count(*) FROM window_aggregates GROUP BY 1 ORDER BY 1").fetchall()
+    assert statuses == {"cut": "replaced", "later": "truncated", "whole": "done"}
+    assert stored == [("later", 1), ("whole", 3)]

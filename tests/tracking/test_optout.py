@@ -20,7 +20,8 @@ from sanitary.perception.boxes import Detections
 from sanitary.perception.faces import FaceDetector
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.runtime import session
-from sanitary.runtime.batch import FileJob, analyse_file
+from sanitary.runtime.batch import analyse_file
+from sanitary.runtime.runs import FileJob
 
 FPS = 7.0
 START = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)

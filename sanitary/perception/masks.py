@@ -76,7 +76,7 @@ class MaskClassifier:
         """Class probabilities (N, 3) for uint8 RGB crops from `face_crops`."""
         if len(crops) == 0:
             return np.zeros((0, len(READ)), np.float32)
-        (probs,) = self.session.run(None, {"crops": crops})
+        (probs,) = self.session.run_batches("crops", crops)
         return probs
 
     def __call__(self, image_bgr: np.ndarray, faces: Faces) -> MaskReadings:

@@ -107,8 +107,9 @@ def cpu_session(path: Path, threads: int = 0) -> ModelSession:
     _shared_arena(ort)
     options.add_session_config_entry("session.use_env_allocators", "1")
     # Threads that wait for work sleep rather than spin: the models run back to back, each with its own pool, and a
-    # pool spinning after its run takes the cores from the next model, the decoder and the tracker (measured: CPU
-    # time a frame 388 -> 171 ms on a crowd at 1280x720, wall time the same on a loaded machine).
+    # pool spinning after its run takes the cores from the next model, the decoder and the tracker. Measured on 2
+    # shared cores (load average 7-9), 213 frames of a crowd at 1280x720 without the head model: 100-120 s -> 40-43 s
+    # of wall time, 72 -> 31 s of CPU time.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     run_options = ort.RunOptions()
     run_options.log_severity_level = 4

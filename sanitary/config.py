@@ -56,6 +56,9 @@ class TimeConfig:
     start: str | None = None
     # strftime-style pattern found in file names, e.g. "%Y%m%d_%H%M%S" for NVR exports.
     filename_pattern: str | None = None
+    # A folder (or glob) of images is the frames of this camera in name order, an image-sequence export, played at
+    # `fps` as a video is (heads.every_s, tracking); false: each image is a photo of its own scene.
+    sequence: bool = False
 
 
 @dataclass(frozen=True)

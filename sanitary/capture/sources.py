@@ -41,6 +41,9 @@ class Frame:
     t: float  # seconds since the start of the source
     image: np.ndarray  # BGR, uint8, H x W x 3
     file: str | None  # image file name for folder/glob sources, None for a video
+    # An unrelated photo (of a folder not played as a sequence): it shares no scene with the frame before, so
+    # nothing seen earlier (a head count, a track) carries over to it.
+    photo: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,13 @@ class TruncatedSourceError(SanitaryError):
 
 
 class Source:
-    """One footage file (or image sequence); iterate it with `frames()`."""
+    """One footage file, or a folder or glob of images; iterate it with `frames()`. The images are photos, each
+    its own scene, unless `sequence` says they are the frames of one camera (an image-sequence export), played at
+    `fps` as a video is."""
 
-    def __init__(self, spec: str, fps: float | None = None) -> None:
+    def __init__(self, spec: str, fps: float | None = None, sequence: bool = False) -> None:
         self.spec = spec
+        self.sequence = sequence
         path = Path(spec)
         if path.is_dir():
             self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -140,7 +146,7 @@ class Source:
             if image is None:
                 self.unreadable.append(p)
                 continue
-            yield Frame(i, i / self.info.fps, image, p.name)
+            yield Frame(i, i / self.info.fps, image, p.name, photo=not self.sequence)
 
     def _video_frames(self, keep: _Keep) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.info.path))

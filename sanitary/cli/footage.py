@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import signal
@@ -18,10 +19,18 @@ from sanitary.cli.checks import MAX_SECONDS, MAX_WORKERS, footage_start, positiv
 from sanitary.cli.common import CameraOption, FpsOption, SampleFps, console, friendly
 from sanitary.errors import SanitaryError
 
+SequenceOption = Annotated[
+    bool,
+    typer.Option(
+        "--sequence", help="Image folders are frames of one camera at --fps (time.sequence), not unrelated photos."
+    ),
+]
+
 if TYPE_CHECKING:
     import numpy as np
     from rich.progress import Progress
 
+    from sanitary.config import CameraConfig
     from sanitary.geometry.calibration import PointPairs
     from sanitary.geometry.homography import HomographyFit
     from sanitary.runtime.runs import FileOutcome
@@ -34,6 +43,7 @@ def run(
     db: Annotated[Path, typer.Option("--db", help="DuckDB file the aggregates go to (created if absent).")],
     sample_fps: Annotated[float, typer.Option("--sample-fps", help="Frames analysed per second of footage.")] = 5.0,
     fps: FpsOption = None,
+    sequence: SequenceOption = False,
     start: Annotated[
         str | None, typer.Option("--start", help="Footage start, ISO 8601 (camera time zone if naive).")
     ] = None,
@@ -63,7 +73,7 @@ def run(
     within(fps, "--fps", MIN_FPS, MAX_FPS)
     within(workers, "--workers", 1, MAX_WORKERS)
     within(segment_s, "--segment-s", 1.0, MAX_SECONDS)
-    cam = load_camera(camera)
+    cam = as_sequence(load_camera(camera), sequence)
     if without_signage is not None and not without_signage.strip():
         raise SanitaryError("--without-signage needs a reason, e.g. --without-signage 'research footage, consented'")
     options = RunOptions(
@@ -161,6 +171,7 @@ def count(
     camera: Annotated[Path | None, typer.Option("--camera", help="Camera config for thresholds.")] = None,
     sample_fps: SampleFps = None,
     fps: FpsOption = None,
+    sequence: SequenceOption = False,
 ) -> None:
     """Count people and faces per frame (every frame unless --sample-fps): the evaluation hook."""
     from sanitary.capture.sources import Source
@@ -169,10 +180,10 @@ def count(
 
     positive(sample_fps, "--sample-fps", MAX_FPS)
     within(fps, "--fps", MIN_FPS, MAX_FPS)
-    cam = load_camera(camera) if camera else default_camera()
+    cam = as_sequence(load_camera(camera) if camera else default_camera(), sequence)
     rate = fps or cam.time.fps
-    # Without sampling, time plays no part in a count, so a folder of images needs no frame rate.
-    source = Source(path, rate if rate or sample_fps else 1.0)
+    # Without sampling, time plays no part in a count of photos, so a folder of them needs no frame rate.
+    source = Source(path, rate if rate or sample_fps or cam.time.sequence else 1.0, cam.time.sequence)
     analyser = FrameAnalyser.from_camera(cam, source.info.analysed_fps(sample_fps))
     for frame, obs in observe(source, analyser, sample_fps):
         if as_json:
@@ -188,6 +199,13 @@ def count(
         sys.stdout.flush()
     if source.unreadable:
         typer.echo(f"warning: {path}: {_left_out([str(p) for p in source.unreadable])}", err=True)
+
+
+def as_sequence(camera: CameraConfig, sequence: bool) -> CameraConfig:
+    """The camera with `--sequence` taken over into its time.sequence (the option only ever turns it on)."""
+    if not sequence:
+        return camera
+    return dataclasses.replace(camera, time=dataclasses.replace(camera.time, sequence=True))
 
 
 def _left_out(paths: Sequence[str], named: int = 3) -> str:

@@ -86,7 +86,7 @@ class FaceDetector:
         for i, (x1, y1, x2, y2) in enumerate(regions.astype(int)):
             crop = cv2.resize(image[y1:y2, x1:x2], size, interpolation=cv2.INTER_LINEAR)
             batch[i] = crop[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW, as the model was trained
-        heat, scale, offset, marks = self.session.run(None, {"input.1": batch})
+        heat, scale, offset, marks = self.session.run_batches("input.1", batch)
         found = [
             _decode(heat[i, 0], scale[i], offset[i], marks[i], self.config.face_score, keep)
             for i in range(len(regions))

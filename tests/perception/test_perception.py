@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from benchmarks.pipeline_benchmark import Matches, load_gt, match
-from sanitary.config import DetectionConfig, load_camera
+from sanitary.config import DetectionConfig, MaskConfig, load_camera
 from sanitary.perception.boxes import Detections, iou_matrix, nms
-from sanitary.perception.faces import FaceDetector, head_regions
+from sanitary.perception.faces import FaceDetector, Faces, head_regions
+from sanitary.perception.mask_classes import MaskClass
+from sanitary.perception.masks import MaskClassifier
 from sanitary.perception.people import (
     MODELS,
     PersonDetector,
@@ -186,3 +188,31 @@ def test_faces_found_in_head_regions_of_real_photos(pets: Path) -> None:
         if len(result) and iou_matrix(result.boxes, np.array([[x1, y1, x2, y2]], np.float32)).max() >= 0.3:
             found += 1
     assert found >= 0.6 * len(faces)
+
+
+class ScriptedMasks:
+    """Stands in for the mask classifier's session: every crop it is given reads as `with_mask`, sure."""
+
+    def __init__(self) -> None:
+        self.crops: list[int] = []
+
+    def run_batches(self, input_name: str, items: np.ndarray) -> list[np.ndarray]:
+        self.crops.append(len(items))
+        return [np.tile(np.array([[0.9, 0.05, 0.05]], np.float32), (len(items), 1))]
+
+
+def test_a_face_too_small_or_side_on_is_never_classified() -> None:
+    classifier = MaskClassifier(MaskConfig())
+    classifier.session = ScriptedMasks()
+    frontal = [[10, 10], [20, 10], [15, 15], [11, 20], [19, 20]]
+    side_on = [[10, 10], [20, 10], [25, 15], [11, 20], [19, 20]]  # the nose 1 eye distance off the middle
+    faces = Faces(
+        np.array([[0, 0, 30, 30], [40, 0, 70, 30], [80, 0, 82, 2]], np.float32),
+        np.ones(3, np.float32),
+        np.array([frontal, side_on, frontal], np.float32),
+        np.arange(3),
+    )
+    readings = classifier(np.zeros((60, 100, 3), np.uint8), faces)
+    assert classifier.session.crops == [1]
+    assert readings.classes.tolist() == [MaskClass.WITH_MASK, MaskClass.UNKNOWN, MaskClass.UNKNOWN]
+    assert readings.confidence.tolist() == pytest.approx([0.9, 0.0, 0.0])

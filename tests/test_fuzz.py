@@ -349,6 +349,7 @@ def check_cli(result: Result, case: str, db: Path) -> None:
                 assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone() == (0,), case
 
 
+@pytest.mark.slow
 def test_every_number_and_time_option_runs_or_is_refused_in_one_line(
     footage: tuple[Path, Path], tmp_path: Path, models_once: None
 ) -> None:

@@ -15,6 +15,9 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+# Real footage through the real pipeline, end to end: the quick lane (`pytest -m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 MODELS = ("centerface", "mask_classifier")
 # The person detectors keep the names of their dynamic-shape copies (weights/make_dynamic.py); the cards do not.
 PERSON_MODELS = ("bytetrack_nano", "yolox_nano")

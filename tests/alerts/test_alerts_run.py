@@ -74,6 +74,7 @@ def camera(tmp_path: Path, rule: str, webhook: str, timeout_s: float = 2, window
     return path
 
 
+@pytest.mark.slow
 def test_crowding_alerts_reach_every_sink_once_and_are_stored(pets: Path, tmp_path: Path, receiver: Receiver) -> None:
     # PETS has 4 to 8 people over 10 s until ~50 s in, under 3 around 55-65 s, then 6 to 8 again.
     rule = 'name = "crowded"\nmeasure = "occupancy"\nabove = 5.5\nspan_s = 10\nhysteresis = 0.3\ncooldown_s = 20'
@@ -102,6 +103,7 @@ def test_crowding_alerts_reach_every_sink_once_and_are_stored(pets: Path, tmp_pa
     assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == states
 
 
+@pytest.mark.slow
 def test_unreachable_webhook_loses_no_aggregate(pets: Path, tmp_path: Path) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -122,6 +124,7 @@ ANYONE = 'name = "anyone"\nmeasure = "occupancy"\nabove = 1\nspan_s = 1'
 HELD = "stopped before the receiver answered"
 
 
+@pytest.mark.slow
 def test_a_trickling_receiver_holds_a_run_no_longer_than_the_grace(pets: Path, tmp_path: Path) -> None:
     # 200 OK then a byte every 0.1 s, a timeout of 30 s: only the end of the file's grace ends its delivery.
     db = tmp_path / "a.duckdb"
@@ -141,6 +144,7 @@ def test_a_trickling_receiver_holds_a_run_no_longer_than_the_grace(pets: Path, t
     assert line.startswith("alert 'anyone' raised at 2009-03-01T12:00") and HELD in line
 
 
+@pytest.mark.slow
 def test_sigterm_ends_live_within_seconds_whatever_the_receiver_does(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     avi = str(pets / "pets09_s2l1_view001_480x360.avi")
@@ -182,6 +186,7 @@ def windows(db: Path) -> list[tuple]:
         return []  # not created yet, or the schema is still being made
 
 
+@pytest.mark.slow
 def test_alert_rule_errors_name_the_rule(tmp_path: Path) -> None:
     for rule, message in [
         ('name = "r"\nmeasure = "occupancy"', "alert 'r' needs exactly one of 'above' or 'below'"),

@@ -208,6 +208,7 @@ def test_transport_profile_refuses_settings_that_store_more(tmp_path: Path) -> N
         load_camera(zoned)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k_min, suppressed", [(5, False), (1000, True)])
 def test_transport_profile_on_real_footage(pets: Path, tmp_path: Path, k_min: int, suppressed: bool) -> None:
     db = tmp_path / "bus.duckdb"
@@ -234,6 +235,7 @@ def test_transport_profile_on_real_footage(pets: Path, tmp_path: Path, k_min: in
     assert (n is None and rate is None) if suppressed else n is not None, rows
 
 
+@pytest.mark.slow
 def test_privacy_mask_over_the_whole_frame_sees_nobody(pets: Path, tmp_path: Path) -> None:
     camera = tmp_path / "masked.toml"
     camera.write_text(

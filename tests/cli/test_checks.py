@@ -180,6 +180,7 @@ def test_signage_refuses_a_language_that_is_not_a_tag(tmp_path: Path, value: str
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_a_broken_mp4_is_one_line_without_the_decoders_own(tmp_path: Path) -> None:
     video = tmp_path / "cut.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.capture.test_sources import encoded
 from tests.conftest import NO_SIGN, run_cli, still_camera
 
 
+@pytest.mark.slow
 def test_a_run_leaves_out_unreadable_images_and_says_so(tmp_path: Path) -> None:
     camera = still_camera(tmp_path / "cam.toml")
     folder = tmp_path / "imgs"

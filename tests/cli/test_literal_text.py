@@ -7,12 +7,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import run_cli, still_camera
 
 HOSTILE = ("x[/]y", "cam[door]", "[bold]b[/bold]", "[link=http://x]y[/link]", ":thumbs_up:")
 
 
+@pytest.mark.slow
 def test_every_command_prints_user_text_literally(tmp_path: Path) -> None:
     camera = still_camera(tmp_path / "cam.toml", "door[/]1", "[bold]site[/bold]")
     folder = tmp_path / "x[a]y"

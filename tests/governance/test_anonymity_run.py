@@ -84,6 +84,7 @@ def recorded_run(pets: Path, work: Path, leaky: bool) -> tuple[set[Path], Path]:
     return written_files(trace, work), db
 
 
+@pytest.mark.slow
 def test_a_real_run_writes_nothing_personal(pets: Path, tmp_path: Path) -> None:
     work = tmp_path / "clean"
     work.mkdir()
@@ -105,6 +106,7 @@ def test_a_real_run_writes_nothing_personal(pets: Path, tmp_path: Path) -> None:
     assert leaked.returncode == 1 and "table window_aggregates, column track_ids" in leaked.stdout
 
 
+@pytest.mark.slow
 def test_the_same_recording_catches_a_leaking_run(pets: Path, tmp_path: Path) -> None:
     work = tmp_path / "leaky"
     work.mkdir()

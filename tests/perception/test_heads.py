@@ -103,6 +103,7 @@ def test_shipped_model_finds_nothing_in_a_blank_frame(finder: HeadFinder, grey: 
     assert len(finder(np.full((360, 480, 3), grey, np.uint8), NOBODY)) == 0
 
 
+@pytest.mark.slow
 def test_shipped_model_counts_validation_photos(finder: HeadFinder) -> None:
     if not (SHB / "counts.csv").is_file():
         pytest.skip(f"ShanghaiTech B train split not found at {SHB} (see ../shared/datasets/README.md)")

@@ -37,6 +37,7 @@ def camera(tmp_path: Path, extra: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_shipped_weights_score_as_the_card_says(masks_data: Path, tmp_path: Path) -> None:
     # No face left unknown, so the figures are the card's argmax figures.
     cam = camera(tmp_path, "[masks]\nmin_face_px = 0\nmin_confidence = 0.0\n")
@@ -49,6 +50,7 @@ def test_shipped_weights_score_as_the_card_says(masks_data: Path, tmp_path: Path
     assert scores["classes"] == list(LABELS)
 
 
+@pytest.mark.slow
 def test_eval_mask_per_source_validation_is_the_cards(masks_data: Path) -> None:
     """`eval-mask --validation` over every training source gives the card's figures, source by source."""
     sources = [masks_data, *(DATASETS / name for name in CROP_SOURCES)]
@@ -85,6 +87,7 @@ def test_eval_mask_validation_needs_a_split_for_the_folder(tmp_path: Path) -> No
     ]
 
 
+@pytest.mark.slow
 def test_eval_mask_reports_unknown_and_detect(masks_data: Path) -> None:
     result = run_cli("eval-mask", str(masks_data), "--only", str(VALIDATION), "--detect")
     assert result.returncode == 0, result.stderr
@@ -92,6 +95,7 @@ def test_eval_mask_reports_unknown_and_detect(masks_data: Path) -> None:
     assert "faces found" in result.stdout
 
 
+@pytest.mark.slow
 def test_pipeline_mask_rate_on_validation_photos(masks_data: Path, tmp_path: Path) -> None:
     """The photos as a folder source, faces searched over the whole frame as on a bus camera."""
     names = read_split(VALIDATION)

@@ -23,6 +23,9 @@ from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, SPARSE_HEADS, old_schema_db, pets_camera, run_cli
 from tests.storage.test_views import NOON, two_bases
 
+# Real footage through the real pipeline, end to end: the quick lane (`pytest -m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 SITE = "pets2009-reading"
 CAMERA = "pets2009-view001"
 DAY = date(2009, 3, 1)  # the PETS windows' day (Europe/London, UTC+0 in March)

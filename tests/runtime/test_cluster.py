@@ -26,6 +26,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sani
 
 from sanitary.runtime.cluster import WORKER_ENV, Segment, decode, encode, run_on_ray, segment_file  # noqa: E402
 
+# Real footage through the real pipeline, end to end: the quick lane (`pytest -m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 OPTIONS = RunOptions(sample_fps=2.0, signage_override=NO_SIGN[1])
 SEGMENT_S = 30.0
 WINDOW = timedelta(seconds=10)

@@ -73,6 +73,7 @@ def wait_for_windows(db: Path, beyond: int, timeout_s: float = 60) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_killed_at_random_moments_loses_and_duplicates_nothing(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     avi = str(pets / "pets09_s2l1_view001_480x360.avi")
@@ -118,6 +119,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Path, tmp_path: Path) -> None:
     served = tmp_path / "served"
     served.mkdir()
@@ -164,6 +166,7 @@ def old_window(db: Path, start: datetime) -> None:
         )
 
 
+@pytest.mark.slow
 def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     # On a minute, so that the 2 s windows that follow start exactly there.
@@ -187,6 +190,7 @@ def test_a_clock_set_back_keeps_windows_monotonic_and_is_recorded(pets: Path, tm
     assert labels == [("12", "Gare")]
 
 
+@pytest.mark.slow
 def test_a_live_unit_applies_retention(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     old = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=3)
@@ -204,6 +208,7 @@ def test_a_live_unit_applies_retention(pets: Path, tmp_path: Path) -> None:
     assert sources == [(False,)] and log == [(1,)]  # the old window went, this session's windows stay
 
 
+@pytest.mark.slow
 def test_bad_live_input_is_one_line(tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     for args, message in [
@@ -235,6 +240,7 @@ app()
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_delays_commits_and_loses_no_window(pets: Path, tmp_path: Path) -> None:
     """The disk full for 6 s (three windows): they wait, and are committed in order once it has room again."""
     db = tmp_path / "unit.duckdb"
@@ -253,6 +259,7 @@ def test_a_full_disk_delays_commits_and_loses_no_window(pets: Path, tmp_path: Pa
     assert len(starts) >= 15 and counted == (0,)  # 30 s of 2 s windows (aligned on the epoch), none missing
 
 
+@pytest.mark.slow
 def test_a_looped_file_read_at_full_speed_stops_at_its_length(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     avi = str(pets / "pets09_s2l1_view001_480x360.avi")  # 113.6 s of footage: 120 s needs a second pass

@@ -14,6 +14,9 @@ from sanitary.governance.audit import audit_paths
 from sanitary.storage.schema import SCHEMA_VERSION
 from tests.conftest import NO_HEADS, NO_SIGN, PETS_CAMERA, SPARSE_HEADS, pets_camera, pets_counts, run_cli
 
+# Real footage through the real pipeline, end to end: the quick lane (`pytest -m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 WINDOW_S = 10
 
 

@@ -88,6 +88,7 @@ app(sys.argv[3:], prog_name="sanitary")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left", [0, 4096])
 def test_a_full_disk_during_run_is_one_line_saying_so(tmp_path: Path, left: int) -> None:
     """With no byte left, `begin_run` fails; with 4 KB, the file's windows do: either way one line naming the disk."""
@@ -134,6 +135,7 @@ def test_the_run_summary_shows_no_mask_rate_the_store_suppresses() -> None:
     assert both.faces == 6  # faces are counted, not read: the count stays
 
 
+@pytest.mark.slow
 def test_a_unit_id_too_long_for_a_file_name_is_refused_before_any_frame(tmp_path: Path) -> None:
     """Export names files after the unit id: one of 300 characters was accepted by `run`, then export failed."""
     clip = video(tmp_path / "a.avi", 20)

@@ -61,6 +61,7 @@ def alive(pids: set[int]) -> set[int]:
     return pids & living
 
 
+@pytest.mark.slow
 def test_workers_end_with_a_killed_batch_and_the_rerun_counts_once(tmp_path: Path) -> None:
     camera = tmp_path / "cam.toml"
     camera.write_text(

@@ -87,6 +87,7 @@ def test_an_empty_file_and_sanitarys_own_are_taken(tmp_path: Path) -> None:
     assert run_query(empty, "SELECT count(*) FROM runs").rows == [(0,)]
 
 
+@pytest.mark.slow
 def test_the_commands_refuse_a_foreign_file_in_one_line(tmp_path: Path) -> None:
     db = foreign_db(tmp_path / "crm.duckdb", FOREIGN["customers"])
     before = fingerprint(db)
@@ -105,6 +106,7 @@ def test_the_commands_refuse_a_foreign_file_in_one_line(tmp_path: Path) -> None:
     assert fingerprint(db) == before
 
 
+@pytest.mark.slow
 def test_a_bad_config_creates_no_database(tmp_path: Path) -> None:
     db = tmp_path / "new.duckdb"
     bad = tmp_path / "bad.toml"

@@ -194,6 +194,7 @@ def one_case(base: tuple[Path, Path, Snapshot], work: Path, case_no: int, tamper
     return "accepted"
 
 
+@pytest.mark.slow
 def test_tampered_manifests_are_refused_in_one_line(base: tuple[Path, Path, Snapshot], tmp_path: Path) -> None:
     rng = random.Random(SEED)
     outcomes = [one_case(base, tmp_path, i, lambda f: tamper_manifest(rng, f)) for i in range(MANIFEST_CASES)]
@@ -201,6 +202,7 @@ def test_tampered_manifests_are_refused_in_one_line(base: tuple[Path, Path, Snap
     assert outcomes.count("refused") >= MANIFEST_CASES * 0.8, outcomes
 
 
+@pytest.mark.slow
 def test_tampered_parquet_files_are_refused_or_held_to_the_central_rules(
     base: tuple[Path, Path, Snapshot], tmp_path: Path
 ) -> None:

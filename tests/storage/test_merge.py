@@ -132,6 +132,7 @@ def test_merging_again_changes_nothing(inputs: tuple[Path, Path], tmp_path: Path
         assert (merged.sources_added, merged.sources_replaced, merged.windows, merged.runs, merged.signs) == (0,) * 5
 
 
+@pytest.mark.slow
 def test_merge_order_does_not_matter(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = inputs
     orders = ([a, b], [b, a], [a, a, b, a], [b, b, a])
@@ -146,6 +147,7 @@ def test_merge_order_does_not_matter(inputs: tuple[Path, Path], tmp_path: Path) 
     assert snapshot(tmp_path / "step.duckdb") == results[0]
 
 
+@pytest.mark.slow
 def test_a_later_reanalysis_wins_whatever_the_order(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = inputs
     late = tmp_path / "a-late.duckdb"
@@ -265,6 +267,7 @@ def test_a_locked_input_is_refused_by_type(inputs: tuple[Path, Path], tmp_path: 
     assert not (tmp_path / "central.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_two_pets_runs_merge_end_to_end(pets: Path, tmp_path: Path) -> None:
     """Two stretches into two databases; the first stretch analysed again, later and differently, into the second."""
     db_a, db_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"

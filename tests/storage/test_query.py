@@ -162,6 +162,7 @@ def test_a_bad_timeout_is_refused(db: Path, timeout: str) -> None:
     assert result.returncode == 2 and result.stderr.startswith(f"error: --timeout is {float(timeout):g}; it must be")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_query_in_one_line(db: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "sanitary", "query", ENDLESS, "--db", str(db), "--timeout", "300"],

@@ -261,6 +261,7 @@ def test_a_column_added_to_the_schema_is_shipped(unit: Path, tmp_path: Path, mon
     assert [row[-1] for row in rows] == ["rain"] * 6
 
 
+@pytest.mark.slow
 def test_the_commands_ship_a_live_unit_home(pets: Path, tmp_path: Path) -> None:
     unit, central, out = tmp_path / "unit.duckdb", tmp_path / "central.duckdb", tmp_path / "outbox"
     cam = tmp_path / "cam.toml"

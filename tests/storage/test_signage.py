@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from sanitary.storage.signage import Sign, uncovered
 from sanitary.storage.store import Store
@@ -54,6 +55,7 @@ def run_frames(pets: Path, db: Path, *extra: str) -> tuple[int, str]:
     return result.returncode, result.stderr
 
 
+@pytest.mark.slow
 def test_footage_no_sign_covered_is_refused_then_overridden_on_record(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "a.duckdb"
     register(db, "--posted", "2009-03-01T09:00", "--removed", "2009-03-01T12:00:01")
@@ -72,6 +74,7 @@ def test_footage_no_sign_covered_is_refused_then_overridden_on_record(pets: Path
     assert stored == (1,)
 
 
+@pytest.mark.slow
 def test_covered_footage_runs_without_override(pets: Path, tmp_path: Path) -> None:
     db = tmp_path / "a.duckdb"
     sign_id = register(db, "--posted", "2009-03-01T09:00")
@@ -87,6 +90,7 @@ def test_covered_footage_runs_without_override(pets: Path, tmp_path: Path) -> No
         assert con.execute("SELECT status, signage_override FROM runs").fetchall() == [("done", None)]
 
 
+@pytest.mark.slow
 def test_bad_signage_input_is_one_clear_line(tmp_path: Path) -> None:
     db = tmp_path / "a.duckdb"
     result = run_cli(

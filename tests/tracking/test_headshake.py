@@ -161,6 +161,7 @@ def test_yaw_read_on_real_faces_follows_the_true_yaw(heads: tuple[FaceDetector, 
     assert all(r is not None and abs(r) < CONFIG.yaw_deg for r in nodding)
 
 
+@pytest.mark.slow
 def test_shakes_on_real_faces_fire_and_nothing_else_does(heads: tuple[FaceDetector, list[Head]]) -> None:
     detector, chosen = heads
     fired: dict[str, list[str]] = {}

@@ -95,6 +95,7 @@ def analyse(folder: Path, optout: bool) -> tuple[int, int, int, int, int | None]
     return w.opt_outs, w.people_sum, w.faces_sum, w.frames_analysed, w.persons.people_distinct if w.persons else None
 
 
+@pytest.mark.slow
 def test_a_head_shake_takes_the_person_out_of_the_window(
     heads: list[Head], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,6 +116,7 @@ def test_a_head_shake_takes_the_person_out_of_the_window(
     assert analyse(folder, optout=True)[0] is None  # alone in the window: their "no" is not stored
 
 
+@pytest.mark.slow
 def test_a_nod_opts_nobody_out(heads: list[Head], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session, "apply_profile", lambda windows, privacy: list(windows))  # a lone person: no k-min
     folder = footage(heads[0], "nod", tmp_path / "nod")

@@ -106,6 +106,7 @@ def test_focal_loss_of_a_perfect_map_is_near_zero() -> None:
     assert float(focal_loss(unsure, target)) == pytest.approx(16 * math.log(2) / 4, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_train_on_a_few_photos_exports_a_model_headfinder_loads(
     shb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,7 @@ def crops() -> Path:
     return CROPS
 
 
+@pytest.mark.slow
 def test_train_exports_a_working_model_and_its_card(facemask: Path, crops: Path, tmp_path: Path) -> None:
     from sanitary.perception.mask_classes import LABELS
     from sanitary.train.mask_classifier import train
@@ -119,6 +120,7 @@ def test_train_exports_a_working_model_and_its_card(facemask: Path, crops: Path,
     assert np.array(as_eval["confusion"]).shape == (3, 4) and 0 <= as_eval["coverage"] <= 1
 
 
+@pytest.mark.slow
 def test_the_mirror_averaged_graph_reads_a_face_and_its_mirror_image_alike(tmp_path: Path) -> None:
     import torch
 

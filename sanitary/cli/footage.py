@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import signal
 import sys
@@ -84,14 +83,24 @@ def run(
         signage_override=without_signage,
     )
     plan = plan_batch(footage, cam, options)
-    with _progress() as progress:
-        task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
-        advance = functools.partial(progress.advance, task)
+    progress = _progress()
+    task = progress.add_task(f"{cam.camera_id}", total=sum(f.frames for f in plan.files))
+
+    def advance(frames: int) -> None:
+        # The bar appears with the first frames, once the database was opened and checked: a database refused
+        # (foreign, newer, locked) is then one line, with no bar drawn before it.
+        if not progress.live.is_started:
+            progress.start()
+        progress.advance(task, frames)
+
+    try:
         if ray or ray_address:
             parts = parts_dir or db.with_name(db.name + ".parts")
             done = run_on_ray(plan, db, options, ray_address, advance, parts, segment_s, typer.echo)
         else:
             done = run_batch(plan, db, options, advance, typer.echo)
+    finally:
+        progress.stop()
     if done.expired:
         console.print(
             f"retention: deleted {done.expired} windows older than {cam.privacy.retention_days:g} days (logged)"

@@ -15,6 +15,10 @@ def main() -> None:
             raise
         sys.stderr.write(f"error: {message}\n")
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        # Ctrl-C while the command was still loading: nothing had started, so nothing is left half done.
+        sys.stderr.write("error: stopped (Ctrl-C) before the command started; nothing was done\n")
+        raise SystemExit(130) from None
     app(prog_name="sanitary")
 
 

@@ -75,3 +75,25 @@ def test_query_loads_only_what_answering_needs(tmp_path: Path) -> None:
     unneeded = ("numpy", "sanitary.config", "sanitary.storage.store", "sanitary.reporting.report",
                 "sanitary.governance.audit", "sanitary.storage.shipping", "sanitary.storage.merge")  # fmt: skip
     assert [m for m in unneeded if m in modules] == []
+
+
+# Ctrl-C lands while the command's modules are imported: an import hook raises it there, as the signal would.
+CTRL_C_WHILE_LOADING = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sanitary.cli.app":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["sanitary", "query", "select 1"]
+from sanitary.__main__ import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line() -> None:
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_LOADING], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (
+        130,
+        "error: stopped (Ctrl-C) before the command started; nothing was done\n",
+    )

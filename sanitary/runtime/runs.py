@@ -361,6 +361,10 @@ def failure(spec: str, exc: BaseException, db: Path | None = None) -> str:
         return str(exc)
     if db is not None and (full := disk_full(db, exc)):
         return full
+    if isinstance(exc, MemoryError):  # outside a model's run (perception/models.py says which model there)
+        return (
+            f"{spec}: out of memory while analysing; lower heads.max_pixels, set heads.enabled = false, or free memory"
+        )
     text = str(exc).strip().splitlines()
     detail = f" ({text[0]})" if text else ""
     return f"{spec}: analysis failed with {type(exc).__name__}{detail}; a fault of sanitary's, please report it"

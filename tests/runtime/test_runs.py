@@ -23,7 +23,7 @@ from sanitary.config import PrivacyConfig, load_camera
 from sanitary.perception.mask_card import load_card
 from sanitary.runtime import batch
 from sanitary.runtime.batch import FileResult, run_batch
-from sanitary.runtime.runs import FileJob, RunOptions, outcome_of, plan_batch
+from sanitary.runtime.runs import FileJob, RunOptions, failure, outcome_of, plan_batch
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, ROOT, run_cli
 from tests.runtime.test_batch import camera, video
@@ -185,3 +185,9 @@ def test_a_recording_is_counted_once_whichever_of_its_cut_and_whole_exports_come
     )
     assert run(cut, first_whole) == ("failed", refused)
     assert runs(first_whole) == [("done", None), ("failed", refused)]
+
+
+def test_memory_running_out_outside_a_model_names_the_settings_not_a_fault() -> None:
+    assert failure("a.avi", MemoryError()) == (
+        "a.avi: out of memory while analysing; lower heads.max_pixels, set heads.enabled = false, or free memory"
+    )

@@ -72,7 +72,8 @@ CROP_PX = 256
 # the model in frames once the first pass has measured them.
 HEAD_RANGE_PX = (8.0, 48.0)
 # ShanghaiTech gives no head sizes: its median head, measured as a person height / 7 on its training photos with the
-# person detector (17.5 px, quartiles 14.8-26.1), stands for every photo's.
+# person detector (17.5 px, quartiles 14.8-26.1; weights/measure_head_scale.py, in the history before this model),
+# stands for every photo's.
 POINTS_MEDIAN_HEAD_PX = 17.5
 BATCH = 8
 LR_HEAD = 1e-3
@@ -88,7 +89,7 @@ PRIOR = 0.05  # initial heat everywhere: the focal loss starts from few heads, n
 INITIAL_SIZE_PX = 20.0
 SCORE_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 # Head sizes (input pixels) that frames are brought to, tried on the tuning photos.
-HEAD_PX_GRID = (16.0, 20.0, 24.0, 28.0, 32.0)
+HEAD_PX_GRID = (16.0, 20.0, 24.0, 28.0)
 TUNING_MAX_PIXELS = 3_200_000  # [heads] max_pixels while tuning and scoring: the photos' own cap, not a unit's
 MATCH_RADII_PX = (8.0, 16.0)
 TIMING_FRAME = (720, 1280)
@@ -399,12 +400,14 @@ def fit(net: HeadNet, photos: list[Photo], epochs: int, rng: np.random.Generator
 def load_onnx(net: HeadNet, path: Path) -> None:
     """Start from an earlier head model of this architecture exported to ONNX: its BatchNorms folded into the
     backbone's convolutions come back as those convolutions with a BatchNorm that only adds the folded bias; the
-    pyramid and the heat channel by name. The second output channel (the old density, or size) starts afresh."""
+    pyramid and the heat channel by name, and the size channel when the model has one (not the first model's
+    density, which starts afresh)."""
     import onnx
     from onnx import numpy_helper
 
     graph = onnx.load(str(path)).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    channels = 2 if [o.name for o in graph.output] == ["heat", "size"] else 1
     folded = [
         (weights[node.input[1]], weights[node.input[2]])
         for node in graph.node
@@ -431,7 +434,7 @@ def load_onnx(net: HeadNet, path: Path) -> None:
                 continue
             value = torch.from_numpy(np.array(weights[key]))
             if name.startswith("head.3."):
-                tensor[0].copy_(value[0])  # the heat channel
+                tensor[:channels].copy_(value[:channels])
             else:
                 tensor.copy_(value)
 
@@ -571,7 +574,7 @@ def score_source(model: HeadModel, photos: list[Photo], choice: Choice) -> dict:
     return figures
 
 
-def time_runs(model: HeadModel, photos: list[Photo], head_px: float, repeats: int = 8) -> dict:
+def time_runs(model: HeadModel, photos: list[Photo], head_px: float, repeats: int = 5) -> dict:
     """Milliseconds of one `measure` (both passes when taken) on photos resized to 1280x720, the unit's frame."""
     seconds = []
     for photo in photos[:repeats]:
@@ -597,6 +600,7 @@ def earlier_runs(card_path: Path) -> list[dict]:
         return []
     summary = {
         "trained_at": old.get("trained_at"),
+        "sha256": old.get("sha256"),
         "command": old.get("command"),
         "epochs": old.get("epochs"),
         "sources": [s.get("folder") for s in old.get("sources", [])] or [old.get("training_data", {}).get("folder")],
@@ -699,9 +703,9 @@ def train(
         },
         "inference": {
             "how": "sanitary.perception.heads.measure: a first pass with the frame resized to "
-            f"{FIRST_PASS_PIXELS} pixels; the median size of its heads scoring >= {SURE_SCORE}; a second pass with "
-            "the frame resized so that this median is decision.head_px, when that changes the scale by more than "
-            "x1.25 (capped by [heads] max_pixels); no person detections, no per-camera setting",
+            f"{FIRST_PASS_PIXELS} pixels; the lower quartile of the sizes of its heads scoring >= {SURE_SCORE}; a "
+            "second pass with the frame resized so that this size is decision.head_px, when that changes the scale "
+            "by more than x1.25 (capped by [heads] max_pixels); no person detections, no per-camera setting",
             "tiles": f"inputs over {TILE_PIXELS} pixels run as overlapping tiles ({TILE_MARGIN} px of context around "
             "each core), the maps stitched from the cores",
             "max_pixels_while_scoring": TUNING_MAX_PIXELS,
@@ -728,8 +732,8 @@ def train(
         else {
             "file": shown(init),
             "sha256": sha256_file(init),
-            "what": "the earlier run's model (earlier_runs[-1]): its backbone (BatchNorms folded, given back as an "
-            "added bias), pyramid and heat channel; the size channel from scratch",
+            "what": "an earlier run's model: its backbone (BatchNorms folded, given back as an added bias), pyramid, "
+            "heat channel, and size channel when it has one (the first model's density channel is not one)",
         },
         "sources": [source_entry(s, parts[s.name], photos[s.name], lists, limit) for s in sources],
         "licence_of_the_weights": "Research use only: learnt from data sets with no stated licence, used in the "

@@ -46,8 +46,11 @@ MIN_SURE = 3  # fewer sure heads than this: the first pass is kept, there is not
 SIZE_QUANTILE = 0.25
 SECOND_PASS_RATIO = 1.25  # a second pass only when it changes the scale by more than this factor
 MIN_SCALE, MAX_SCALE = 0.25, 4.0
-# One run of the graph sees at most this many input pixels: activations of a 1-million-pixel input take about 150 MB.
-TILE_PIXELS = 1_048_576
+# One run of the graph sees at most this many input pixels: MobileNetV2's early layers hold about 100 MB of
+# activations a million input pixels, and a unit has 1-2 GB for everything. A whole PETS run (480x360, every frame)
+# peaked at 485 MB with tiles of a million pixels, 462 MB with half a million and 374 MB with a quarter, for 10%
+# more time (the tiles' margins are computed twice); heads off, 284 MB.
+TILE_PIXELS = 512 * 512
 # Context around each tile's core: a few heads at the sizes the model is run at (~20-30 px), enough for the score and
 # size at the core's edge to be those of one pass (tests/perception/test_heads.py checks on a real photo).
 TILE_MARGIN = 64

@@ -73,8 +73,8 @@ def test_second_pass_brings_the_lower_quartile_sure_head_to_the_model_size() -> 
 
 
 def test_tile_cores_partition_the_input_and_windows_fit() -> None:
-    assert tiles(720, 1280) == tiles(720, 1280, 1_048_576)
-    assert len(tiles(720, 1280)) == 1  # 921,600 pixels: one pass
+    assert tiles(720, 1280) == tiles(720, 1280, 512 * 512)
+    assert len(tiles(720, 1280, 1_048_576)) == 1  # 921,600 pixels: one pass
     grid = tiles(1536, 2048, 1_048_576)
     cover = np.zeros((1536, 2048), np.int32)
     for tile in grid:

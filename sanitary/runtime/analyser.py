@@ -169,7 +169,7 @@ class FrameAnalyser:
         image = self.blank(frame.image)
         people = on_walkable(self.people(image), self.walkable)
         th = time.perf_counter()
-        head_count = self.crowd(frame, image, people, self.walkable) if self.crowd else HeadCount.none()
+        head_count = self.crowd(frame, image, people, self.walkable) if self.crowd is not None else HeadCount.none()
         t1 = time.perf_counter()
         faces = self.faces(image, people)
         t2 = time.perf_counter()

@@ -153,8 +153,8 @@ class HeadConfig:
     unboxed_score: float = 0.35
     # A frame is a crowd when at least crowd_heads heads no detected body accounts for make at least crowd_share
     # of the heads found (the detector sees few of its people).
-    crowd_heads: int = 10
-    crowd_share: float = 0.5
+    crowd_heads: int = 20
+    crowd_share: float = 0.6
     # The frame is resized so that heads come out at the size the model knows best (from the people's heights),
     # but never to more than this many pixels (a 1024x768 photo enlarged x2, the enlargement chosen in training):
     # the model's cost grows with the area.

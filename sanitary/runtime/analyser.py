@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,9 +24,9 @@ from sanitary.config import CameraConfig
 from sanitary.geometry.distancing import FrameDistancing, measure
 from sanitary.geometry.homography import on_ground, to_ground
 from sanitary.perception.boxes import Detections, as_polygon, on_walkable
-from sanitary.perception.crowd import NO_FEET, fuse
+from sanitary.perception.crowd_schedule import CrowdSchedule, FindsHeads, HeadCount
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
-from sanitary.perception.heads import HeadFinder, Heads
+from sanitary.perception.heads import HeadFinder
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import PersonDetector
@@ -40,10 +39,6 @@ from sanitary.tracking.tracker import PeopleTracker, Tracks
 
 class FindsPeople(Protocol):
     def __call__(self, image: np.ndarray) -> Detections: ...
-
-
-class FindsHeads(Protocol):
-    def __call__(self, image: np.ndarray, people: Detections) -> Heads: ...
 
 
 class FindsFaces(Protocol):
@@ -111,16 +106,8 @@ class FrameAnalyser:
         self.fitted: dict[tuple[int, int], CameraConfig] = {}
         self.size: tuple[int, int] | None = None
         self.people = people
-        self.heads = heads
-        # Where the people only a head showed stood at the head model's last run, and when that was: counted as
-        # they were on the frames in between.
-        self.unboxed_feet = NO_FEET
-        self.heads_found: int | None = None
-        self.heads_at: float | None = None
-        # Live, the head model runs beside the frames (a run lasts two frames of a 7 fps camera, which would be
-        # dropped): its count joins the frames from when it is ready. A file is analysed in order, reproducibly.
-        self.heads_pool = ThreadPoolExecutor(1, "heads") if heads and heads_in_background else None
-        self.heads_pending: Future[tuple[np.ndarray, int]] | None = None
+        # The head model's runs (perception/crowd_schedule.py): None without one.
+        self.crowd = CrowdSchedule(heads, camera.heads, heads_in_background) if heads is not None else None
         self.faces = faces
         self.masks = masks
         self.tracker = tracker
@@ -182,13 +169,13 @@ class FrameAnalyser:
         image = self.blank(frame.image)
         people = on_walkable(self.people(image), self.walkable)
         th = time.perf_counter()
-        unboxed_feet = self._unboxed(frame, image, people)
+        head_count = self.crowd(frame, image, people, self.walkable) if self.crowd is not None else HeadCount.none()
         t1 = time.perf_counter()
         faces = self.faces(image, people)
         t2 = time.perf_counter()
         readings = self.masks(image, faces)
         t3 = time.perf_counter()
-        ground = self._measure(people, unboxed_feet)
+        ground = self._measure(people, head_count.unboxed_feet)
         t4 = time.perf_counter()
         owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track = self._track(image, frame.t, people, faces, owners, readings, ground)
@@ -201,8 +188,8 @@ class FrameAnalyser:
             readings.classes,
             ground,
             self.tracking,
-            unboxed_feet,
-            self.heads_found,
+            head_count.unboxed_feet,
+            head_count.heads,
         )
         observation = self._observe(record)
         t5 = time.perf_counter()
@@ -214,31 +201,6 @@ class FrameAnalyser:
         self.times.tracking += (t5 - t4) * 1000
         self.times.frames += 1
         return observation
-
-    def _unboxed(self, frame: Frame, image: np.ndarray, people: Detections) -> np.ndarray:
-        """Where the people stand whom only the head model found (perception/crowd.py). It runs at most every
-        `heads.every_s` of a video (occupancy changes slowly; the model costs several detector passes), and on
-        every photo of a folder (they need not show one scene)."""
-        if self.heads is None:
-            return NO_FEET
-        if self.heads_pending is not None and self.heads_pending.done():
-            self.unboxed_feet, self.heads_found = self.heads_pending.result()
-            self.heads_pending = None
-        due = self.heads_at is None or not 0 <= frame.t - self.heads_at < self.camera.heads.every_s
-        if not (due or frame.file is not None):
-            return self.unboxed_feet
-        if self.heads_pool is None:
-            self.unboxed_feet, self.heads_found = self._crowd(image, people)
-        elif self.heads_pending is None:
-            self.heads_pending = self.heads_pool.submit(self._crowd, image, people)
-        self.heads_at = frame.t
-        return self.unboxed_feet
-
-    def _crowd(self, image: np.ndarray, people: Detections) -> tuple[np.ndarray, int]:
-        """Where the people only a head showed stand, and the heads found."""
-        assert self.heads is not None
-        crowd = fuse(people, self.heads(image, people), self.walkable, self.camera.heads.unboxed_score)
-        return crowd.unboxed_feet, len(crowd.heads)
 
     def start_window(self) -> None:
         """The next frame opens a window: an opt-out from then on reaches back to it, not before."""
@@ -346,8 +308,8 @@ class FrameAnalyser:
         """The footage ended: every track still alive ends here, and a head run still going is not waited for."""
         if self.tracker is not None:
             self.ledger.end(self.tracker.finish())
-        if self.heads_pool is not None:
-            self.heads_pool.shutdown(wait=False, cancel_futures=True)
+        if self.crowd is not None:
+            self.crowd.close()
 
 
 def decoded(source: Source, times: StageTimes, sample_fps: float | None, from_s: float = 0.0) -> Iterator[Frame]:

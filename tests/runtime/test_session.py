@@ -303,8 +303,8 @@ def test_live_the_head_model_runs_beside_the_frames_and_its_count_joins_when_rea
     script = [[Seen(1)]] * 4
     analyser = fake_analyser(script, heads=FakeHeads(script, [(60.0, 5.0)]), heads_in_background=True)
     first = analyser(Frame(0, 0.0, IMAGE, None))
-    assert analyser.heads_pending is not None
-    analyser.heads_pending.result(timeout=10)
+    assert analyser.crowd is not None and analyser.crowd.pending is not None
+    analyser.crowd.pending.result(timeout=10)
     later = [analyser(Frame(i, i * 0.5, IMAGE, None)) for i in range(1, 4)]
     # The first frame is counted before its head run ends; from the next one on, the head nobody detected counts.
     assert (first.people, first.heads, [o.people for o in later], [o.heads for o in later]) == (
@@ -314,6 +314,6 @@ def test_live_the_head_model_runs_beside_the_frames_and_its_count_joins_when_rea
         [2] * 3,
     )
     analyser.close()
-    assert analyser.heads_pool is not None
+    assert analyser.crowd.pool is not None
     with pytest.raises(RuntimeError):  # shut down: no run starts after the footage ended
-        analyser.heads_pool.submit(print)
+        analyser.crowd.pool.submit(print)

@@ -28,7 +28,7 @@ class FindsHeads(Protocol):
 
 def stands_alone(frame: Frame) -> bool:
     """A frame that shares no scene with the one before (a photo of a folder): nothing is carried over to it."""
-    return frame.file is not None
+    return frame.photo
 
 
 @dataclass(frozen=True)

@@ -295,8 +295,13 @@ def test_the_head_model_runs_every_heads_every_s_of_a_video_and_on_every_photo()
     assert (len(calls), [o.people for o in seen], [o.heads for o in seen]) == (2, [2] * 6, [2] * 6)
     calls.clear()
     photos = fake_analyser(script, heads=CountingHeads(script, [(60.0, 5.0)]))
-    [photos(Frame(i, float(i), IMAGE, f"p{i}.jpg")) for i in range(3)]
+    [photos(Frame(i, float(i), IMAGE, f"p{i}.jpg", photo=True)) for i in range(3)]
     assert len(calls) == 3
+    calls.clear()
+    # A folder played as one camera's sequence (--sequence): named images, timed as a video's frames.
+    sequence = fake_analyser(script, heads=CountingHeads(script, [(60.0, 5.0)]))
+    [sequence(Frame(i, i * 0.5, IMAGE, f"f{i}.jpg")) for i in range(6)]
+    assert len(calls) == 2
 
 
 def test_live_the_head_model_runs_beside_the_frames_and_its_count_joins_when_ready() -> None:

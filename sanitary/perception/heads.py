@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,10 +25,7 @@ import numpy as np
 from sanitary.config import HeadConfig
 from sanitary.errors import SanitaryError
 from sanitary.perception.boxes import Detections
-from sanitary.perception.models import WEIGHTS_DIR, open_session
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
+from sanitary.perception.models import WEIGHTS_DIR, ModelSession, open_session
 
 MODEL_FILE = "head_points.onnx"
 CARD_FILE = "head_points.json"
@@ -188,7 +184,7 @@ def head_px() -> float:
 class HeadModel:
     """The ONNX graph, run over tiles."""
 
-    def __init__(self, session: ort.InferenceSession, tile_pixels: int = TILE_PIXELS) -> None:
+    def __init__(self, session: ModelSession, tile_pixels: int = TILE_PIXELS) -> None:
         self.session = session
         self.tile_pixels = tile_pixels
 

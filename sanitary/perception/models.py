@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from sanitary.errors import OutOfMemoryError, SanitaryError
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnxruntime as ort
 
 # The package data `sanitary.weights` (the checkout's weights/ folder, see pyproject.toml), unless overridden.
@@ -55,6 +54,8 @@ class ModelSession:
     def run_batches(self, input_name: str, items: np.ndarray) -> list[np.ndarray]:
         """The outputs for a batch of items, run at most MAX_BATCH at a time: memory stays that of MAX_BATCH
         items however many people are in view."""
+        import numpy as np  # here, not at the top: commands that analyse no footage import this module (WEIGHTS_DIR)
+
         parts = [self.run(None, {input_name: items[i : i + MAX_BATCH]}) for i in range(0, len(items), MAX_BATCH)]
         return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 

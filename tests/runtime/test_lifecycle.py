@@ -60,12 +60,17 @@ def retention_log(db: Path) -> list[tuple[timedelta, int]]:
     return [(cutoff - T0, n) for cutoff, n in rows]
 
 
-def test_a_live_unit_deletes_windows_past_retention_at_its_first_commit_and_then_hourly(tmp_path: Path) -> None:
-    db = tmp_path / "unit.duckdb"
+def live_run(db: Path) -> CameraRun:
+    """A live unit's run of CAMERA, begun in a new database at `db`."""
     with Store(db) as store:
         begin_camera(store, CAMERA, now=T0, override="test")
         run_id = store.begin_run(RunStart("live:unit:s1", "0", "door", "bus-12", "unit", "h", {}, "test"))
-    run = CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+    return CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+
+
+def test_a_live_unit_deletes_windows_past_retention_at_its_first_commit_and_then_hourly(tmp_path: Path) -> None:
+    db = tmp_path / "unit.duckdb"
+    run = live_run(db)
     options, totals, log = LiveOptions(signage_override="test"), LiveTotals(), []
 
     def commit_at(start: datetime, now: datetime) -> None:
@@ -124,10 +129,7 @@ def test_windows_wait_in_order_while_the_file_is_held_and_only_past_the_bound_ar
     delayed) and is committed, in order, at the next commit the file takes. Past MAX_DELAYED the oldest is lost."""
     monkeypatch.setattr(live, "MAX_DELAYED", 3)
     db = tmp_path / "unit.duckdb"
-    with Store(db) as store:
-        begin_camera(store, CAMERA, now=T0, override="test")
-        run_id = store.begin_run(RunStart("live:unit:s1", "0", "door", "bus-12", "unit", "h", {}, "test"))
-    run = CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+    run = live_run(db)
     options, totals, log = LiveOptions(signage_override="test"), LiveTotals(), []
     minute = timedelta(minutes=1)
 
@@ -156,10 +158,7 @@ def test_windows_wait_in_order_while_the_file_is_held_and_only_past_the_bound_ar
 
 def test_a_window_the_open_file_refuses_is_lost_alone_and_holds_up_none_behind_it(tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
-    with Store(db) as store:
-        begin_camera(store, CAMERA, now=T0, override="test")
-        run_id = store.begin_run(RunStart("live:unit:s1", "0", "door", "bus-12", "unit", "h", {}, "test"))
-    run = CameraRun(CAMERA, run_id, RetentionSchedule(CAMERA))
+    run = live_run(db)
     options, totals, log = LiveOptions(signage_override="test"), LiveTotals(), []
     minute = timedelta(minutes=1)
     twice = ZoneWindow("till", None, 1, 1)

@@ -9,7 +9,6 @@ A file that cannot be read fails alone; the others go on.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 import glob
 import hashlib
@@ -34,6 +33,7 @@ from sanitary.perception.heads import MODEL_FILE as HEADS
 from sanitary.perception.mask_card import load_card
 from sanitary.perception.people import MODELS as PEOPLE
 from sanitary.runtime.lifecycle import begin_camera, finish_camera, unsigned
+from sanitary.storage.connection import disk_is_full
 from sanitary.storage.store import RunStart, Store
 
 # The person model is a parameter through the config (detection.model).
@@ -339,14 +339,9 @@ def stored_batch(
     return BatchReport(outcomes, expired)
 
 
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-DISK_FULL_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
-
-
 def disk_full(db: Path, exc: BaseException) -> str | None:
     """One line saying the disk holding `db` is full, when `exc` says so (DuckDB says it in its message only)."""
-    said = getattr(exc, "errno", None) in DISK_FULL_ERRNOS or any(t in str(exc) for t in DISK_FULL_TEXTS)
-    if not said:
+    if not disk_is_full(exc):
         return None
     return (
         f"{db}: the disk is full (writing in {db.resolve().parent} failed: {str(exc).strip().splitlines()[0]}); "

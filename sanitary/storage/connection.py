@@ -7,6 +7,7 @@ its own choosing, then gets `DatabaseLocked`, which callers tell apart by its ty
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,3 +105,13 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+DISK_FULL_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def disk_is_full(exc: BaseException) -> bool:
+    """Whether a write failed because its disk (or the process's file-size or quota limit) is full; DuckDB says so
+    in its message only."""
+    return getattr(exc, "errno", None) in DISK_FULL_ERRNOS or any(t in str(exc) for t in DISK_FULL_TEXTS)

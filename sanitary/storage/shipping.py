@@ -25,7 +25,6 @@ partial window completed, a source analysed again) ships again, and is never pur
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -42,7 +41,7 @@ from urllib.parse import quote
 import duckdb
 
 from sanitary.errors import SanitaryError
-from sanitary.storage.connection import WAIT_S
+from sanitary.storage.connection import WAIT_S, disk_is_full
 from sanitary.storage.merge import apply_central_privacy, check_values, copy_registers
 from sanitary.storage.schema import COLUMNS, PER_SOURCE_TABLES, SCHEMA_VERSION
 from sanitary.storage.store import Store
@@ -129,7 +128,7 @@ def _write_failed(exc: OSError | duckdb.IOException, db: Path, out: Path) -> San
     """One line for an export the disk refused: which disk (the export's folder or the unit's database)."""
     text = str(exc).splitlines()[0] if isinstance(exc, duckdb.Error) else f"{exc.strerror} ({exc.filename})"
     where = out if (str(out) in text or isinstance(exc, OSError)) else db
-    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or os.strerror(errno.ENOSPC) in text:
+    if disk_is_full(exc):
         return SanitaryError(
             f"{where}: the disk is full; nothing was exported (no manifest written), free some space or pass "
             "another --out, and export again"

@@ -18,7 +18,7 @@ from typing import Any
 
 from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.windows import WindowAggregate
-from sanitary.capture.sources import Source, TruncatedSourceError
+from sanitary.capture.sources import TruncatedSourceError
 from sanitary.runtime.analyser import StageTimes
 from sanitary.runtime.runs import (
     BatchPlan,
@@ -65,7 +65,7 @@ def analyse_file(job: FileJob, on_frames: Callable[[int], None] | None = None) -
     A file cut short keeps the windows of the frames before the cut and reports the cut as its error;
     any other bad input raises before anything is aggregated.
     """
-    source = Source(job.spec, job.fps, job.camera.time.sequence)
+    source = job.source()
     info = source.info
     session = AnalysisSession.from_camera(job.camera, info.analysed_fps(job.sample_fps), job.start, job.source_hash)
     analysed, error, truncated = 0, None, False

@@ -47,7 +47,7 @@ import duckdb
 
 from sanitary.alerts.sinks import SentAlert
 from sanitary.analytics.windows import WindowAggregate, window_start
-from sanitary.capture.sources import Source, TruncatedSourceError
+from sanitary.capture.sources import TruncatedSourceError
 from sanitary.config import CameraConfig
 from sanitary.errors import SanitaryError
 from sanitary.runtime.runs import (
@@ -135,7 +135,7 @@ def analyse_segment(job: FileJob, segment: Segment, part: Path) -> SegmentDone:
     """Analyse one segment with its overlaps, write the windows it owns to `part`, say what it did."""
     cv2.setNumThreads(1)
     lead_in = segment.lead_in
-    source = Source(job.spec, job.fps, job.camera.time.sequence)
+    source = job.source()
     from_s = 0.0 if lead_in is None else (lead_in - job.start).total_seconds()
     session = AnalysisSession.from_camera(
         job.camera,

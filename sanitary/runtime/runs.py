@@ -85,6 +85,10 @@ class FileJob:
     # analysis was still being written.
     stamp: str = ""
 
+    def source(self) -> Source:
+        """The footage to analyse, a folder played as a sequence when the camera says so."""
+        return Source(self.spec, self.fps, self.camera.time.sequence)
+
 
 @dataclass(frozen=True)
 class RunOptions:

@@ -5,7 +5,7 @@ with one point per head (ShanghaiTech part B) and ceiling cameras over seated ro
 part A). The model learns a CenterNet-style heatmap (a Gaussian bump at each head centre, the penalty-reduced focal
 loss of Zhou et al. 2019, decoded as local maxima by `sanitary.perception.heads.find_peaks`, the function inference
 uses) and, beside it, the head's size: the log of its side in input pixels, learnt by L1 on the cells at and around
-each head whose size is known (a box's sqrt(w h); a point source's sizes are unknown and masked). Inference measures
+each head (a box's sqrt(w h); a point source's estimated from the heads' spacing, `estimated_sizes`). Inference measures
 a frame's heads with it and resizes the frame so that heads come out at the size the model counts best.
 
 The network is the ImageNet MobileNetV2 up to stride 16, with a small feature pyramid back to stride 4 (a head of
@@ -71,10 +71,18 @@ CROP_PX = 256
 # spread of sizes within a photo (about x0.6-x1.6 of the median), heads reach ~5-75 px, beyond the 10-60 px asked of
 # the model in frames once the first pass has measured them.
 HEAD_RANGE_PX = (8.0, 48.0)
-# ShanghaiTech gives no head sizes: its median head, measured as a person height / 7 on its training photos with the
-# person detector (17.5 px, quartiles 14.8-26.1; weights/measure_head_scale.py, in the history before this model),
-# stands for every photo's.
-POINTS_MEDIAN_HEAD_PX = 17.5
+# ShanghaiTech gives no head sizes, so they are estimated from how far apart its heads stand along the photo's
+# perspective (`estimated_sizes`): the log of each head's mean distance to its SPACING_NEIGHBOURS nearest heads, fitted
+# by a line in y, times SPACING_TO_SIZE: the median over SCUT-A's photos of (box side / that fit), where both are
+# known (0.576; 10th-90th percentiles 0.18-0.74). Sizing every street photo alike instead (its median head taken as
+# 17.5 px, a person's height / 7 by the person detector) let the size channel learn streets from seated rooms only,
+# and street recall fell as it learnt them (card: earlier runs).
+SPACING_NEIGHBOURS = 3
+SPACING_TO_SIZE = 0.576
+SPACING_REFITS = 2  # the line refitted without heads farther off it than twice the median residual: a lone head
+# at the back of a sparse photo is far from its neighbours, not large
+MIN_SPACED_HEADS = 4  # fewer heads give no perspective: their photo's median head is taken as FALLBACK_HEAD_PX
+FALLBACK_HEAD_PX = 17.5
 BATCH = 8
 LR_HEAD = 1e-3
 LR_BACKBONE = 3e-4
@@ -97,7 +105,7 @@ TARGETS = {"heads-scut-a": "head points precision and recall >= 0.85", "crowd-sh
 
 AUGMENTATION = {
     "scale": f"the photo scaled so that its median head is {HEAD_RANGE_PX[0]:g}-{HEAD_RANGE_PX[1]:g} px "
-    f"(log-uniform; a point source's median head taken as {POINTS_MEDIAN_HEAD_PX} px)",
+    "(log-uniform; a point source's heads sized from their spacing, `estimated_sizes`)",
     "crop": f"{CROP_PX}x{CROP_PX} px anywhere in the scaled photo (black beyond its edges)",
     "flip": "horizontal, p 0.5",
     "photometric": "contrast x0.7..1.3 about the mean, brightness +-25, per-channel gain 0.9..1.1; greyscale p 0.1",
@@ -113,7 +121,7 @@ class Photo:
     image: np.ndarray  # BGR
     points: np.ndarray  # (N, 2) float32 x, y
     spacing: np.ndarray  # (N,) float32: distance to the nearest other head, inf when alone
-    sizes: np.ndarray | None  # (N,) float32 head sides in pixels, None where unknown
+    sizes: np.ndarray | None  # (N,) float32 head sides in pixels (estimated for a point source), None where unknown
     boxes: np.ndarray | None  # (N, 4) float32, for scoring points inside boxes
 
 
@@ -129,6 +137,25 @@ def nearest_spacing(points: np.ndarray) -> np.ndarray:
     return d.min(axis=1).astype(np.float32)
 
 
+def estimated_sizes(points: np.ndarray) -> np.ndarray | None:
+    """(N,) float32 head sides for heads known only as points, from their spacing along the photo's perspective
+    (see SPACING_TO_SIZE); None with fewer than MIN_SPACED_HEADS heads."""
+    n = len(points)
+    if n < MIN_SPACED_HEADS:
+        return None
+    distance = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2)
+    np.fill_diagonal(distance, np.inf)
+    spacing = np.log(np.maximum(np.sort(distance, axis=1)[:, :SPACING_NEIGHBOURS].mean(axis=1), 1.0))
+    y = points[:, 1].astype(np.float64)
+    keep = np.ones(n, bool)
+    for _ in range(SPACING_REFITS + 1):
+        flat = np.ptp(y[keep]) == 0  # one row: no perspective to fit
+        slope, intercept = (0.0, float(spacing[keep].mean())) if flat else np.polyfit(y[keep], spacing[keep], 1)
+        residual = np.abs(spacing - (intercept + slope * y))
+        keep = residual <= 2 * np.median(residual) + 1e-9
+    return (SPACING_TO_SIZE * np.exp(intercept + slope * y)).astype(np.float32)
+
+
 def load_photos(source: CrowdSource, names: list[str]) -> list[Photo]:
     photos = []
     for image in source.select(names):
@@ -142,7 +169,7 @@ def load_photos(source: CrowdSource, names: list[str]) -> list[Photo]:
                 pixels,
                 image.points,
                 nearest_spacing(image.points),
-                image.sizes,
+                image.sizes if source.kind == "boxes" else estimated_sizes(image.points),
                 image.boxes,
             )
         )
@@ -211,7 +238,7 @@ def head_targets(
 
 def median_head_px(photo: Photo) -> float:
     if photo.sizes is None or len(photo.sizes) == 0:
-        return POINTS_MEDIAN_HEAD_PX
+        return FALLBACK_HEAD_PX
     return float(np.median(photo.sizes))
 
 
@@ -760,9 +787,10 @@ def train(
             },
             "loss": "CenterNet focal loss (alpha 2, beta 4) on the heat channel / heads, plus "
             f"{SIZE_WEIGHT} x mean absolute error of the log head size on the cells within {SIZE_RADIUS_CELLS} of "
-            "each head whose size is known (box sources)",
+            "each head (box sources: the box; point sources: estimated from the heads' spacing along the photo's "
+            f"perspective, x{SPACING_TO_SIZE} the fitted mean distance to the {SPACING_NEIGHBOURS} nearest heads)",
             "targets": f"heat: max of unit-peak Gaussians at each head's cell, sigma {SIGMA_SHARE} x nearest-neighbour "
-            f"distance in cells, clipped to {SIGMA_CELLS}; size: log of the box's sqrt(w h) in input pixels",
+            f"distance in cells, clipped to {SIGMA_CELLS}; size: log of the head side in input pixels",
             "schedule": "AdamW, cosine decay to 0 per step, last epoch kept",
             "augmentation": AUGMENTATION,
             "environment": versions(),

@@ -30,6 +30,7 @@ from sanitary.train.crowd_heads import (  # noqa: E402  (after the skip: it impo
     Exported,
     HeadNet,
     epoch_order,
+    estimated_sizes,
     export_onnx,
     focal_loss,
     head_targets,
@@ -44,6 +45,30 @@ def test_nearest_spacing() -> None:
     spacing = nearest_spacing(np.array([[0, 0], [3, 4], [20, 0]], np.float32))
     assert spacing.tolist() == [5.0, 5.0, pytest.approx(math.hypot(17, 4))]
     assert nearest_spacing(np.array([[1, 1]], np.float32)).tolist() == [math.inf]
+
+
+def rows_of_heads(y: float, spacing: float, n: int = 40) -> np.ndarray:
+    return np.array([[spacing * i, y] for i in range(n)], np.float32)
+
+
+def test_estimated_sizes_follow_the_perspective_of_the_heads_spacing() -> None:
+    # Two rows, heads 10 px apart at y = 100 and 20 px apart at y = 300: each head's mean distance to its three
+    # nearest is 40/3 and 80/3 px but at a row's ends (10, 10, 20 at the second head; 10, 20, 30 at the first).
+    near, far = rows_of_heads(300.0, 20.0), rows_of_heads(100.0, 10.0)
+    sizes = estimated_sizes(np.concatenate([far, near]))
+    assert sizes is not None
+    # The ends are off the line fitted through the rows' middles and left out of the refit.
+    assert sizes[20] == pytest.approx(0.576 * 40 / 3, rel=1e-5)
+    assert sizes[60] == pytest.approx(0.576 * 80 / 3, rel=1e-5)
+    # Sizes grow along the line between the rows: half way, the geometric mean.
+    middle = estimated_sizes(np.concatenate([far, near, [[5.0, 200.0]]]))
+    assert middle is not None and middle[-1] == pytest.approx(0.576 * math.sqrt(40 / 3 * 80 / 3), rel=0.02)
+
+
+def test_estimated_sizes_of_one_row_and_of_too_few_heads() -> None:
+    row = estimated_sizes(rows_of_heads(50.0, 12.0))
+    assert row is not None and np.allclose(row, 0.576 * 16.0)  # 12, 12, 24 apart in the middle of a row
+    assert estimated_sizes(rows_of_heads(50.0, 12.0, n=3)) is None
 
 
 def test_target_of_a_lone_head() -> None:

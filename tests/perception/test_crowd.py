@@ -59,14 +59,30 @@ def test_each_person_accounts_for_one_head_the_nearest_first() -> None:
     # Two heads in one box's reach: the nearer one is the person, the other is someone behind.
     box = people((100, 0, 140, 100))
     two = heads((130, 18), (121, 8))
-    assert (owners(box, two).tolist(), unaccounted(owners(box, two), two).tolist()) == ([1], [0])
+    assert (owners(box, two).tolist(), unaccounted(owners(box, two), two, box).tolist()) == ([1], [0])
     # Two people side by side, heads each in both reaches: matched nearest pair first, nobody left over.
     pair = people((100, 0, 140, 100), (110, 0, 150, 100))
     assert owners(pair, heads((126, 7), (124, 7))).tolist() == [1, 0]
 
 
+def test_a_second_peak_between_the_box_s_top_and_its_head_is_the_same_person() -> None:
+    # Head place (120, 7); the owned peak at (121, 12) is on the shoulders, the true head above it at (119, 2).
+    box = people((100, 0, 140, 100))
+    pair = heads((121, 12), (119, 2))
+    owner = owners(box, pair)
+    assert owner.tolist() == [0] and unaccounted(owner, pair, box).tolist() == []
+    # Half a head above the box's top still fits (y -5); a head higher than that is someone behind (y -6).
+    assert unaccounted(owners(box, heads((121, 12), (119, -5))), heads((121, 12), (119, -5)), box).tolist() == []
+    assert unaccounted(owners(box, heads((121, 12), (119, -6))), heads((121, 12), (119, -6)), box).tolist() == [1]
+    # Out of line (11 px across, heads 10 px) or below the owned head: another person.
+    beside = heads((121, 12), (132, 2))
+    assert unaccounted(owners(box, beside), beside, box).tolist() == [1]
+    below = heads((121, 8), (121, 16))
+    assert unaccounted(owners(box, below), below, box).tolist() == [1]
+
+
 def test_nobody_detected_leaves_every_head_and_no_head_leaves_none() -> None:
-    assert unaccounted(owners(people(), heads((1, 2), (3, 4))), heads((1, 2), (3, 4))).tolist() == [0, 1]
+    assert unaccounted(owners(people(), heads((1, 2), (3, 4))), heads((1, 2), (3, 4)), people()).tolist() == [0, 1]
     assert owners(people((0, 0, 10, 10)), Heads.none()).tolist() == [-1]
 
 

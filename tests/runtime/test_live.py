@@ -317,8 +317,8 @@ def test_a_live_unit_stores_through_duckdb_on_one_thread(tmp_path: Path, monkeyp
     seen: list[int] = []
 
     class Seen(Store):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        def __init__(self, path: Path, *, wait_s: float = 0.0, threads: int | None = None) -> None:
+            super().__init__(path, wait_s=wait_s, threads=threads)
             seen.append(self.con.execute("SELECT current_setting('threads')").fetchone()[0])
 
     monkeypatch.setattr(live, "Store", Seen)

@@ -39,7 +39,7 @@ from sanitary.errors import SanitaryError
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
 from sanitary.runtime.runs import begin_live_run, disk_full, failure
 from sanitary.runtime.session import AnalysisSession
-from sanitary.storage.store import Store, WindowHealth
+from sanitary.storage.store import UNIT_THREADS, Store, WindowHealth
 
 # How long a commit waits for another process (a query, an export) to release the file before its window is kept
 # for later: short, as the analysis waits meanwhile and nothing is lost. At a stop, what is still kept is given
@@ -130,10 +130,10 @@ class CameraSession:
 
     def settled_t(self) -> float:
         """Session seconds up to which no frame can still arrive: a frame read just before it may reach the analysis
-        loop up to two analysis periods later, and must find its window still open."""
+        loop up to `late_s` later (the backlog before it), and must find its window still open."""
         if self.is_file and not self.options.realtime:
             return self.last_t
-        return self.now_t() - 2.0 / self.options.analysis_fps
+        return self.now_t() - self.source.late_s
 
     def close(self, end_t: float, partial: bool, clock_jump_s: float, tags: str | None) -> ClosedWindow:
         """The open window's aggregate and health (its footage up to `end_t`, never past the window's end), and the
@@ -192,7 +192,7 @@ def run_live(
     unit_session = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
     sessions: list[CameraSession] = []
-    with Store(db, wait_s=LOCK_WAIT_S) as store:
+    with Store(db, wait_s=LOCK_WAIT_S, threads=UNIT_THREADS) as store:
         last = max((e for c in cameras if (e := store.last_window_end(c.camera.site_id, c.camera.camera_id))),
                    default=None)  # fmt: skip
         wall0, jump = session_start(now, last)
@@ -216,7 +216,7 @@ def run_live(
         while not stop.is_set():
             active = False
             for s in sessions:
-                frame = s.source.latest(POLL_S)
+                frame = s.source.next_due(POLL_S)
                 # A file read faster than real time can pass the end before the clock does: its frames say so.
                 past_end = frame is not None and options.max_seconds is not None and frame.t > options.max_seconds
                 if frame is not None and not past_end:
@@ -312,7 +312,7 @@ def _flush(
     cam = run.camera
     waiting = len(run.delayed)
     try:
-        with Store(db, wait_s=wait_s) as store:
+        with Store(db, wait_s=wait_s, threads=UNIT_THREADS) as store:
             while run.delayed:
                 w = run.delayed[0].window
                 if unsigned(store, cam, w.key.window_start, w.window_end) and not options.signage_override:
@@ -383,7 +383,7 @@ def _retention(run: CameraRun, store: Store, now: datetime, log: Callable[[str],
 
 def _end_runs(db: Path, sessions: list[CameraSession], status: str, error: str | None) -> None:
     try:
-        with Store(db, wait_s=LOCK_WAIT_S) as store:
+        with Store(db, wait_s=LOCK_WAIT_S, threads=UNIT_THREADS) as store:
             for s in sessions:
                 store.alerts.record_delivery(s.session.source, [*s.run.settled, *s.session.watch.settled()])
                 store.end_run(s.run.run_id, status, error)

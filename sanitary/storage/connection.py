@@ -38,17 +38,20 @@ class DatabaseLocked(SanitaryError):
         self.wait_s = wait_s
 
 
-def connect(path: Path, *, read_only: bool = False, wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, *, read_only: bool = False, wait_s: float = 0.0, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """A connection to `path`, waiting up to `wait_s` seconds for another process's lock (DatabaseLocked after).
     Read-only, `path` must exist: a mistyped --db of a command that only reads must not become an empty database
-    shown as "nothing stored"."""
+    shown as "nothing stored". `threads`: DuckDB's threads for it (default: one per core)."""
     if read_only:
         must_exist(path)
     if path.is_dir():
         raise SanitaryError(f"{path}: is a folder; pass --db a file path such as sanitary.duckdb")
     if not path.parent.exists():
         raise SanitaryError(f"{path}: folder {path.parent} does not exist; create it or choose another --db")
-    return wait_for_lock(path, wait_s, lambda: duckdb.connect(str(path), read_only=read_only))
+    config = {} if threads is None else {"threads": threads}
+    return wait_for_lock(path, wait_s, lambda: duckdb.connect(str(path), read_only=read_only, config=config))
 
 
 def must_exist(path: Path) -> None:

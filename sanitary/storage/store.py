@@ -39,6 +39,10 @@ from sanitary.storage.schema import (
 from sanitary.storage.signage import Sign
 
 DEFAULT_PRIVACY = PrivacyConfig()
+# DuckDB's threads for the store of a unit (`run`, `live`): it writes a few rows a window, so a worker thread adds no
+# speed, only its own malloc arena beside the pipeline (about 6 MB resident on a new file) and one more thread
+# competing with the models for the unit's cores. Central commands (import, merge) keep one a core.
+UNIT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class WindowHealth:
     source_up_s: float  # seconds the source delivered frames: a window of a camera that was down reads as missing
     frames_read: int
     frames_analysed: int
-    frames_dropped: int  # due for analysis but overwritten by a newer frame: analysis was behind
+    frames_dropped: int  # due for analysis but pushed out of the source's backlog by newer ones: analysis was behind
     analysed_fps: float
     reconnects: int
     cpu_percent: float | None
@@ -74,10 +78,11 @@ class Store:
     """A sanitary database open for writing, migrated to the current schema: runs and window writes here, the
     registers (signs, sites, alerts) beside them on the same connection."""
 
-    def __init__(self, path: Path, *, wait_s: float = 0.0) -> None:
-        """`wait_s`: how long to wait out another process's lock before DatabaseLocked (0: fail at once)."""
+    def __init__(self, path: Path, *, wait_s: float = 0.0, threads: int | None = None) -> None:
+        """`wait_s`: how long to wait out another process's lock before DatabaseLocked (0: fail at once); `threads`:
+        DuckDB's (default: one a core)."""
         self.path = path
-        self.con = connect(path, wait_s=wait_s)
+        self.con = connect(path, wait_s=wait_s, threads=threads)
         try:
             self.con.execute("SET TimeZone = 'UTC'")
             migrate(self.con, path)

@@ -24,6 +24,7 @@ import pytest
 
 from sanitary.config import load_camera
 from sanitary.errors import SanitaryError
+from sanitary.runtime import live
 from sanitary.runtime.live import CameraSession, LiveCamera, LiveOptions, TagReader, run_live, session_start
 from sanitary.storage.query import run_query
 from sanitary.storage.store import Store
@@ -301,6 +302,29 @@ def test_an_unexpected_error_ends_the_live_run_failed_with_the_reason(
         ("failed", f"{clip}: analysis failed with ZeroDivisionError (float division by zero); a fault of sanitary's,"
                    " please report it")
     ]  # fmt: skip
+
+
+def test_a_live_unit_stores_through_duckdb_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each commit writes a few rows: DuckDB's worker thread would add no speed, only its malloc arena beside the
+    pipeline's memory and a thread competing with the models."""
+    clip = tmp_path / "door.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(30):
+        writer.write(np.full((120, 160, 3), i, np.uint8))
+    writer.release()
+    cam = tmp_path / "cam.toml"
+    cam.write_text('camera_id = "c"\nsite_id = "s"\nsite_kind = "bus"\ntimezone = "UTC"\n[time]\nwindow_seconds = 1\n')
+    seen: list[int] = []
+
+    class Seen(Store):
+        def __init__(self, path: Path, *, wait_s: float = 0.0, threads: int | None = None) -> None:
+            super().__init__(path, wait_s=wait_s, threads=threads)
+            seen.append(self.con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    monkeypatch.setattr(live, "Store", Seen)
+    options = LiveOptions(analysis_fps=5.0, signage_override="test footage")
+    run_live([LiveCamera(str(clip), load_camera(cam))], tmp_path / "unit.duckdb", options, threading.Event(), print)
+    assert len(seen) >= 3 and set(seen) == {1}  # the start, each window's commit, the end
 
 
 def test_tags_keep_declared_keys_with_short_values_and_say_once_what_they_drop(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from sanitary.config import PrivacyConfig, load_camera
 from sanitary.perception.mask_card import load_card
 from sanitary.runtime import batch
 from sanitary.runtime.batch import FileResult, run_batch
-from sanitary.runtime.runs import FileJob, RunOptions, failure, outcome_of, plan_batch
+from sanitary.runtime.runs import FileJob, RunOptions, failure, outcome_of, plan_batch, stored_batch
 from sanitary.storage.store import Store
 from tests.conftest import NO_SIGN, ROOT, run_cli
 from tests.runtime.test_batch import camera, video
@@ -73,6 +73,21 @@ def test_a_file_that_grows_while_it_is_hashed_is_set_aside(tmp_path: Path, monke
     monkeypatch.setattr(sources.Source, "content_hash", hash_while_recording)
     plan = plan_batch([clip], cam, OPTIONS)
     assert plan.files == [] and [(a.status, a.error.split(": ")[1]) for a in plan.set_aside] == [("failed", GROWING)]
+
+
+def test_a_batch_stores_through_duckdb_on_one_thread(tmp_path: Path) -> None:
+    """A run writes a few rows a file: DuckDB's worker thread would add no speed, only its malloc arena beside the
+    pipeline's memory and a thread competing with the models."""
+    cam = load_camera(camera(tmp_path, 'start = "2021-03-01T08:00:00"\n'))
+    plan = plan_batch([video(tmp_path / "a.avi", 20)], cam, OPTIONS)
+    seen: list[str] = []
+
+    def drive(store: Store) -> list[Any]:
+        seen.append(store.con.execute("SELECT current_setting('threads')").fetchone()[0])
+        return []
+
+    stored_batch(plan, tmp_path / "runs.duckdb", drive, print)
+    assert seen == [1]
 
 
 DISK_FULL = """

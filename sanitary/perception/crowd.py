@@ -73,11 +73,12 @@ def owners(people: Detections, heads: Heads) -> np.ndarray:
 
 
 def stacked(people: Detections, heads: Heads, owner: np.ndarray) -> np.ndarray:
-    """(N,) bool: heads that are a second peak of a detected person's own head: inside their box, between its top
-    (less half a head) and the head they own, and in line with it (within one of its sides across). The model
+    """(N,) bool: heads that may be a second peak of a detected person's own head: inside their box, between its
+    top (less half a head) and the head they own, and in line with it (within one of its sides across). The model
     fires twice on some people, on the head and on the shoulders below it, and the nearer to the box's head place
-    is owned: on PETS (every 4th frame) 53 of the 66 lone heads counted were such a pair. Someone behind stands
-    higher than the person's head, above the box's top, not between it and their head."""
+    is owned: on PETS (every 4th frame) 53 of the 66 lone heads counted were such a pair. In a crowd the same place
+    holds the head of someone behind (on ShanghaiTech B's tuning photos, 12 of 122 people a photo), so `fuse` drops
+    these only outside crowds."""
     twin = np.zeros(len(heads), bool)
     mine = np.flatnonzero(owner >= 0)
     if len(mine) == 0:
@@ -93,12 +94,9 @@ def stacked(people: Detections, heads: Heads, owner: np.ndarray) -> np.ndarray:
     return twin
 
 
-def unaccounted(owner: np.ndarray, heads: Heads, people: Detections) -> np.ndarray:
-    """Indices of the heads no detected person accounts for (`owner` from `owners`): neither owned nor `stacked`
-    over an owned one."""
-    accounted = stacked(people, heads, owner)
-    accounted[owner[owner >= 0]] = True
-    return np.flatnonzero(~accounted).astype(np.int64)
+def unaccounted(owner: np.ndarray, heads: Heads) -> np.ndarray:
+    """Indices of the heads no detected person accounts for (`owner` from `owners`)."""
+    return np.setdiff1d(np.arange(len(heads), dtype=np.int64), owner[owner >= 0])
 
 
 def ground_depth(people: Detections, heads: Heads, owner: np.ndarray) -> float:
@@ -120,13 +118,16 @@ def feet_below(heads: Heads, chosen: np.ndarray, depth: float) -> np.ndarray:
     return feet
 
 
-def unboxed_min_score(heads: int, unboxed: int, config: HeadConfig) -> float:
-    """The score a head no detected body accounts for needs to count, given the frame's heads and how many of them
-    no body accounts for. In a crowd (at least `crowd_heads` such heads, making at least `crowd_share` of the
-    heads) most people are only a head: the head model's own `min_score`. Elsewhere the detector sees most
-    people, and a lone head, the only evidence of a person, must reach `unboxed_score`: signs and bollards
-    look like heads too."""
-    crowd = unboxed >= config.crowd_heads and unboxed >= config.crowd_share * heads
+def is_crowd(heads: int, unboxed: int, config: HeadConfig) -> bool:
+    """A frame of `heads` heads, `unboxed` of which no detected body accounts for, is a crowd when those make at
+    least `crowd_heads` heads and `crowd_share` of the heads: the detector sees few of its people."""
+    return unboxed >= config.crowd_heads and unboxed >= config.crowd_share * heads
+
+
+def unboxed_min_score(crowd: bool, config: HeadConfig) -> float:
+    """The score a head no detected body accounts for needs to count. In a crowd most people are only a head: the
+    head model's own `min_score`. Elsewhere the detector sees most people, and a lone head, the only evidence of a
+    person, must reach `unboxed_score`: signs and bollards look like heads too."""
     return config.min_score if crowd else config.unboxed_score
 
 
@@ -135,8 +136,11 @@ def fuse(people: Detections, heads: Heads, walkable: np.ndarray | None, config: 
     score (`unboxed_min_score`) and whose feet stand on `walkable` (an image polygon, None for the whole frame),
     as detected people's feet must."""
     owner = owners(people, heads)
-    unboxed = unaccounted(owner, heads, people)
-    unboxed = unboxed[heads.scores[unboxed] >= unboxed_min_score(len(heads), len(unboxed), config)]
+    unboxed = unaccounted(owner, heads)
+    crowd = is_crowd(len(heads), len(unboxed), config)
+    if not crowd:
+        unboxed = unboxed[~stacked(people, heads, owner)[unboxed]]
+    unboxed = unboxed[heads.scores[unboxed] >= unboxed_min_score(crowd, config)]
     feet = feet_below(heads, unboxed, ground_depth(people, heads, owner))
     if walkable is not None and len(unboxed):
         standing = inside_polygon(feet, walkable)

@@ -11,7 +11,9 @@ from sanitary.perception.crowd import (
     feet_below,
     fuse,
     ground_depth,
+    is_crowd,
     owners,
+    stacked,
     unaccounted,
     unboxed_min_score,
 )
@@ -59,30 +61,38 @@ def test_each_person_accounts_for_one_head_the_nearest_first() -> None:
     # Two heads in one box's reach: the nearer one is the person, the other is someone behind.
     box = people((100, 0, 140, 100))
     two = heads((130, 18), (121, 8))
-    assert (owners(box, two).tolist(), unaccounted(owners(box, two), two, box).tolist()) == ([1], [0])
+    assert (owners(box, two).tolist(), unaccounted(owners(box, two), two).tolist()) == ([1], [0])
     # Two people side by side, heads each in both reaches: matched nearest pair first, nobody left over.
     pair = people((100, 0, 140, 100), (110, 0, 150, 100))
     assert owners(pair, heads((126, 7), (124, 7))).tolist() == [1, 0]
 
 
-def test_a_second_peak_between_the_box_s_top_and_its_head_is_the_same_person() -> None:
+def twins(box: Detections, found: Heads) -> list[int]:
+    return np.flatnonzero(stacked(box, found, owners(box, found))).tolist()
+
+
+def test_a_second_peak_between_the_box_s_top_and_its_head_may_be_the_same_person() -> None:
     # Head place (120, 7); the owned peak at (121, 12) is on the shoulders, the true head above it at (119, 2).
     box = people((100, 0, 140, 100))
-    pair = heads((121, 12), (119, 2))
-    owner = owners(box, pair)
-    assert owner.tolist() == [0] and unaccounted(owner, pair, box).tolist() == []
+    assert owners(box, heads((121, 12), (119, 2))).tolist() == [0] and twins(box, heads((121, 12), (119, 2))) == [1]
     # Half a head above the box's top still fits (y -5); a head higher than that is someone behind (y -6).
-    assert unaccounted(owners(box, heads((121, 12), (119, -5))), heads((121, 12), (119, -5)), box).tolist() == []
-    assert unaccounted(owners(box, heads((121, 12), (119, -6))), heads((121, 12), (119, -6)), box).tolist() == [1]
+    assert twins(box, heads((121, 12), (119, -5))) == [1] and twins(box, heads((121, 12), (119, -6))) == []
     # Out of line (11 px across, heads 10 px) or below the owned head: another person.
-    beside = heads((121, 12), (132, 2))
-    assert unaccounted(owners(box, beside), beside, box).tolist() == [1]
-    below = heads((121, 8), (121, 16))
-    assert unaccounted(owners(box, below), below, box).tolist() == [1]
+    assert twins(box, heads((121, 12), (132, 2))) == [] and twins(box, heads((121, 8), (121, 16))) == []
+    assert twins(people(), heads((121, 12))) == []
+
+
+def test_second_peaks_count_in_a_crowd_and_not_elsewhere() -> None:
+    box = people((100, 0, 140, 100))
+    # Alone, the peak above the shoulders is the person's own head: one person.
+    assert fuse(box, heads((121, 12), (119, 2)), None, RULE).count == 1
+    # Among three more lone heads it is a crowd's, and someone behind: five people.
+    crowd = heads((121, 12), (119, 2), (300, 5), (400, 5), (500, 5))
+    assert fuse(box, crowd, None, RULE).count == 5
 
 
 def test_nobody_detected_leaves_every_head_and_no_head_leaves_none() -> None:
-    assert unaccounted(owners(people(), heads((1, 2), (3, 4))), heads((1, 2), (3, 4)), people()).tolist() == [0, 1]
+    assert unaccounted(owners(people(), heads((1, 2), (3, 4))), heads((1, 2), (3, 4))).tolist() == [0, 1]
     assert owners(people((0, 0, 10, 10)), Heads.none()).tolist() == [-1]
 
 
@@ -107,9 +117,9 @@ def test_feet_stand_the_depth_in_each_head_s_own_size_below_it() -> None:
 
 
 def test_a_crowd_counts_lone_heads_at_the_head_model_s_score_elsewhere_they_need_more() -> None:
-    assert unboxed_min_score(6, 3, RULE) == 0.2  # 3 lone heads of 6: a crowd
-    assert unboxed_min_score(7, 3, RULE) == 0.5  # 3 of 7: the detector sees most people
-    assert unboxed_min_score(4, 2, RULE) == 0.5  # half, but only 2: a sign and a bollard, say
+    assert is_crowd(6, 3, RULE) and unboxed_min_score(True, RULE) == 0.2  # 3 lone heads of 6: a crowd
+    assert not is_crowd(7, 3, RULE) and unboxed_min_score(False, RULE) == 0.5  # 3 of 7: the detector sees most
+    assert not is_crowd(4, 2, RULE)  # half, but only 2: a sign and a bollard, say
 
 
 def test_fuse_counts_unboxed_heads_standing_on_the_walkable_area() -> None:

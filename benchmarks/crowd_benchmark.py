@@ -60,8 +60,9 @@ TARGETS = (
     ("pets", "fused", "mae", 0.40),
 )
 # The per-frame count error on PETS (a sparse walking scene, which the detector alone counts within 0.35) that the
-# sweep's choice may not exceed: the bound the project's count has held on PETS since the person detector landed.
-PETS_MAX_MAE = 0.5
+# sweep's choice may not exceed: issue 28's target for PETS, the bound the project's count held before the head
+# model.
+PETS_MAX_MAE = 0.4
 # The fusion's settings tried by --sweep: the score a lone head needs outside a crowd, and what makes a crowd
 # (1000000 lone heads: never, the rule before crowds were told apart).
 UNBOXED_SCORES = (0.35, 0.4, 0.45, 0.5, 0.6)

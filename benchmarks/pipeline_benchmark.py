@@ -33,7 +33,9 @@ import numpy as np
 
 from sanitary.capture.sources import Source
 from sanitary.config import CameraConfig, DetectionConfig, default_camera, load_camera
+from sanitary.analytics.observations import MaskCounts
 from sanitary.perception.boxes import Detections, iou_matrix
+from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.people import PersonDetector, input_size
 from sanitary.runtime.analyser import FrameAnalyser, observe
 
@@ -64,6 +66,12 @@ TARGET_PEAK_MB_HD = 500.0
 # played at CROWD_FPS, so that the head model runs every heads.every_s as on a video.
 CROWD_HEADS = (40, 70)
 CROWD_FPS = 10.0
+# The crowd held in view: the first photos, each for CROWD_HOLD_S while the view pans across it (CROWD_PAN of the
+# band's width), so that people stay in view and move as on a video: a crowd every frame new is no camera's footage,
+# and what is learnt of a tracked person (their mask) is worth keeping only when they stay.
+CROWD_HELD_PHOTOS = 10
+CROWD_HOLD_S = 3.0
+CROWD_PAN = 0.1
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -223,9 +231,15 @@ def pipeline_run(footage: Path, camera: CameraConfig, limit: int | None) -> dict
     source = source_of(footage, camera)
     analyser = FrameAnalyser.from_camera(camera, source.info.fps)
     rss_models = rss_mb()
+    masks = MaskCounts()
     start = time.perf_counter()
-    n = sum(1 for _ in limited(observe(source, analyser, sample_fps=None), limit))
+    n = 0
+    for _, observation in limited(observe(source, analyser, sample_fps=None), limit):
+        masks += observation.masks
+        n += 1
     elapsed = time.perf_counter() - start
+    analyser.close()
+    people = analyser.people_so_far().people or []
     return {
         "frames": n,
         "fps": n / elapsed,
@@ -233,17 +247,23 @@ def pipeline_run(footage: Path, camera: CameraConfig, limit: int | None) -> dict
         "wall_ms_per_frame": 1000 * elapsed / max(n, 1),
         "person_input": "x".join(map(str, input_size(source.info.width, source.info.height))),
         "rss_after_models_mb": rss_models,
+        # What the run would store of masks: face-frames by reading, and tracked people by their vote.
+        "mask_face_frames": dataclasses.asdict(masks),
+        "mask_votes": {c.name.lower(): sum(p.mask == c for p in people) for c in MaskClass},
     }
 
 
-def speed(footage: Path, camera: CameraConfig, limit: int | None) -> dict[str, Any]:
-    """The pipeline in a fresh process (its peak memory is the whole process's), between two decode-only runs."""
+def speed(footage: Path, camera: CameraConfig, limit: int | None, yardstick: bool = False) -> dict[str, Any]:
+    """The pipeline in a fresh process (its peak memory is the whole process's), between two decode-only runs;
+    with `yardstick`, also with every face's mask read every frame (masks.every_s 0, as before it existed), each in
+    its own process, one after the other under the same load."""
     from live_benchmark import in_child
 
     # Decoding is timed before and after the pipeline: the machine is shared, and the mean evens out load.
     load_before = os.getloadavg()
     before = decode_fps(footage, camera, limit)
     pipeline = in_child(pipeline_run, footage, camera, limit)
+    every_frame = in_child(pipeline_run, footage, masks_every_frame(camera), limit) if yardstick else None
     after = decode_fps(footage, camera, limit)
     decode = (before + after) / 2
     return {
@@ -252,9 +272,14 @@ def speed(footage: Path, camera: CameraConfig, limit: int | None) -> dict[str, A
         "decode_fps": decode,
         "pipeline": pipeline,
         "pipeline_over_decode": pipeline["fps"] / decode,
+        "masks_every_frame": every_frame,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
+
+
+def masks_every_frame(camera: CameraConfig) -> CameraConfig:
+    return dataclasses.replace(camera, masks=dataclasses.replace(camera.masks, every_s=0.0))
 
 
 def speed_hd(avi: Path, camera: CameraConfig, limit: int | None) -> dict[str, Any]:
@@ -289,14 +314,46 @@ def write_crowd(photos: list[Path], folder: Path) -> None:
         cv2.imwrite(str(folder / f"frame_{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def speed_crowd(data: Path, limit: int | None) -> dict[str, Any]:
-    """`speed` on the crowd, default settings, played as a sequence at CROWD_FPS."""
+def write_crowd_held(photos: list[Path], folder: Path) -> None:
+    """Each photo's middle 16:9 band held for CROWD_HOLD_S at CROWD_FPS, the view (1 - CROWD_PAN of the band)
+    panning across it from left to right, enlarged to 1280x720 (JPEG)."""
+    frames = round(CROWD_HOLD_S * CROWD_FPS)
+    n = 0
+    for path in photos:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        h, w = image.shape[:2]
+        band = w * HD[1] // HD[0]
+        top = (h - band) // 2
+        view_w, view_h = round(w * (1 - CROWD_PAN)), round(band * (1 - CROWD_PAN))
+        for k in range(frames):
+            left = round((w - view_w) * k / (frames - 1))
+            y = top + (band - view_h) // 2
+            view = image[y : y + view_h, left : left + view_w]
+            frame = cv2.resize(view, HD, interpolation=cv2.INTER_LINEAR)
+            cv2.imwrite(str(folder / f"frame_{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            n += 1
+
+
+def crowd_camera() -> CameraConfig:
+    """Default settings, the folder played as one camera's sequence at CROWD_FPS."""
     camera = default_camera()
-    camera = dataclasses.replace(camera, time=dataclasses.replace(camera.time, fps=CROWD_FPS, sequence=True))
+    return dataclasses.replace(camera, time=dataclasses.replace(camera.time, fps=CROWD_FPS, sequence=True))
+
+
+def speed_crowd(data: Path, limit: int | None) -> dict[str, Any]:
+    """`speed` on the crowd, every frame a new photo."""
     photos = crowd_photos(data)
     with tempfile.TemporaryDirectory(prefix="sanitary-pipeline-crowd-") as tmp:
         write_crowd(photos, Path(tmp))
-        return {"photos": len(photos), **speed(Path(tmp), camera, limit)}
+        return {"photos": len(photos), **speed(Path(tmp), crowd_camera(), limit, yardstick=True)}
+
+
+def speed_crowd_held(data: Path, limit: int | None) -> dict[str, Any]:
+    """`speed` on the crowd held in view, beside the same run with every mask read every frame."""
+    photos = crowd_photos(data)[:CROWD_HELD_PHOTOS]
+    with tempfile.TemporaryDirectory(prefix="sanitary-pipeline-crowd-held-") as tmp:
+        write_crowd_held(photos, Path(tmp))
+        return {"photos": len(photos), **speed(Path(tmp), crowd_camera(), limit, yardstick=True)}
 
 
 # ---------------------------------------------------------------- report

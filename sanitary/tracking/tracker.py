@@ -49,25 +49,22 @@ def clip_to_frame(people: Detections, width: int, height: int) -> tuple[Detectio
 
 def appearance(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(N, 2 * HUE_BINS * SAT_BINS) unit vectors: hue-saturation histograms of the upper and lower half of each
-    box's core (clothes above and below the waist).
+    box's core (clothes above and below the waist), from one HSV conversion of the frame.
 
     The core is the middle half of the box's width from 10% to 90% of its height: a box around a walking person
     is mostly background at its sides, between the legs and under the feet, and background the person walks past
-    changes the histogram more than the person does. Only the cores are converted to HSV, each on its own: they
-    are a fraction of a 1280x720 frame even with 20-30 people in view, and the conversion is per pixel, so the
-    histograms are those of the whole frame converted once.
+    changes the histogram more than the person does.
     """
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
     features = np.zeros((len(boxes), 2 * HUE_BINS * SAT_BINS), np.float32)
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     core = np.stack(
         [boxes[:, 0] + CORE_SIDE * width, boxes[:, 1] + CORE_END * height, boxes[:, 2] - CORE_SIDE * width,
          boxes[:, 3] - CORE_END * height], axis=1,
     )  # fmt: skip
-    for i, (x1, y1, x2, y2) in enumerate(np.maximum(np.round(core), 0).astype(int)):
-        pixels = image[y1:y2, x1:x2]
-        hsv = cv2.cvtColor(pixels, cv2.COLOR_BGR2HSV) if pixels.size else pixels
-        middle = (y2 - y1) // 2
-        halves = [hsv[:middle], hsv[middle:]]
+    for i, (x1, y1, x2, y2) in enumerate(np.round(core).astype(int)):
+        middle = (y1 + y2) // 2
+        halves = [hsv[y1:middle, x1:x2], hsv[middle:y2, x1:x2]]
         hist = [
             cv2.calcHist([half], [0, 1], None, [HUE_BINS, SAT_BINS], [0, 180, 0, 256]).ravel()
             if half.size

@@ -43,8 +43,8 @@ def test_appearance_tells_colours_apart() -> None:
 
 
 def test_appearance_is_the_whole_frames_hsv_histograms_of_each_core_half() -> None:
-    """Converting only the cores gives, to the bit, the histograms of the frame converted once: overlapping
-    boxes, odd core heights, a box at the frame's edge and one too thin to have a core."""
+    """The features to the bit: overlapping boxes, odd core heights, a box at the frame's edge and one too thin
+    to have a core."""
     image = np.random.default_rng(7).integers(0, 256, (240, 320, 3), np.uint8)
     boxes = np.array(
         [[10, 10, 50, 100], [30, 40, 90, 171], [0, 0, 13, 37], [250.4, 100.6, 320, 240], [5, 5, 6, 200]], np.float32

@@ -174,7 +174,9 @@ class FrameAnalyser:
         owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track, tracks = self._follow(image, people)
         t3 = time.perf_counter()
-        readings = self.masks(image, frame.t, faces, np.where(owners >= 0, track[owners], -1))
+        # A photo shares no scene with the frame before: no reading is carried to it, whatever the tracker says.
+        face_track = np.where((owners >= 0) & (not frame.photo), track[owners], -1)
+        readings = self.masks(image, frame.t, faces, face_track)
         t4 = time.perf_counter()
         ground = self._measure(people, head_count.unboxed_feet)
         t5 = time.perf_counter()

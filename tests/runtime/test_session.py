@@ -204,6 +204,19 @@ def test_tracked_peoples_masks_are_read_once_every_masks_every_s_and_their_frame
     assert not analyser.masks.last
 
 
+def test_no_mask_reading_is_carried_to_a_photo() -> None:
+    """A folder's photos are each their own scene: every face is read on each, even where a track goes on."""
+    script = [[Seen(1, mask=WITH), Seen(2)] for _ in range(4)]
+    camera = dataclasses.replace(CAMERA, masks=dataclasses.replace(CAMERA.masks, every_s=60.0))
+    masks = FakeMasks(script)
+    analyser = FrameAnalyser(
+        camera, people=FakePeople(script), faces=FakeFaces(script), masks=masks, tracker=FakeTracker(script)
+    )
+    observations = [analyser(Frame(i, i / 10, IMAGE, f"{i}.jpg", photo=True)) for i in range(4)]
+    assert [o.masks for o in observations] == [MaskCounts(1, 1, 0, 0)] * 4
+    assert masks.read == [2, 2, 2, 2]
+
+
 def test_windows_are_read_without_ending_a_track_and_close_ends_them() -> None:
     script = [[Seen(1)] for _ in range(5)]
     s, tracker = session(script)

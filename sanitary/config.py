@@ -88,10 +88,10 @@ class MaskConfig:
     # Nose offset from the middle of the eyes, in eye distances; beyond it the face is too side-on.
     max_nose_offset: float = 0.5
     min_confidence: float = 0.6
-    # A tracked person's face is read again once this many seconds after their last reading, the reading carried
-    # to their frames between (0: every face every frame): mask wearing does not change from frame to frame, and a
-    # reading costs ~5 ms a face on 2 cores. Until a person has tracking.min_mask_frames confident readings, and
-    # for faces of nobody tracked, every frame is read.
+    # A tracked person's face is read every frame until tracking.min_mask_frames confident readings, then once in
+    # each period of this many seconds, the reading carried to their frames between (0: every face every frame):
+    # mask wearing does not change from frame to frame, and a reading costs a few ms a face on 2 cores. Faces of
+    # nobody tracked are read every frame (perception/mask_schedule.py).
     every_s: float = 1.0
 
 

@@ -1,16 +1,19 @@
 """When a face's mask is read, and the reading a tracked person's face carries between two readings.
 
-A reading costs the classifier ~5 ms a face on 2 cores, so reading every face of a crowd every frame costs more
-than finding the people; and mask wearing does not change from frame to frame. A tracked person's face is read
-every frame until it gave `min_readings` confident readings (what the person's vote needs, so that a vote never
-rests on one reading copied), then once every `every_s`; the frames between carry the last reading, confident or
-not, so that each frame's counts stay a fair sample of what reading every face would give. Whether a face shows
-enough to be read (its size, how far it is turned) is judged on each frame's own face, carried or not. Faces of
-nobody tracked are read every frame. Readings live in memory only, while their track lives.
+A reading costs the classifier a few milliseconds a face on 2 cores, so reading every face of a crowd every frame
+costs more than finding the people; and mask wearing does not change from frame to frame. A tracked person's face is
+read every frame until it gave `min_readings` confident readings (what the person's vote needs, so that a vote never
+rests on one reading copied), then once in each period of `every_s`; the frames between carry the last reading,
+confident or not, so that each frame's counts stay a fair sample of what reading every face would give. Each track's
+periods start at its own phase (from its id), so that people who came into view together are not all read again on
+the same frame: the readings of a crowd spread evenly over the frames, with no frame late for them. Whether a face
+shows enough to be read (its size, how far it is turned) is judged on each frame's own face, carried or not. Faces
+of nobody tracked are read every frame. Readings live in memory only, while their track lives.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,7 +24,8 @@ from sanitary.perception.faces import Faces
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskReadings, nose_offset, unreadable
 
-TIME_SLACK_S = 1e-6
+# Spreads the tracks' phases evenly whatever their ids (the fractional parts of multiples of the golden ratio).
+PHASE_STEP = (5**0.5 - 1) / 2
 
 
 class ReadsMasks(Protocol):
@@ -62,15 +66,18 @@ class MaskSchedule:
         return MaskReadings(classes, confidence)
 
     def _carries(self, track: int, t: float) -> bool:
-        """Whether the track's last reading stands for its face at `t`."""
+        """Whether the track's last reading stands for its face at `t`: made in the same period of the track's."""
         last = self.last.get(track)
         return (
             last is not None
             and last.confident >= self.min_readings
-            # t < last.t: a seek back; a reading is never carried into the past. Frame times are sums and quotients
-            # of floats: a microsecond short of every_s is every_s.
-            and 0 <= t - last.t < self.thresholds.every_s - TIME_SLACK_S
+            and self.thresholds.every_s > 0
+            and last.t <= t  # a seek back: a reading is never carried into the past
+            and self._period(track, t) == self._period(track, last.t)
         )
+
+    def _period(self, track: int, t: float) -> int:
+        return math.floor(t / self.thresholds.every_s + track * PHASE_STEP % 1)
 
     def _keep(self, track: int, t: float, mask: int, confidence: float) -> None:
         if track < 0:  # nobody tracked: nothing to carry it to

@@ -49,12 +49,14 @@ def run(schedule: MaskSchedule, frames: list[tuple[float, Faces, list[int]]]) ->
 
 
 def test_a_tracked_face_is_read_until_its_vote_can_count_then_once_every_every_s() -> None:
-    """10 frames a second, masks.every_s 0.5, two confident readings needed: read at 0, 0.1, then 0.6 and 1.1;
-    the frames between carry the last reading."""
+    """10 frames a second, masks.every_s 0.5, two confident readings needed: read at 0 and 0.1 s, then once in
+    each of the track's half-second periods, which for track 7 start at 0.337 s, 0.837 s... (its phase, 0.326 of
+    a period, is the fractional part of 7 times the golden ratio's 0.618); the frames between carry the last
+    reading."""
     schedule, reader = schedule_of({0: WITH}, MaskConfig(every_s=0.5), 2)
     classes = run(schedule, [(i / 10, faces([0]), [7]) for i in range(12)])
     assert classes == [[WITH]] * 12
-    assert reader.asked == [[0], [0], [], [], [], [], [0], [], [], [], [], [0]]
+    assert reader.asked == [[0], [0], [], [], [0], [], [], [], [], [0], [], []]
 
 
 def test_readings_not_sure_enough_are_carried_but_do_not_count_towards_the_vote() -> None:

@@ -4,11 +4,14 @@ A reading costs the classifier a few milliseconds a face on 2 cores, so reading 
 costs more than finding the people; and mask wearing does not change from frame to frame. A tracked person's face is
 read every frame until it gave `min_readings` confident readings (what the person's vote needs, so that a vote never
 rests on one reading copied), then once in each period of `every_s`; the frames between carry the last reading,
-confident or not, so that each frame's counts stay a fair sample of what reading every face would give. Each track's
-periods start at its own phase (from its id), so that people who came into view together are not all read again on
-the same frame: the readings of a crowd spread evenly over the frames, with no frame late for them. Whether a face
-shows enough to be read (its size, how far it is turned) is judged on each frame's own face, carried or not. Faces
-of nobody tracked are read every frame. Readings live in memory only, while their track lives.
+confident or not, so that each frame's counts stay a fair sample of what reading every face would give. A reading
+unlike the one before it is not carried (the face is read again on the next frame): a one-frame slip of the
+classifier then counts on its own frame only, as it would if every face were read every frame, rather than for a
+whole period. Each track's periods start at its own phase (from its id), so that people who came into view together
+are not all read again on the same frame: the readings of a crowd spread evenly over the frames, with no frame late
+for them. Whether a face shows enough to be read (its size, how far it is turned) is judged on each frame's own
+face, carried or not. Faces of nobody tracked are read every frame. Readings live in memory only, while their track
+lives.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class _Last:
     mask: int  # its MaskClass value
     confidence: float
     confident: int  # confident readings of this person so far
+    agreed: bool  # the reading before it read the same: not a one-frame slip of the classifier
 
 
 class MaskSchedule:
@@ -71,6 +75,7 @@ class MaskSchedule:
         return (
             last is not None
             and last.confident >= self.min_readings
+            and last.agreed
             and self.thresholds.every_s > 0
             and last.t <= t  # a seek back: a reading is never carried into the past
             and self._period(track, t) == self._period(track, last.t)
@@ -84,7 +89,7 @@ class MaskSchedule:
             return
         before = self.last.get(track)
         confident = (before.confident if before else 0) + (mask != MaskClass.UNKNOWN)
-        self.last[track] = _Last(t, mask, confidence, confident)
+        self.last[track] = _Last(t, mask, confidence, confident, before is not None and before.mask == mask)
 
     def end(self, tracks: tuple[int, ...]) -> None:
         """Tracks that ended: their readings are forgotten."""

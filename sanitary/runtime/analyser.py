@@ -174,9 +174,7 @@ class FrameAnalyser:
         owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track, tracks = self._follow(image, people)
         t3 = time.perf_counter()
-        # A photo shares no scene with the frame before: no reading is carried to it, whatever the tracker says.
-        face_track = np.where((owners >= 0) & (not frame.photo), track[owners], -1)
-        readings = self.masks(image, frame.t, faces, face_track)
+        readings = self.masks(image, frame.t, faces, self._face_tracks(frame, owners, track))
         t4 = time.perf_counter()
         ground = self._measure(people, head_count.unboxed_feet)
         t5 = time.perf_counter()
@@ -226,6 +224,16 @@ class FrameAnalyser:
         tracks = self.tracker(image, people)
         track[tracks.detection] = tracks.ids
         return track, tracks
+
+    @staticmethod
+    def _face_tracks(frame: Frame, owners: np.ndarray, track: np.ndarray) -> np.ndarray:
+        """The track of each face's person, -1 for none (a face searched over a frame where nobody was detected)."""
+        face_track = np.full(len(owners), -1, np.int64)
+        # A photo shares no scene with the frame before: no reading is carried to it, whatever the tracker says.
+        if not frame.photo:
+            owned = owners >= 0
+            face_track[owned] = track[owners[owned]]
+        return face_track
 
     def _track(
         self,

@@ -219,6 +219,28 @@ def test_no_mask_reading_is_carried_to_a_photo() -> None:
     assert masks.read == [2, 2, 2, 2]
 
 
+def test_faces_searched_over_a_frame_where_nobody_was_detected_are_read() -> None:
+    """detection.face_search "frame": two faces, nobody detected, so no track to carry a reading to."""
+    script: Script = [[], []]
+    camera = dataclasses.replace(CAMERA, detection=dataclasses.replace(CAMERA.detection, face_search="frame"))
+    two = [Seen(-1, mask=WITH), Seen(-1)]
+    masks = FakeMasks([two, two])
+
+    class TwoFaces(Stage):
+        def __call__(self, image: np.ndarray, people: Detections) -> Faces:
+            next(self.frames)
+            boxes = np.array([[0, 0, 8, 8], [20, 0, 28, 8]], np.float32)
+            marks = np.array([landmarks(0, 0), landmarks(20, 0)], np.float32)
+            return Faces(boxes, np.ones(2, np.float32), marks, np.array([0, 1], np.int64))
+
+    analyser = FrameAnalyser(
+        camera, people=FakePeople(script), faces=TwoFaces(script), masks=masks, tracker=FakeTracker(script)
+    )
+    observations = [analyser(Frame(i, i / 10, IMAGE, None)) for i in range(2)]
+    assert [o.masks for o in observations] == [MaskCounts(1, 1, 0, 0)] * 2
+    assert masks.read == [2, 2]
+
+
 def test_windows_are_read_without_ending_a_track_and_close_ends_them() -> None:
     script = [[Seen(1)] for _ in range(5)]
     s, tracker = session(script)

@@ -88,6 +88,11 @@ class MaskConfig:
     # Nose offset from the middle of the eyes, in eye distances; beyond it the face is too side-on.
     max_nose_offset: float = 0.5
     min_confidence: float = 0.6
+    # A tracked person's face is read every frame until tracking.min_mask_frames confident readings, then once in
+    # each period of this many seconds, the reading carried to their frames between (0: every face every frame):
+    # mask wearing does not change from frame to frame, and a reading costs a few ms a face on 2 cores. Faces of
+    # nobody tracked are read every frame (perception/mask_schedule.py).
+    every_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -372,6 +377,10 @@ def _check(config: CameraConfig, path: Path) -> None:
         (0 <= config.masks.min_face_px <= MAX_FRAME_PX, f"masks.min_face_px must be between 0 and {MAX_FRAME_PX}"),
         (0 < config.masks.max_nose_offset <= 10, "masks.max_nose_offset must be between 0 and 10 eye distances"),
         (0.0 <= config.masks.min_confidence < 1.0, "masks.min_confidence must be in [0, 1)"),
+        (
+            0 <= config.masks.every_s <= DAY_S,
+            f"masks.every_s must be between 0 (every face every frame) and {DAY_S} seconds",
+        ),
         (0 < config.distancing.threshold_m <= 100, "distancing.threshold_m must be between 0 and 100 metres"),
         (0.0 < config.distancing.confidence < 1.0, "distancing.confidence must be between 0 and 1"),
         (

@@ -40,6 +40,7 @@ def test_defaults(tmp_path: Path) -> None:
         ("[detection]\nperson_score = 1.5\n", "detection.person_score must be between 0 and 1"),
         ("[detection]\nperson_score = 'high'\n", "'detection.person_score' is 'high'"),
         ("[time]\nwindow_seconds = 0\n", "time.window_seconds must be between 1 and 86400"),
+        ("[masks]\nevery_s = -1\n", "masks.every_s must be between 0 (every face every frame) and 86400 seconds"),
         ("[time]\nstart = 'yesterday'\n", "start time 'yesterday' is not ISO 8601"),
         ("[detection]\nwalkable = [[0, 0], [1, 1]]\n", "walkable needs at least 3 points"),
         (

@@ -1,5 +1,5 @@
 """The stages wired for one source, in their one order:
-frames -> people (and heads in crowds) -> faces -> masks -> ground positions -> tracks -> observation.
+frames -> people (and heads in crowds) -> faces -> tracks -> masks -> ground positions -> observation.
 
 Images, boxes, landmarks and track ids live only inside `FrameAnalyser`; what leaves it is an `Observation` of
 counts, and what it knows of people (`people_so_far`) without identity. The stages that look at images are given
@@ -28,6 +28,7 @@ from sanitary.perception.crowd_schedule import CrowdSchedule, FindsHeads, HeadCo
 from sanitary.perception.faces import FaceDetector, Faces, owner_of
 from sanitary.perception.heads import HeadFinder
 from sanitary.perception.mask_classes import MaskClass
+from sanitary.perception.mask_schedule import MaskSchedule, ReadsMasks
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import PersonDetector
 from sanitary.runtime.frame_fit import fit_to_frame
@@ -43,10 +44,6 @@ class FindsPeople(Protocol):
 
 class FindsFaces(Protocol):
     def __call__(self, image: np.ndarray, people: Detections) -> Faces: ...
-
-
-class ReadsMasks(Protocol):
-    def __call__(self, image: np.ndarray, faces: Faces) -> MaskReadings: ...
 
 
 class FollowsPeople(Protocol):
@@ -87,8 +84,9 @@ class PeopleSoFar:
 
 
 class FrameAnalyser:
-    """People, then faces where people are, then each face's mask, then where people stand, one frame at a time;
-    tracked people's doings go to the ledger, and a head shake takes its person out of the open window."""
+    """People, then faces where people are, then who each person is (tracks), then each face's mask (a tracked
+    person's once every `masks.every_s`), then where people stand, one frame at a time; tracked people's doings go
+    to the ledger, and a head shake takes its person out of the open window."""
 
     def __init__(
         self,
@@ -109,7 +107,7 @@ class FrameAnalyser:
         # The head model's runs (perception/crowd_schedule.py): None without one.
         self.crowd = CrowdSchedule(heads, camera.heads, heads_in_background) if heads is not None else None
         self.faces = faces
-        self.masks = masks
+        self.masks = MaskSchedule(masks, camera.masks, camera.tracking.min_mask_frames)
         self.tracker = tracker
         self.face_search = camera.detection.face_search
         self.distancing = camera.distancing
@@ -173,12 +171,14 @@ class FrameAnalyser:
         t1 = time.perf_counter()
         faces = self.faces(image, people)
         t2 = time.perf_counter()
-        readings = self.masks(image, faces)
-        t3 = time.perf_counter()
-        ground = self._measure(people, head_count.unboxed_feet)
-        t4 = time.perf_counter()
         owners = faces.person if self.face_search == "people" else owner_of(faces, people)
-        track = self._track(image, frame.t, people, faces, owners, readings, ground)
+        track, tracks = self._follow(image, people)
+        t3 = time.perf_counter()
+        readings = self.masks(image, frame.t, faces, self._face_tracks(frame, owners, track))
+        t4 = time.perf_counter()
+        ground = self._measure(people, head_count.unboxed_feet)
+        t5 = time.perf_counter()
+        self._track(frame.t, people, track, tracks, faces, owners, readings, ground)
         record = FrameRecord(
             frame.index,
             frame.t,
@@ -192,13 +192,13 @@ class FrameAnalyser:
             head_count.heads,
         )
         observation = self._observe(record)
-        t5 = time.perf_counter()
+        t6 = time.perf_counter()
         self.times.people += (th - t0) * 1000
         self.times.heads += (t1 - th) * 1000
         self.times.faces += (t2 - t1) * 1000
-        self.times.masks += (t3 - t2) * 1000
-        self.times.ground += (t4 - t3) * 1000
-        self.times.tracking += (t5 - t4) * 1000
+        self.times.masks += (t4 - t3) * 1000
+        self.times.ground += (t5 - t4) * 1000
+        self.times.tracking += (t3 - t2 + t6 - t5) * 1000
         self.times.frames += 1
         return observation
 
@@ -216,22 +216,39 @@ class FrameAnalyser:
     def _measure(self, people: Detections, unboxed_feet: np.ndarray) -> FrameDistancing:
         return measure(people, self.homography, self.zones, self.distancing, unboxed_feet)
 
+    def _follow(self, image: np.ndarray, people: Detections) -> tuple[np.ndarray, Tracks | None]:
+        """Each person's track id (-1: not tracked), and the tracker's news; None without tracking."""
+        track = np.full(len(people), -1, np.int64)
+        if self.tracker is None:
+            return track, None
+        tracks = self.tracker(image, people)
+        track[tracks.detection] = tracks.ids
+        return track, tracks
+
+    @staticmethod
+    def _face_tracks(frame: Frame, owners: np.ndarray, track: np.ndarray) -> np.ndarray:
+        """The track of each face's person, -1 for none (a face searched over a frame where nobody was detected)."""
+        face_track = np.full(len(owners), -1, np.int64)
+        # A photo shares no scene with the frame before: no reading is carried to it, whatever the tracker says.
+        if not frame.photo:
+            owned = owners >= 0
+            face_track[owned] = track[owners[owned]]
+        return face_track
+
     def _track(
         self,
-        image: np.ndarray,
         t: float,
         people: Detections,
+        track: np.ndarray,
+        tracks: Tracks | None,
         faces: Faces,
         owners: np.ndarray,
         readings: MaskReadings,
         ground: FrameDistancing,
-    ) -> np.ndarray:
-        """Hand the tracked people's doings to the ledger; each person's track id (-1: not tracked)."""
-        track = np.full(len(people), -1, np.int64)
-        if self.tracker is None:
-            return track
-        tracks = self.tracker(image, people)
-        track[tracks.detection] = tracks.ids
+    ) -> None:
+        """Hand the tracked people's doings to the ledger."""
+        if tracks is None:
+            return
         self._opt_outs(t, track, faces, owners)
         excluded = self.optouts.excluded if self.optouts else set()
         counted = np.flatnonzero((track >= 0) & ~np.isin(track, list(excluded)))
@@ -253,9 +270,9 @@ class FrameAnalyser:
             close,
         )
         self.ledger.end(tracks.ended)
+        self.masks.end(tracks.ended)
         if self.optouts:
             self.optouts.end(tracks.ended)
-        return track
 
     def _opt_outs(self, t: float, track: np.ndarray, faces: Faces, owners: np.ndarray) -> None:
         """Watch each tracked person's head; one who shook it is taken out of the open window and what follows."""
@@ -307,7 +324,9 @@ class FrameAnalyser:
     def close(self) -> None:
         """The footage ended: every track still alive ends here, and a head run still going is not waited for."""
         if self.tracker is not None:
-            self.ledger.end(self.tracker.finish())
+            ended = self.tracker.finish()
+            self.ledger.end(ended)
+            self.masks.end(ended)
         if self.crowd is not None:
             self.crowd.close()
 

@@ -88,9 +88,17 @@ class FakeFaces(Stage):
 
 
 class FakeMasks(Stage):
+    """The scripted readings of the faces it is given (each face's person is its place in the frame's script)."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(script)
+        self.read: list[int] = []  # faces read, each frame
+
     def __call__(self, image: np.ndarray, faces: Faces) -> MaskReadings:
         seen = next(self.frames)
-        return MaskReadings(np.array([s.mask for s in seen], np.int64), np.ones(len(seen), np.float32))
+        self.read.append(len(faces))
+        masks = [seen[p].mask for p in faces.person.tolist()]
+        return MaskReadings(np.array(masks, np.int64), np.ones(len(masks), np.float32))
 
 
 class FakeTracker(Stage):
@@ -177,6 +185,60 @@ def test_a_head_shake_takes_the_person_out_of_the_whole_open_window_and_no_earli
     assert counts(first) == (10, 20, 2, MaskCounts(10, 10, 0, 0), 2, (1, 0, 0, 0, 0), 0)
     # Person 1 is out of every frame of the second window, those before the shake (counted again) too.
     assert counts(second) == (10, 10, 1, MaskCounts(10, 0, 0, 0), 1, (0, 1, 0, 0, 0), 1)
+
+
+def test_tracked_peoples_masks_are_read_once_every_masks_every_s_and_their_frames_count_them_all() -> None:
+    """11 frames, 10 a second, masks.every_s 0.5 s: each tracked face is read on the first two frames (the
+    two readings a vote needs), then once in each half-second period of its track's, whose phases differ so that
+    the two are not read again on the same frame (track 1 at 0.2 and 0.7 s, track 2 at 0.4 and 0.9 s); every
+    frame still counts both faces with their masks, and the ledger votes as before. Person 3 is never tracked:
+    read every frame."""
+    script = [[Seen(1, mask=WITH), Seen(2), Seen(-1)] for _ in range(11)]
+    camera = dataclasses.replace(CAMERA, masks=dataclasses.replace(CAMERA.masks, every_s=0.5))
+    tracker = FakeTracker([[s for s in frame if s.track >= 0] for frame in script])
+    masks = FakeMasks(script)
+    analyser = FrameAnalyser(camera, people=FakePeople(script), faces=FakeFaces(script), masks=masks, tracker=tracker)
+    observations = [analyser(Frame(i, i / 10, IMAGE, None)) for i in range(11)]
+    assert [o.masks for o in observations] == [MaskCounts(1, 2, 0, 0)] * 11
+    assert masks.read == [3, 3, 2, 1, 2, 1, 1, 2, 1, 2, 1]
+    analyser.close()
+    assert [(p.mask, p.mask_frames) for p in analyser.people_so_far().people or []] == [(WITH, 11), (WITHOUT, 11)]
+    assert not analyser.masks.last
+
+
+def test_no_mask_reading_is_carried_to_a_photo() -> None:
+    """A folder's photos are each their own scene: every face is read on each, even where a track goes on."""
+    script = [[Seen(1, mask=WITH), Seen(2)] for _ in range(4)]
+    camera = dataclasses.replace(CAMERA, masks=dataclasses.replace(CAMERA.masks, every_s=60.0))
+    masks = FakeMasks(script)
+    analyser = FrameAnalyser(
+        camera, people=FakePeople(script), faces=FakeFaces(script), masks=masks, tracker=FakeTracker(script)
+    )
+    observations = [analyser(Frame(i, i / 10, IMAGE, f"{i}.jpg", photo=True)) for i in range(4)]
+    assert [o.masks for o in observations] == [MaskCounts(1, 1, 0, 0)] * 4
+    assert masks.read == [2, 2, 2, 2]
+
+
+def test_faces_searched_over_a_frame_where_nobody_was_detected_are_read() -> None:
+    """detection.face_search "frame": two faces, nobody detected, so no track to carry a reading to."""
+    script: Script = [[], []]
+    camera = dataclasses.replace(CAMERA, detection=dataclasses.replace(CAMERA.detection, face_search="frame"))
+    two = [Seen(-1, mask=WITH), Seen(-1)]
+    masks = FakeMasks([two, two])
+
+    class TwoFaces(Stage):
+        def __call__(self, image: np.ndarray, people: Detections) -> Faces:
+            next(self.frames)
+            boxes = np.array([[0, 0, 8, 8], [20, 0, 28, 8]], np.float32)
+            marks = np.array([landmarks(0, 0), landmarks(20, 0)], np.float32)
+            return Faces(boxes, np.ones(2, np.float32), marks, np.array([0, 1], np.int64))
+
+    analyser = FrameAnalyser(
+        camera, people=FakePeople(script), faces=TwoFaces(script), masks=masks, tracker=FakeTracker(script)
+    )
+    observations = [analyser(Frame(i, i / 10, IMAGE, None)) for i in range(2)]
+    assert [o.masks for o in observations] == [MaskCounts(1, 1, 0, 0)] * 2
+    assert masks.read == [2, 2]
 
 
 def test_windows_are_read_without_ending_a_track_and_close_ends_them() -> None:

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import cv2
 import numpy as np
 import pytest
 
@@ -39,6 +40,31 @@ def test_appearance_tells_colours_apart() -> None:
     f = appearance(image, np.array([[10, 10, 50, 100], [100, 10, 140, 100], [12, 12, 48, 98]], np.float32))
     assert np.linalg.norm(f, axis=1) == pytest.approx([1, 1, 1])
     assert f[0] @ f[2] > 0.99 and f[0] @ f[1] < 0.1
+
+
+def test_appearance_is_the_whole_frames_hsv_histograms_of_each_core_half() -> None:
+    """The features to the bit: overlapping boxes, odd core heights, a box at the frame's edge and one too thin
+    to have a core."""
+    image = np.random.default_rng(7).integers(0, 256, (240, 320, 3), np.uint8)
+    boxes = np.array(
+        [[10, 10, 50, 100], [30, 40, 90, 171], [0, 0, 13, 37], [250.4, 100.6, 320, 240], [5, 5, 6, 200]], np.float32
+    )
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    expected = []
+    for x1, y1, x2, y2 in boxes:
+        w, h = x2 - x1, y2 - y1
+        cx1, cy1, cx2, cy2 = np.round([x1 + 0.25 * w, y1 + 0.1 * h, x2 - 0.25 * w, y2 - 0.1 * h]).astype(int)
+        middle = (cy1 + cy2) // 2
+        halves = [hsv[cy1:middle, cx1:cx2], hsv[middle:cy2, cx1:cx2]]
+        vector = np.concatenate(
+            [
+                cv2.calcHist([half], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel() if half.size else np.zeros(32)
+                for half in halves
+            ]
+        ).astype(np.float32)
+        norm = np.linalg.norm(vector)
+        expected.append(vector / norm if norm else vector)
+    assert np.array_equal(appearance(image, boxes), np.array(expected, np.float32))
 
 
 def test_two_people_keep_their_ids_and_an_outside_box_does_not_crash() -> None:

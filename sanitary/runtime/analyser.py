@@ -127,6 +127,12 @@ class FrameAnalyser:
     def from_camera(cls, camera: CameraConfig, analysed_fps: float, heads_in_background: bool = False) -> FrameAnalyser:
         """The analyser with the real models, as the camera's config sets them."""
         d, t = camera.detection, camera.tracking
+        # Live, the head model runs in a thread beside the frames: on one core unless set, so that the frames keep
+        # the other (on two it doubled a frame's time while it ran, and 1280x720 frames were dropped; one run every
+        # `heads.every_s` at about twice its two-core time still keeps up).
+        heads = camera.heads
+        if heads_in_background and heads.threads == 0:
+            heads = dataclasses.replace(heads, threads=1)
         return cls(
             camera,
             # The analyser keeps to the walkable area itself: its pixels follow the frame size.
@@ -134,7 +140,7 @@ class FrameAnalyser:
             faces=FaceDetector(d),
             masks=MaskClassifier(camera.masks, d.threads),
             tracker=PeopleTracker(t, analysed_fps) if t.enabled else None,
-            heads=HeadFinder(camera.heads) if camera.heads.enabled else None,
+            heads=HeadFinder(heads) if heads.enabled else None,
             heads_in_background=heads_in_background,
         )
 

@@ -384,3 +384,11 @@ def test_live_the_head_model_runs_beside_the_frames_and_its_count_joins_when_rea
     assert analyser.crowd.pool is not None
     with pytest.raises(RuntimeError):  # shut down: no run starts after the footage ended
         analyser.crowd.pool.submit(print)
+
+
+def test_live_runs_the_head_model_on_one_core_unless_set() -> None:
+    camera = default_camera()
+    assert FrameAnalyser.from_camera(camera, 7, heads_in_background=True).crowd.finder.config.threads == 1
+    assert FrameAnalyser.from_camera(camera, 7).crowd.finder.config.threads == 0
+    two = dataclasses.replace(camera, heads=dataclasses.replace(camera.heads, threads=2))
+    assert FrameAnalyser.from_camera(two, 7, heads_in_background=True).crowd.finder.config.threads == 2

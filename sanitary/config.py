@@ -154,16 +154,16 @@ class HeadConfig:
 
     enabled: bool = True
     # Peak score for a head; the card's, chosen on every source's tuning photos (head_points.json, decision).
-    min_score: float = 0.35
+    min_score: float = 0.3
     # A head no detected body accounts for counts as a person from this score: alone, it needs stronger evidence.
     # In a crowd (below) it counts from min_score: most people there are only a head. The three are chosen with
-    # the crowd benchmark's sweep on tuning photos of every source and on PETS, keeping PETS within 0.5 a frame
+    # the crowd benchmark's sweep on tuning photos of every source and on PETS, keeping PETS within 0.4 a frame
     # (README "People in crowds").
     unboxed_score: float = 0.5
     # A frame is a crowd when at least crowd_heads heads no detected body accounts for make at least crowd_share
     # of the heads found (the detector sees few of its people).
-    crowd_heads: int = 3
-    crowd_share: float = 0.4
+    crowd_heads: int = 5
+    crowd_share: float = 0.25
     # The frame is resized so that heads come out at the size the model knows best (from the people's heights),
     # but never to more than this many pixels (a 1024x768 photo enlarged x2, the enlargement chosen in training):
     # the model's cost grows with the area.

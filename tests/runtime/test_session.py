@@ -326,19 +326,20 @@ class FakeHeads(Stage):
 
 
 def test_windows_count_the_heads_nobody_detected_as_people_in_zones_too() -> None:
-    # Two detected people (30 px tall) and two heads no box accounts for, one of them left of x = 5.
+    # Two detected people (30 px tall) and two heads no box accounts for, one of them left of x = 5 (below person
+    # 0's head: above it, in line, it would be a second peak of that person's own head).
     script = [[Seen(1), Seen(2)]] * 4
     zone = ZoneConfig("left", [(0.0, 0.0), (5.0, 0.0), (5.0, 40.0), (0.0, 40.0)], units="px")
     camera = dataclasses.replace(CAMERA, zones=[zone])
     analyser = fake_analyser(
-        script, camera, tracker=FakeTracker(script), heads=FakeHeads(script, [(2.0, 5.0), (60.0, 5.0)])
+        script, camera, tracker=FakeTracker(script), heads=FakeHeads(script, [(2.0, 12.0), (60.0, 5.0)])
     )
     s = AnalysisSession(camera, analyser, START, source="test", confusion=CONFUSION)
     analyse(s, script)
     s.close()
     (window,) = s.windows(4.0)
     assert (window.people_sum, window.people_max, window.persons.people_distinct) == (16, 4, 2)  # type: ignore[union-attr]
-    # Person 1's feet (x 4) and the head at x 2 (feet 27 px below it) stand in the zone.
+    # Person 1's feet (x 4) and the head at x 2 (feet 27 px below it, at y 39) stand in the zone.
     assert [(z.people_sum, z.people_max) for z in window.zones] == [(8, 2)]
 
 

@@ -276,17 +276,23 @@ def test_a_looped_file_read_at_full_speed_stops_at_its_length(pets: Path, tmp_pa
     assert frames == 61 and end <= timedelta(seconds=130)  # t = 0, 2, ..., 120, in 10 s windows on the clock
 
 
-def test_an_unexpected_error_ends_the_live_run_failed_with_the_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A fault injected into the analysis: the error goes on up, and the run reads `failed` saying why, not `done`."""
+def door_clip(tmp_path: Path, more_config: str = "") -> tuple[Path, Path]:
+    """Three seconds of a 160x120 door camera at 10 fps, and its camera config."""
     clip = tmp_path / "door.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
     for i in range(30):
         writer.write(np.full((120, 160, 3), i, np.uint8))
     writer.release()
     cam = tmp_path / "cam.toml"
-    cam.write_text('camera_id = "c"\nsite_id = "s"\nsite_kind = "bus"\ntimezone = "UTC"\n')
+    cam.write_text('camera_id = "c"\nsite_id = "s"\nsite_kind = "bus"\ntimezone = "UTC"\n' + more_config)
+    return clip, cam
+
+
+def test_an_unexpected_error_ends_the_live_run_failed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into the analysis: the error goes on up, and the run reads `failed` saying why, not `done`."""
+    clip, cam = door_clip(tmp_path)
 
     def boom(self: CameraSession, frame: object) -> None:
         raise ZeroDivisionError("float division by zero")
@@ -307,13 +313,7 @@ def test_an_unexpected_error_ends_the_live_run_failed_with_the_reason(
 def test_a_live_unit_stores_through_duckdb_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each commit writes a few rows: DuckDB's worker thread would add no speed, only its malloc arena beside the
     pipeline's memory and a thread competing with the models."""
-    clip = tmp_path / "door.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
-    for i in range(30):
-        writer.write(np.full((120, 160, 3), i, np.uint8))
-    writer.release()
-    cam = tmp_path / "cam.toml"
-    cam.write_text('camera_id = "c"\nsite_id = "s"\nsite_kind = "bus"\ntimezone = "UTC"\n[time]\nwindow_seconds = 1\n')
+    clip, cam = door_clip(tmp_path, "[time]\nwindow_seconds = 1\n")
     seen: list[int] = []
 
     class Seen(Store):

@@ -164,9 +164,12 @@ def test_a_bad_timeout_is_refused(db: Path, timeout: str) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_query_in_one_line(db: Path) -> None:
+    # SIGINT at its default, as a terminal gives it: a suite started in the background by a non-interactive shell
+    # (`pytest &` in a script) ignores SIGINT, and the query would inherit that and never see the Ctrl-C.
     process = subprocess.Popen(
         [sys.executable, "-m", "sanitary", "query", ENDLESS, "--db", str(db), "--timeout", "300"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     # Started when the CPU shows the query at work, not before: Ctrl-C while Python is still importing is Python's.

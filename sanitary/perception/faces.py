@@ -32,6 +32,10 @@ class Faces:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def take(self, which: np.ndarray) -> Faces:
+        """The faces at indices `which`, in that order."""
+        return Faces(self.boxes[which], self.scores[which], self.landmarks[which], self.person[which])
+
     @staticmethod
     def empty() -> Faces:
         return Faces(

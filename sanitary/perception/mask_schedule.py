@@ -59,7 +59,7 @@ class MaskSchedule:
         carried = np.flatnonzero(readable & np.array([self._carries(int(track), t) for track in tracks], bool))
         read = np.setdiff1d(np.arange(len(faces)), carried)
         # The reader judges the faces it is given as it always does (one too side-on is unknown, unread).
-        fresh = self.reader(image, _some(faces, read))
+        fresh = self.reader(image, faces.take(read))
         classes = np.empty(len(faces), np.int64)
         confidence = np.empty(len(faces), np.float32)
         classes[read], confidence[read] = fresh.classes, fresh.confidence
@@ -95,7 +95,3 @@ class MaskSchedule:
         """Tracks that ended: their readings are forgotten."""
         for track in tracks:
             self.last.pop(track, None)
-
-
-def _some(faces: Faces, which: np.ndarray) -> Faces:
-    return Faces(faces.boxes[which], faces.scores[which], faces.landmarks[which], faces.person[which])

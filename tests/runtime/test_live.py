@@ -149,9 +149,11 @@ def test_a_camera_down_reads_as_missing_and_is_retried_until_it_is_back(pets: Pa
             " ORDER BY window_start"
         ).fetchall()
         missing = con.execute("SELECT count(*) FROM occupancy_hourly WHERE occupancy_mean IS NULL").fetchone()
-    down, up = rows[0], rows[-2]
+    down, up = rows[0], max(rows[1:])
     assert down[:3] == (0.0, 0, 0) and down[3] == 0.0  # down: no coverage, no frames: missing, not zero people
-    assert up[0] > 1.0 and up[1] > 0 and up[2] > 0  # back: covered and counting
+    # Back: covered and counting. The best-covered window rather than a fixed one: which late window the stream
+    # covers most depends on when it came back and on the machine's load (0.96 s of the second-last one, once).
+    assert up[0] > 1.0 and up[1] > 0 and up[2] > 0
     assert sum(r[4] for r in rows) >= 2  # it retried with backoff while the stream was down
     assert missing is not None
 

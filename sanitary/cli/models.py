@@ -147,6 +147,12 @@ def train_crowd(
             "--init", help="Start from an earlier head model (ONNX of this architecture), not ImageNet alone."
         ),
     ] = None,
+    lr_scale: Annotated[
+        float,
+        typer.Option(
+            "--lr-scale", min=0.001, help="Multiply the learning rates: below 1 to fine-tune an --init model."
+        ),
+    ] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
 ) -> None:
@@ -155,5 +161,5 @@ def train_crowd(
 
     # Runs tried before: those of the card already in --out, else those of the shipped model.
     earlier = out / "head_points.json" if (out / "head_points.json").is_file() else WEIGHTS_DIR / "head_points.json"
-    card = train(data, out, epochs, limit, seed, threads, init=init, earlier_card=earlier)
+    card = train(data, out, epochs, limit, seed, threads, init=init, lr_scale=lr_scale, earlier_card=earlier)
     console.print(json.dumps(card["validation"], indent=2))

@@ -376,8 +376,16 @@ def epoch_order(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarra
     return rng.permutation(picks)
 
 
-def fit(net: HeadNet, photos: list[Photo], epochs: int, rng: np.random.Generator, log_every: int = 20) -> list[dict]:
-    """Train for `epochs` balanced passes (`epoch_order`); AdamW, cosine decay; the losses per epoch."""
+def fit(
+    net: HeadNet,
+    photos: list[Photo],
+    epochs: int,
+    rng: np.random.Generator,
+    lr_scale: float = 1.0,
+    log_every: int = 20,
+) -> list[dict]:
+    """Train for `epochs` balanced passes (`epoch_order`); AdamW from the learning rates times `lr_scale`, cosine
+    decay; the losses per epoch."""
     normalise = Normalise()
     sources = sorted({p.source for p in photos})
     groups = [np.array([i for i, p in enumerate(photos) if p.source == s]) for s in sources]
@@ -385,7 +393,8 @@ def fit(net: HeadNet, photos: list[Photo], epochs: int, rng: np.random.Generator
     backbone = [*net.s8.parameters(), *net.s16.parameters()]
     new = [p for name, p in net.named_parameters() if not name.startswith(("stem.", "s8.", "s16."))]
     optimiser = torch.optim.AdamW(
-        [{"params": backbone, "lr": LR_BACKBONE}, {"params": new, "lr": LR_HEAD}], weight_decay=WEIGHT_DECAY
+        [{"params": backbone, "lr": LR_BACKBONE * lr_scale}, {"params": new, "lr": LR_HEAD * lr_scale}],
+        weight_decay=WEIGHT_DECAY,
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
     history = []
@@ -647,14 +656,15 @@ def train(
     *,
     lists: Path = SPLITS_DIR,
     init: Path | None = None,
+    lr_scale: float = 1.0,
     earlier_card: Path | None = None,
     command: str | None = None,
 ) -> dict:
     """Train on the training photos of every source in `data`, export `out_dir/head_points.onnx`, choose the head
     size and peak score on the tuning photos, score the validation photos once, and write the card (returned).
     `limit` keeps only the first N photos of each part of each source (a quick check). `init`: an earlier head
-    model (ONNX) to start from instead of ImageNet alone. The card's earlier runs come from `earlier_card` (the card
-    in `out_dir` when not given)."""
+    model (ONNX) to start from instead of ImageNet alone; `lr_scale` multiplies the learning rates (below 1 to
+    fine-tune it). The card's earlier runs come from `earlier_card` (the card in `out_dir` when not given)."""
     started = time.perf_counter()
     if epochs < 1:
         raise SanitaryError(f"epochs must be at least 1, not {epochs}")
@@ -680,7 +690,7 @@ def train(
     net = HeadNet(load_backbone(weights))
     if init is not None:
         load_onnx(net, init)
-    history = fit(net, [p for s in sources for p in photos[s.name]["train"]], epochs, rng)
+    history = fit(net, [p for s in sources for p in photos[s.name]["train"]], epochs, rng, lr_scale)
     trained = time.perf_counter()
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -775,8 +785,8 @@ def train(
             "settings": {
                 "crop_px": CROP_PX,
                 "batch": BATCH,
-                "lr_backbone": LR_BACKBONE,
-                "lr_head": LR_HEAD,
+                "lr_backbone": LR_BACKBONE * lr_scale,
+                "lr_head": LR_HEAD * lr_scale,
                 "weight_decay": WEIGHT_DECAY,
                 "sigma_share": SIGMA_SHARE,
                 "sigma_cells": list(SIGMA_CELLS),

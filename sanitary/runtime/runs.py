@@ -34,7 +34,7 @@ from sanitary.perception.mask_card import load_card
 from sanitary.perception.people import MODELS as PEOPLE
 from sanitary.runtime.lifecycle import begin_camera, finish_camera, unsigned
 from sanitary.storage.connection import disk_is_full
-from sanitary.storage.store import UNIT_THREADS, RunStart, Store
+from sanitary.storage.store import RunStart, Store
 
 # The person model is a parameter through the config (detection.model).
 MODELS = ("centerface.onnx", "mask_classifier.onnx")
@@ -329,7 +329,7 @@ def stored_batch(
     """A batch's session with the store at `db`: the camera begun, the files driven (`drive` analyses and stores
     them), the camera's retention applied; a full disk is one line naming the file."""
     try:
-        with Store(db, threads=UNIT_THREADS) as store:
+        with Store.for_unit(db) as store:
             if store.interrupted:
                 log(f"{db}: {store.interrupted} run(s) left running by a process that ended marked interrupted")
             begin_camera(store, plan.camera)

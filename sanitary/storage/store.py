@@ -94,6 +94,11 @@ class Store:
         self.sites = SiteRegister(self.con)
         self.alerts = AlertRegister(self.con)
 
+    @classmethod
+    def for_unit(cls, path: Path, *, wait_s: float = 0.0) -> Store:
+        """The store of a unit's own file (`run`, `live`): DuckDB on UNIT_THREADS."""
+        return cls(path, wait_s=wait_s, threads=UNIT_THREADS)
+
     def _close_dead_runs(self) -> int:
         """Runs left `running` by a process that has ended (kill -9, a power cut) closed as `interrupted`, saying
         so; how many. What such a run stored stays: a batch file's windows are written with its end, so none.

@@ -6,21 +6,19 @@ the regions searched, and a person with no face found for a second mostly stays 
 every frame while a face was found on them within the last `RECENT_S` (the mask schedule and the head-shake opt-out
 read it); one with no face found for longer is searched once in each `AWAY_S` of their track's, at their own phase,
 so that a face turned back to the camera is found again within that time and is then searched every frame. People
-not tracked (yet) are searched every frame. Measured on the crowd held in view: 29% fewer regions searched for 1.7%
-fewer faces found (0.6% on a masked crowd, where most faces show). What is known of a track lives in memory only,
-while the track lives.
+not tracked (yet) are searched every frame. Replayed on the faces found on the crowd held in view: 29% fewer
+regions searched for 1.7% fewer faces found (0.6% on a masked crowd, where most faces show). What is known of a
+track lives in memory only, while the track lives.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from sanitary.perception.mask_schedule import track_period
 
 RECENT_S = 1.0
 AWAY_S = 0.3
-# Spreads the tracks' phases evenly whatever their ids (the fractional parts of multiples of the golden ratio).
-PHASE_STEP = (5**0.5 - 1) / 2
 
 
 class FaceSearchSchedule:
@@ -38,12 +36,10 @@ class FaceSearchSchedule:
         if track < 0:
             return True
         last_face = self.last_face.setdefault(track, t)
-        if t - last_face <= RECENT_S or t < last_face:  # t < last_face: a seek back, start over
+        if t - last_face <= RECENT_S:  # a seek back to before the last face, too
             return True
-        return self._period(track, t) != self._period(track, self.last_search.get(track, -math.inf))
-
-    def _period(self, track: int, t: float) -> float:
-        return math.floor(t / AWAY_S + track * PHASE_STEP % 1) if math.isfinite(t) else -math.inf
+        last_search = self.last_search.get(track)
+        return last_search is None or track_period(track, t, AWAY_S) != track_period(track, last_search, AWAY_S)
 
     def found(self, t: float, tracks: np.ndarray, searched: np.ndarray, face: np.ndarray) -> None:
         """After the search at `t`: which people (their tracks) were searched, and on which a face was found."""

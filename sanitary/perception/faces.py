@@ -155,6 +155,10 @@ def _decode(
     ys, xs = np.nonzero(heat > threshold)
     if len(ys) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+    if keep == 1:
+        # NMS's first pick is the best-scored cell: the others need no box (a tenth of the face search's time).
+        first = int(np.argmax(heat[ys, xs]))
+        ys, xs = ys[first : first + 1], xs[first : first + 1]
     bh = np.exp(scale[0, ys, xs]) * STRIDE
     bw = np.exp(scale[1, ys, xs]) * STRIDE
     x1 = (xs + offset[1, ys, xs] + 0.5) * STRIDE - bw / 2

@@ -549,8 +549,9 @@ def run_rows(p: dict[str, Any], prefix: str) -> list[list[str]]:
         ],
         [f"{prefix}share of the stages' time", " / ".join(f"{v:.0%}" for v in shares(stages))],
         [
-            f"{prefix}face-frames with / without / incorrect / unknown; mask rate",
-            f"{' / '.join(str(faces[k]) for k in MASK_KEYS)}; {mask_rate(faces)}",
+            f"{prefix}face-frames with / without / incorrect / unknown; mask rate; faces a frame",
+            f"{' / '.join(str(faces[k]) for k in MASK_KEYS)}; {mask_rate(faces)}; "
+            f"{sum(faces[k] for k in MASK_KEYS) / max(p['frames'], 1):.2f}",
         ],
         [f"{prefix}people's votes with / without / incorrect / unknown", " / ".join(str(votes[k]) for k in MASK_KEYS)],
     ]

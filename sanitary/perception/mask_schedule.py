@@ -82,7 +82,7 @@ class MaskSchedule:
         )
 
     def _period(self, track: int, t: float) -> int:
-        return math.floor(t / self.thresholds.every_s + track * PHASE_STEP % 1)
+        return track_period(track, t, self.thresholds.every_s)
 
     def _keep(self, track: int, t: float, mask: int, confidence: float) -> None:
         if track < 0:  # nobody tracked: nothing to carry it to
@@ -95,3 +95,8 @@ class MaskSchedule:
         """Tracks that ended: their readings are forgotten."""
         for track in tracks:
             self.last.pop(track, None)
+
+
+def track_period(track: int, t: float, period_s: float) -> int:
+    """Which of the track's periods of `period_s` holds `t`: the periods start at the track's own phase."""
+    return math.floor(t / period_s + track * PHASE_STEP % 1)

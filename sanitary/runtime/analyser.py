@@ -1,5 +1,5 @@
 """The stages wired for one source, in their one order:
-frames -> people (and heads in crowds) -> faces -> tracks -> masks -> ground positions -> observation.
+frames -> people (and heads in crowds) -> tracks -> faces -> masks -> ground positions -> observation.
 
 Images, boxes, landmarks and track ids live only inside `FrameAnalyser`; what leaves it is an `Observation` of
 counts, and what it knows of people (`people_so_far`) without identity. The stages that look at images are given
@@ -32,6 +32,7 @@ from sanitary.perception.mask_schedule import MaskSchedule, ReadsMasks
 from sanitary.perception.masks import MaskClassifier, MaskReadings
 from sanitary.perception.people import PersonDetector
 from sanitary.runtime.frame_fit import fit_to_frame
+from sanitary.tracking.face_search import FaceSearchSchedule
 from sanitary.tracking.headshake import yaw_from_landmarks
 from sanitary.tracking.ledger import PersonLedger, PersonSummary
 from sanitary.tracking.optout import OptOutWatch
@@ -84,9 +85,10 @@ class PeopleSoFar:
 
 
 class FrameAnalyser:
-    """People, then faces where people are, then who each person is (tracks), then each face's mask (a tracked
-    person's once every `masks.every_s`), then where people stand, one frame at a time; tracked people's doings go
-    to the ledger, and a head shake takes its person out of the open window."""
+    """People, then who each person is (tracks), then faces where people are (a tracked person long without a face
+    found less often), then each face's mask (a tracked person's once every `masks.every_s`), then where people
+    stand, one frame at a time; tracked people's doings go to the ledger, and a head shake takes its person out of
+    the open window."""
 
     def __init__(
         self,
@@ -107,6 +109,7 @@ class FrameAnalyser:
         # The head model's runs (perception/crowd_schedule.py): None without one.
         self.crowd = CrowdSchedule(heads, camera.heads, heads_in_background) if heads is not None else None
         self.faces = faces
+        self.face_schedule = FaceSearchSchedule()
         self.masks = MaskSchedule(masks, camera.masks, camera.tracking.min_mask_frames)
         self.tracker = tracker
         self.face_search = camera.detection.face_search
@@ -175,11 +178,11 @@ class FrameAnalyser:
         th = time.perf_counter()
         head_count = self.crowd(frame, image, people, self.walkable) if self.crowd is not None else HeadCount.none()
         t1 = time.perf_counter()
-        faces = self.faces(image, people)
-        t2 = time.perf_counter()
-        owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         track, tracks = self._follow(image, people)
+        t2 = time.perf_counter()
+        faces = self._faces(frame, image, people, track)
         t3 = time.perf_counter()
+        owners = faces.person if self.face_search == "people" else owner_of(faces, people)
         readings = self.masks(image, frame.t, faces, self._face_tracks(frame, owners, track))
         t4 = time.perf_counter()
         ground = self._measure(people, head_count.unboxed_feet)
@@ -201,10 +204,10 @@ class FrameAnalyser:
         t6 = time.perf_counter()
         self.times.people += (th - t0) * 1000
         self.times.heads += (t1 - th) * 1000
-        self.times.faces += (t2 - t1) * 1000
+        self.times.faces += (t3 - t2) * 1000
         self.times.masks += (t4 - t3) * 1000
         self.times.ground += (t5 - t4) * 1000
-        self.times.tracking += (t3 - t2 + t6 - t5) * 1000
+        self.times.tracking += (t2 - t1 + t6 - t5) * 1000
         self.times.frames += 1
         return observation
 
@@ -230,6 +233,19 @@ class FrameAnalyser:
         tracks = self.tracker(image, people)
         track[tracks.detection] = tracks.ids
         return track, tracks
+
+    def _faces(self, frame: Frame, image: np.ndarray, people: Detections, track: np.ndarray) -> Faces:
+        """The faces in the head regions of the people due a search (`FaceSearchSchedule`), each face's person an
+        index into `people`; a search over the whole frame, or a photo (no scene shared with the frame before), is
+        every time."""
+        if self.face_search == "frame" or frame.photo:
+            return self.faces(image, people)
+        searched = self.face_schedule.due(frame.t, track)
+        chosen = np.flatnonzero(searched)
+        faces = self.faces(image, Detections(people.boxes[chosen], people.scores[chosen]))
+        faces = dataclasses.replace(faces, person=chosen[faces.person])
+        self.face_schedule.found(frame.t, track, searched, np.isin(np.arange(len(people)), faces.person))
+        return faces
 
     @staticmethod
     def _face_tracks(frame: Frame, owners: np.ndarray, track: np.ndarray) -> np.ndarray:
@@ -277,6 +293,7 @@ class FrameAnalyser:
         )
         self.ledger.end(tracks.ended)
         self.masks.end(tracks.ended)
+        self.face_schedule.end(tracks.ended)
         if self.optouts:
             self.optouts.end(tracks.ended)
 
@@ -333,6 +350,7 @@ class FrameAnalyser:
             ended = self.tracker.finish()
             self.ledger.end(ended)
             self.masks.end(ended)
+            self.face_schedule.end(ended)
         if self.crowd is not None:
             self.crowd.close()
 

@@ -11,7 +11,7 @@ import pytest
 from benchmarks.pipeline_benchmark import Matches, load_gt, match
 from sanitary.config import DetectionConfig, MaskConfig, load_camera
 from sanitary.perception.boxes import Detections, iou_matrix, nms
-from sanitary.perception.faces import FaceDetector, Faces, head_regions
+from sanitary.perception.faces import MAX_TILES, FaceDetector, Faces, head_regions, mosaic_grid, tile_cells
 from sanitary.perception.mask_classes import MaskClass
 from sanitary.perception.masks import MaskClassifier
 from sanitary.perception.people import (
@@ -143,8 +143,14 @@ def test_head_regions_only_for_people_tall_enough() -> None:
     people = Detections(np.array([[10, 10, 40, 100], [100, 50, 110, 80]], np.float32), np.ones(2, np.float32))
     regions, owners = head_regions(people, 200, 200, min_person_px=60)
     assert owners.tolist() == [0]
-    side = 0.45 * 90
-    assert regions[0].tolist() == pytest.approx([25 - side / 2, 10 - 0.1 * side, 25 + side / 2, 10 + 0.9 * side])
+    square = 0.45 * 90  # wider than the box (30 px): 0.45 of its height
+    top = 10 - 0.1 * square
+    assert regions[0].tolist() == pytest.approx([25 - 0.4 * square, top, 25 + 0.4 * square, top + 0.8 * square])
+
+
+def test_mosaic_grid_is_near_square_and_filled_row_by_row() -> None:
+    assert [mosaic_grid(n) for n in (1, 2, 4, 5, 10, 16)] == [(1, 1), (2, 1), (2, 2), (3, 2), (4, 3), (4, 4)]
+    assert tile_cells(5, 3) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
 
 
 def test_people_on_real_pets_frames(pets: Path) -> None:
@@ -188,6 +194,59 @@ def test_faces_found_in_head_regions_of_real_photos(pets: Path) -> None:
         if len(result) and iou_matrix(result.boxes, np.array([[x1, y1, x2, y2]], np.float32)).max() >= 0.3:
             found += 1
     assert found >= 0.6 * len(faces)
+
+
+def person_under(face: np.ndarray) -> np.ndarray:
+    """A person box as the person detector would give it: the face at the top, the body below."""
+    x1, y1, x2, y2 = face
+    w, h = x2 - x1, y2 - y1
+    return np.array([x1 - w, y1 - 0.2 * h, x2 + w, y1 + 6 * h], np.float32)
+
+
+@pytest.fixture(scope="module")
+def one_face(pets: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A real bare face 30-50 px wide with a face's width and height around it, and its box in that patch."""
+    masks = pets.parent / "facemask-andrewmvd"
+    if not masks.is_dir():
+        pytest.skip(f"face-mask photos not found at {masks}")
+    for image_path, (x1, y1, x2, y2) in annotated_faces(masks, min_px=30, limit=40):
+        w, h = x2 - x1, y2 - y1
+        image = cv2.imread(str(image_path))
+        if w <= 50 and x1 >= w and y1 >= h and x2 + w <= image.shape[1] and y2 + h <= image.shape[0]:
+            return image[y1 - h : y2 + h, x1 - w : x2 + w].copy(), np.array([w, h, 2 * w, 2 * h], np.float32)
+    pytest.skip("no face 30-50 px wide with room around it")
+
+
+def test_more_people_than_one_mosaic_holds_each_get_their_own_face(one_face: tuple[np.ndarray, np.ndarray]) -> None:
+    patch, face = one_face
+    frame = np.full((720, 1280, 3), 127, np.uint8)
+    boxes = []
+    for row in range(4):
+        for column in range(5):
+            x, y = 256 * column, 180 * row
+            frame[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+            boxes.append(face + np.array([x, y, x, y], np.float32))
+    people = np.stack([person_under(b) for b in boxes])
+    assert len(people) > MAX_TILES
+    found = FaceDetector(DetectionConfig())(frame, Detections(people, np.ones(len(people), np.float32)))
+    assert sorted(found.person.tolist()) == list(range(len(people)))
+    assert all(iou_matrix(found.boxes[[i]], boxes[p][None])[0, 0] >= 0.5 for i, p in enumerate(found.person))
+
+
+def test_a_face_at_the_rim_of_a_neighbours_square_is_left_to_its_own_person(
+    one_face: tuple[np.ndarray, np.ndarray],
+) -> None:
+    patch, face = one_face
+    frame = np.full((360, 480, 3), 127, np.uint8)
+    at = np.array([200, 60, 200, 60], np.float32)
+    frame[60 : 60 + patch.shape[0], 200 : 200 + patch.shape[1]] = patch
+    own = person_under(face + at)
+    square = max(own[2] - own[0], 0.45 * (own[3] - own[1]))
+    # The neighbour stands to the left, the face's centre at 0.45 of their square from their middle.
+    neighbour = own - np.array([0.45 * square, 0, 0.45 * square, 0], np.float32)
+    people = Detections(np.stack([neighbour, own]), np.ones(2, np.float32))
+    found = FaceDetector(DetectionConfig())(frame, people)
+    assert found.person.tolist() == [1]
 
 
 class ScriptedMasks:

@@ -219,6 +219,34 @@ def test_no_mask_reading_is_carried_to_a_photo() -> None:
     assert masks.read == [2, 2, 2, 2]
 
 
+def test_a_tracked_person_long_without_a_face_is_searched_less_often_and_faces_keep_their_people() -> None:
+    """10 frames a second for 2 s: track 1 never shows a face, track 2 always does. Track 1's head region is searched
+    on every frame of its first second, then once in each 0.3 s (tracking/face_search.py); track 2's on every frame,
+    its face read as its own person's (the second box) on the frames where the first is not searched."""
+    script = [[Seen(1), Seen(2, mask=WITH)] for _ in range(21)]
+    given: list[list[float]] = []  # the left edge of each box the face search was given, each frame
+
+    class BackTurned(Stage):
+        def __call__(self, image: np.ndarray, people: Detections) -> Faces:
+            next(self.frames)
+            given.append(people.boxes[:, 0].tolist())
+            shown = np.flatnonzero(people.boxes[:, 0] == 10)  # person 2's box (detections(): 10 px a person)
+            marks = np.array([landmarks(10, 0.0)] * len(shown), np.float32).reshape(-1, 5, 2)
+            return Faces(people.boxes[shown], np.ones(len(shown), np.float32), marks, shown)
+
+    analyser = FrameAnalyser(
+        CAMERA,
+        people=FakePeople(script),
+        faces=BackTurned(script),
+        masks=FakeMasks(script),
+        tracker=FakeTracker(script),
+    )
+    observations = [analyser(Frame(i, i / 10, IMAGE, None)) for i in range(21)]
+    assert [i / 10 for i, boxes in enumerate(given) if 0.0 in boxes] == [i / 10 for i in (*range(11), 11, 14, 17, 20)]
+    assert all(10.0 in boxes for boxes in given)
+    assert [o.masks for o in observations] == [MaskCounts(1, 0, 0, 0)] * 21
+
+
 def test_faces_searched_over_a_frame_where_nobody_was_detected_are_read() -> None:
     """detection.face_search "frame": two faces, nobody detected, so no track to carry a reading to."""
     script: Script = [[], []]

@@ -629,7 +629,8 @@ def _log(message: str) -> None:
 
 
 def earlier_runs(card_path: Path) -> list[dict]:
-    """The runs the card at `card_path` knew, and that card's own: every run counts as a try."""
+    """The runs the card at `card_path` knew, that card's own, and the runs tried after it and not shipped (its
+    `later_runs_not_shipped`): every run counts as a try."""
     try:
         old = json.loads(card_path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -643,7 +644,7 @@ def earlier_runs(card_path: Path) -> list[dict]:
         "decision": old.get("decision"),
         "validation": old.get("validation"),
     }
-    return [*old.get("earlier_runs", []), summary]
+    return [*old.get("earlier_runs", []), summary, *old.get("later_runs_not_shipped", [])]
 
 
 def train(

@@ -30,6 +30,7 @@ from sanitary.train.crowd_heads import (  # noqa: E402  (after the skip: it impo
     Exported,
     HeadNet,
     Photo,
+    earlier_runs,
     epoch_order,
     estimated_sizes,
     export_onnx,
@@ -127,6 +128,22 @@ def test_an_epoch_takes_as_many_crops_from_each_source() -> None:
     order = epoch_order([np.arange(0, 3), np.arange(3, 10)], np.random.default_rng(0))
     assert len(order) == 6 and sorted(order[order < 3].tolist()) == [0, 1, 2]
     assert len(set(order.tolist())) == 6 and (order >= 3).sum() == 3
+
+
+def test_earlier_runs_keep_the_runs_tried_and_not_shipped(tmp_path: Path) -> None:
+    card = tmp_path / "head_points.json"
+    card.write_text(
+        json.dumps(
+            {
+                "trained_at": "shipped",
+                "earlier_runs": [{"trained_at": "first"}],
+                "later_runs_not_shipped": [{"command": "a restart"}, {"command": "a fine-tune"}],
+            }
+        )
+    )
+    runs = earlier_runs(card)
+    assert [r.get("trained_at") or r["command"] for r in runs] == ["first", "shipped", "a restart", "a fine-tune"]
+    assert earlier_runs(tmp_path / "none.json") == []
 
 
 def test_lr_scale_scales_the_steps_taken() -> None:

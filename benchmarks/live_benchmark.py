@@ -193,8 +193,13 @@ def realtime_run(spec: str, camera: CameraConfig, fps: float) -> dict[str, Any]:
 
 
 def peak_rss_mb() -> float:
-    """The process's peak resident memory (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    """The process's peak resident memory."""
+    return maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def maxrss_mb(maxrss: int) -> float:
+    """A rusage's ru_maxrss in MB: it is KiB on Linux, bytes on macOS."""
+    return maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def _measured(task: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> dict[str, Any]:

@@ -305,10 +305,13 @@ def command_run(avi: Path, camera_path: Path, camera: CameraConfig) -> dict[str,
     """`sanitary run` over the clip as a unit runs it (every frame, its DuckDB store and progress bar beside the
     pipeline) in a process of its own: the peak resident memory of that whole process (wait4 gives the child's own,
     not the largest of this benchmark's children), and its frame rate with start-up."""
-    fps = source_of(avi, camera).info.fps
+    # A sibling script's helper, on the path when this one runs as a script.
+    from live_benchmark import maxrss_mb
+
+    info = source_of(avi, camera).info
     with tempfile.TemporaryDirectory(prefix="sanitary-pipeline-run-") as tmp:
         command = [sys.executable, "-m", "sanitary", "run", str(avi), "--camera", str(camera_path),
-                   "--db", str(Path(tmp) / "unit.duckdb"), "--sample-fps", f"{fps:g}", "--without-signage",
+                   "--db", str(Path(tmp) / "unit.duckdb"), "--sample-fps", f"{info.fps:g}", "--without-signage",
                    "benchmark"]  # fmt: skip
         load_before = os.getloadavg()
         start = time.perf_counter()
@@ -316,15 +319,15 @@ def command_run(avi: Path, camera_path: Path, camera: CameraConfig) -> dict[str,
             child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - start
+        # Reaped by wait4: Popen is told, or it would wait for the child again and warn that it still runs.
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
             raise RuntimeError(f"{' '.join(command)} failed:\n{(Path(tmp) / 'output').read_text()}")
-    frames = source_of(avi, camera).info.frame_count
     return {
-        "frames": frames,
+        "frames": info.frame_count,
         "wall_s": elapsed,
-        "fps_with_startup": frames / elapsed,
-        "peak_rss_mb": usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024),
+        "fps_with_startup": info.frame_count / elapsed,
+        "peak_rss_mb": maxrss_mb(usage.ru_maxrss),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
